@@ -1,0 +1,229 @@
+// ctgw swap.js: swaps a site's phone numbers for the tracking numbers leased to this visit.
+// Embed: <script async src="https://GATEWAY/swap.js" data-site="KEY"></script>
+// Plain ES2017, no eval, no inline styles: works under script-src 'self'. Any failure leaves the
+// page as it was, silently. Full-line comments and indentation are stripped when served.
+(function (W, D) {
+  'use strict';
+  var tag = D.currentScript || D.querySelector('script[data-site]');
+  if (!tag || W.ctgw) return;
+  var site = tag.getAttribute('data-site');
+  var domain = tag.getAttribute('data-cookie-domain');
+  // The API lives where the script came from (path prefix included).
+  var api = tag.src.split(/[?#]/)[0].replace(/\/[^/]*$/, '');
+  var KEY = 'ctgw_' + site;
+  var SEP = '[-\\s.()/\\u00a0\\u2010-\\u2015]{0,3}';
+  var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|SELECT|OPTION|NOSCRIPT|TEMPLATE|svg)$/;
+  var INLINE = /^(A|ABBR|B|BDI|BDO|BIG|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|TT|U|VAR|WBR)$/;
+  var pairs = [], map = {}, find = null, sess = null, timer = 0, busy = 0, gone = 0;
+  var queue = [], frame = 0, observer = null;
+
+  function now() { return Date.now(); }
+  function quiet() {}
+
+  // Storage: a first-party cookie (optionally for a parent domain), localStorage as fallback.
+  function read(k) {
+    var m = D.cookie.match('(?:^|; )' + k + '=([^;]*)'), v = m && decodeURIComponent(m[1]);
+    if (!v) try { v = localStorage.getItem(k); } catch (e) { quiet(); }
+    return v || '';
+  }
+  function write(k, v, age) {
+    D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
+      (domain ? ';domain=' + domain : '') + (location.protocol == 'https:' ? ';secure' : '');
+    try { age ? localStorage.setItem(k, v) : localStorage.removeItem(k); } catch (e) { quiet(); }
+  }
+  function stored() {
+    try {
+      var s = JSON.parse(read(KEY));
+      return s && s.e > now() ? s : null;
+    } catch (e) { return null; }
+  }
+  function keep(s) { sess = s; write(KEY, JSON.stringify(s), 86400); }
+
+  // Digit sequences a number is written with: with country code, national (trunk 0), bare.
+  function forms(e164) {
+    var d = e164.replace(/\D/g, '');
+    var cc = (d.match(/^(1|7|2[07]|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])/) || [d.slice(0, 3)])[0];
+    var n = d.slice(cc.length);
+    return cc == '1' ? [d, n] : [d, '00' + d, cc + '0' + n, '0' + n, n];
+  }
+  function rules(numbers) {
+    var old = pairs;
+    pairs = numbers.map(function (x) { return [x.target, x.number]; });
+    // Numbers shown by an earlier session on this page move to the new one.
+    old.forEach(function (p) {
+      pairs.forEach(function (q) { if (p[0] == q[0] && p[1] != q[1]) pairs.push([p[1], q[1]]); });
+    });
+    map = {};
+    var alts = [];
+    pairs.forEach(function (p) {
+      var a = forms(p[0]), b = forms(p[1]);
+      a.forEach(function (f, i) { if (f != b[i] && !map[f]) { map[f] = b[i]; alts.push(f); } });
+    });
+    alts.sort(function (x, y) { return y.length - x.length; });
+    find = alts.length ? new RegExp(alts.map(function (f) { return f.split('').join(SEP); }).join('|'), 'g') : null;
+  }
+
+  // Edits [index, replacement] that put the new digits in place of the old, keeping separators.
+  function edits(t) {
+    var out = [], m, a, z, d, n, k, i;
+    if (!find) return out;
+    find.lastIndex = 0;
+    while ((m = find.exec(t))) {
+      a = m.index; z = a + m[0].length;
+      if (/\d/.test(t.charAt(a - 1) + t.charAt(z))) continue;
+      d = m[0].replace(/\D/g, ''); n = map[d]; k = 0;
+      if (!n) continue;
+      for (i = a; i < z; i++) {
+        if (/\d/.test(t[i])) out.push([i, ++k < d.length ? n[k - 1] || '' : n.slice(k - 1)]);
+      }
+    }
+    return out;
+  }
+  function apply(t, e) {
+    var o = '', p = 0;
+    e.forEach(function (x) { o += t.slice(p, x[0]) + x[1]; p = x[0] + 1; });
+    return o + t.slice(p);
+  }
+  // One run of text nodes that reads as one line: split numbers are matched across them.
+  function fix(nodes) {
+    var t = '', at = [], e, j = 0;
+    nodes.forEach(function (n) { at.push(t.length); t += n.data; });
+    if (!/\d/.test(t) || !(e = edits(t)).length) return;
+    nodes.forEach(function (n, i) {
+      var a = at[i], z = a + n.data.length, mine = [];
+      for (; j < e.length && e[j][0] < z; j++) mine.push([e[j][0] - a, e[j][1]]);
+      if (mine.length) n.data = apply(n.data, mine);
+    });
+  }
+  function blocked(el) {
+    return (el.closest && el.closest('[data-ctgw-noswap]')) || SKIP.test(el.nodeName);
+  }
+  function block(n) {
+    while (n.parentNode && (n.nodeType != 1 || INLINE.test(n.nodeName))) n = n.parentNode;
+    return n;
+  }
+  function swap(root) {
+    root = root || D.body;
+    if (root && root.nodeType == 3) root = root.parentNode;
+    if (!find || !root || blocked(root)) return;
+    var walk = D.createTreeWalker(root, 5, function (n) {
+      return n.nodeType == 3 ? 1 : SKIP.test(n.nodeName) || n.hasAttribute('data-ctgw-noswap') ? 2 : 3;
+    });
+    var run = [], last = null, n, b;
+    while ((n = walk.nextNode())) {
+      b = block(n.parentNode);
+      if (b != last && run.length) { fix(run); run = []; }
+      last = b; run.push(n);
+    }
+    if (run.length) fix(run);
+    [].forEach.call(root.querySelectorAll('a[href]'), link);
+    if (root.nodeName == 'A') link(root);
+  }
+  function link(a) {
+    var h = a.getAttribute('href'), e;
+    if (/^(tel|sms|callto):/i.test(h) && !blocked(a) && (e = edits(h)).length) a.setAttribute('href', apply(h, e));
+  }
+
+  // Content added later (popups, route changes) is swapped once per frame, before it is painted.
+  function watch() {
+    if (observer || !W.MutationObserver) return;
+    observer = new MutationObserver(function (list) {
+      list.forEach(function (r) {
+        if (r.type == 'characterData') queue.push(r.target);
+        else if (r.type == 'attributes') queue.push(r.target);
+        else [].forEach.call(r.addedNodes, function (n) { queue.push(n); });
+      });
+      if (!frame) frame = requestAnimationFrame(flush);
+    });
+    observer.observe(D.documentElement, {
+      childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['href']
+    });
+  }
+  function flush() {
+    var q = queue, seen = [];
+    queue = []; frame = 0;
+    q.forEach(function (n) {
+      n = block(n);
+      if (n.isConnected && seen.indexOf(n) < 0) { seen.push(n); swap(n); }
+    });
+  }
+
+  function use(s) {
+    keep(s);
+    rules(s.n);
+    swap();
+    watch();
+    W.ctgw.numbers = s.n;
+    var detail = { numbers: s.n, session_id: s.i };
+    D.dispatchEvent(new CustomEvent('ctgw:numbers', { detail: detail }));
+    if (typeof W.ctgwReady == 'function') try { W.ctgwReady(s.n); } catch (e) { quiet(); }
+    beat(s.b + s.h * 1000 - now());
+  }
+
+  // One request, two seconds at most; any failure resolves to null and changes nothing.
+  function call(path, body) {
+    var ctl = W.AbortController && new AbortController();
+    var t = setTimeout(function () { if (ctl) ctl.abort(); }, 2000);
+    return fetch(api + path, {
+      method: 'POST', credentials: 'omit', signal: ctl && ctl.signal,
+      headers: body ? { 'Content-Type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : null
+    }).then(function (r) {
+      clearTimeout(t);
+      return r.status == 410 ? { gone: 1 } : r.ok ? r.json() : null;
+    }).catch(function () { return null; });
+  }
+  function expiry(v) {
+    return typeof v == 'number' ? (v < 1e12 ? v * 1000 : v) : Date.parse(v) || now() + 6e4;
+  }
+  function start() {
+    var s = stored();
+    if (s) return use(s);
+    if (busy) return;
+    busy = 1;
+    var vid = read('ctgw_vid');
+    var body = { site: site, url: location.href, referrer: D.referrer };
+    if (vid) body.visitor_id = vid;
+    call('/v1/sessions', body).then(function (r) {
+      if (!r || !r.numbers || !r.session_id) return;
+      busy = 0;
+      if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
+      use({
+        i: r.session_id, e: expiry(r.expires_at), h: r.heartbeat_seconds || 60, b: now(),
+        n: r.numbers.map(function (x) { return { target: x.target, number: x.number, display: x.display }; })
+      });
+    });
+  }
+
+  // Heartbeats only while the page is visible and not being left.
+  function beat(ms) {
+    clearTimeout(timer);
+    if (gone || !sess || D.visibilityState == 'hidden') return;
+    timer = setTimeout(function () {
+      var s = sess;
+      if (gone || !s || D.visibilityState == 'hidden') return;
+      call('/v1/sessions/' + encodeURIComponent(s.i) + '/heartbeat').then(function (r) {
+        if (s != sess) return;
+        // The lease has ended: forget it; the next time the page is shown starts a new one.
+        if (r && r.gone) { sess = null; write(KEY, '', 0); return; }
+        if (r) { s.b = now(); s.e = r.expires_at ? expiry(r.expires_at) : s.e; keep(s); }
+        beat(s.h * 1000);
+      });
+    }, Math.max(ms, 0));
+  }
+  function shown() {
+    clearTimeout(timer);
+    if (gone || D.visibilityState == 'hidden') return;
+    var s = stored();
+    // Same session (maybe kept alive by another tab), a newer one from another tab, or none.
+    if (s && sess && s.i == sess.i) { sess = s; beat(s.b + s.h * 1000 - now()); }
+    else if (s) use(s);
+    else if (pairs.length) { sess = null; start(); }
+  }
+  D.addEventListener('visibilitychange', shown);
+  W.addEventListener('pagehide', function () { gone = 1; clearTimeout(timer); });
+  W.addEventListener('pageshow', function (ev) { if (ev.persisted) { gone = 0; shown(); } });
+
+  W.ctgw = { swap: swap, numbers: [] };
+  if (site) start();
+})(window, document);
