@@ -1,0 +1,107 @@
+"""When the gateway fails, the visitor sees the business's own page, untouched and quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import US_TARGET, CustomerSite, Gateway
+from tests.browser.pages import open_page
+
+# A customer's page on its own origin, with a strict CSP allowing just the gateway.
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<meta http-equiv="Content-Security-Policy"
+  content="default-src 'self'; script-src 'self' {gw}; connect-src 'self' {gw}">
+<script async src="{gw}/swap.js" data-site="{site}"></script>
+</head><body>
+<p>Call us: <a id="tel" href="tel:+14155550100">(415) 555-0100</a></p>
+<p id="plain">415-555-0100</p>
+</body></html>
+"""
+
+
+def _network_only(console: list[str]) -> list[str]:
+    """Console lines the page or swap.js wrote (the browser's own request-failure lines dropped).
+
+    Chromium logs every failed request ("Failed to load resource: ...") whoever made it; a
+    script cannot prevent that line, so what is asserted is that swap.js adds nothing to it.
+    """
+    return [line for line in console if "Failed to load resource" not in line]
+
+
+@pytest.fixture
+def own_gateway(tmp_path: Path, site: CustomerSite) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path, origins=[site.url])
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_cross_origin_site_is_swapped_under_its_csp(
+    gateway: Gateway, site: CustomerSite, context: Any
+) -> None:
+    """A page on another origin with a strict CSP gets its number swapped through CORS."""
+    url = site.page("cross.html", PAGE.format(gw=gateway.url, site="demo"))
+    visit = open_page(context, url)
+    (entry,) = visit.numbers()
+    number = entry["number"]
+    assert visit.href("#tel") == f"tel:{number}"
+    assert visit.text("#plain") == f"{number[2:5]}-{number[5:8]}-{number[8:]}"
+    assert visit.page.evaluate("window.__ctgw.violations") == []
+    assert visit.console == [] and visit.errors == []
+
+
+def test_gateway_down_leaves_original_numbers_and_quiet_console(
+    own_gateway: Gateway, site: CustomerSite, context: Any
+) -> None:
+    """With the gateway stopped the page keeps its numbers and swap.js logs nothing."""
+    url = site.page("down.html", PAGE.format(gw=own_gateway.url, site="demo"))
+    visit = open_page(context, url)
+    visit.page.wait_for_load_state("load")
+    visit.page.wait_for_timeout(500)
+    assert visit.text("#plain") == "415-555-0100"
+    assert visit.href("#tel") == f"tel:{US_TARGET}"
+    assert visit.errors == []
+    assert _network_only(visit.console) == []
+
+
+def test_api_down_with_cached_script_is_invisible(
+    own_gateway: Gateway, site: CustomerSite, context: Any
+) -> None:
+    """Script from the browser cache, API refused: original numbers, one attempt, no errors."""
+    url = site.page("cached.html", PAGE.format(gw=own_gateway.url, site="demo"))
+    own_gateway.start()
+    open_page(context, url).numbers()
+    own_gateway.stop()
+    # Forget the stored session (a new visitor), keeping only the browser's HTTP cache.
+    blank = open_page(context, site.page("blank.html", "<!doctype html><title>x</title>"))
+    blank.page.evaluate("localStorage.clear()")
+    blank.page.close()
+    context.clear_cookies()
+    visit = open_page(context, url)
+    visit.page.wait_for_timeout(2500)
+    assert visit.page.evaluate("typeof window.ctgw") == "object", "script came from the cache"
+    assert visit.text("#plain") == "415-555-0100"
+    assert visit.href("#tel") == f"tel:{US_TARGET}"
+    assert visit.sessions_created() == 1
+    assert visit.errors == []
+    assert _network_only(visit.console) == []
+
+
+def test_unknown_site_answer_leaves_page_alone(
+    gateway: Gateway, site: CustomerSite, context: Any
+) -> None:
+    """A 4xx answer from the gateway changes nothing on the page and raises nothing."""
+    url = site.page("unknown.html", PAGE.format(gw=gateway.url, site="no-such-site"))
+    visit = open_page(context, url)
+    visit.page.wait_for_load_state("load")
+    visit.page.wait_for_timeout(800)
+    assert visit.sessions_created() == 1
+    assert visit.text("#plain") == "415-555-0100"
+    assert visit.errors == []
+    assert _network_only(visit.console) == []

@@ -1,0 +1,102 @@
+"""Heartbeats follow the Page Visibility API in a Chromium whose tabs really hide."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.harness import Gateway
+from tests.browser.pages import open_page
+
+
+@pytest.fixture
+def cdp_browser(playwright: Any, tmp_path: Path) -> Iterator[Any]:
+    """Chromium started by hand and attached over CDP.
+
+    Pages opened the usual Playwright way always report "visible" (focus emulation); attached
+    this way, opening a second tab really hides the first and fires visibilitychange.
+    """
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *CHROMIUM_ARGS,
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = ""
+        deadline = time.monotonic() + 20
+        assert proc.stderr is not None
+        while not endpoint and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            found = re.search(r"DevTools listening on (ws://\S+)", line)
+            endpoint = found.group(1) if found else ""
+        assert endpoint, "chromium did not print its DevTools endpoint"
+        browser = playwright.chromium.connect_over_cdp(endpoint, no_defaults=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _visibility(visit: Any) -> str:
+    return str(visit.page.evaluate("document.visibilityState"))
+
+
+def test_heartbeats_stop_while_the_tab_is_hidden(gateway: Gateway, cdp_browser: Any) -> None:
+    """A visible tab beats every heartbeat_seconds (1 s here); a hidden one sends none."""
+    context = cdp_browser.contexts[0]
+    visit = open_page(context, f"{gateway.url}/demo/")
+    visit.numbers()
+    assert _visibility(visit) == "visible"
+    visit.page.wait_for_timeout(3500)
+    visible_beats = visit.count("/heartbeat")
+    assert visible_beats >= 2
+
+    other = context.new_page()
+    other.goto("about:blank")
+    visit.page.wait_for_function("document.visibilityState === 'hidden'", timeout=3000)
+    hidden_from = visit.count("/heartbeat")
+    time.sleep(3.5)
+    assert visit.count("/heartbeat") == hidden_from
+
+    visit.page.bring_to_front()
+    visit.page.wait_for_function("document.visibilityState === 'visible'", timeout=3000)
+    visit.page.wait_for_timeout(2500)
+    assert visit.count("/heartbeat") >= hidden_from + 1
+    assert visit.sessions_created() == 1
+    assert visit.errors == []
+
+
+def test_no_heartbeat_after_pagehide(gateway: Gateway, context: Any) -> None:
+    """After a pagehide event the page sends no more heartbeats."""
+    visit = open_page(context, f"{gateway.url}/demo/")
+    visit.numbers()
+    visit.page.evaluate("window.dispatchEvent(new PageTransitionEvent('pagehide'))")
+    before = visit.count("/heartbeat")
+    visit.page.wait_for_timeout(2500)
+    assert visit.count("/heartbeat") == before
