@@ -18,7 +18,9 @@ document.addEventListener('securitypolicyviolation', function (e) {
 });
 try {
   new PerformanceObserver(function (list) {
-    list.getEntries().forEach(function (e) { if (!e.hadRecentInput) window.__ctgw.shift += e.value; });
+    list.getEntries().forEach(function (e) {
+      if (!e.hadRecentInput) window.__ctgw.shift += e.value;
+    });
   }).observe({type: 'layout-shift', buffered: true});
 } catch (e) {}
 """
