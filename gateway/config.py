@@ -95,6 +95,9 @@ class PoolSettings:
     attribution_window_seconds: int = field(
         default=3600, metadata={"help": "how long after a lease ends a call is 'probable'"}
     )
+    probation_seconds: int = field(
+        default=120, metadata={"help": "lease life until the first heartbeat arrives"}
+    )
     require_params: list[str] = field(
         default_factory=list, metadata={"help": "lease only when the URL has one of these"}
     )
