@@ -197,7 +197,7 @@ def parse_config(
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         data[section] = {**table, key: _EnvValue(name, value)}
-    config = _build(Config, data, source, "")
+    config: Config = _build(Config, data, source, "")
     config = dataclasses.replace(config, source=source)
     _check_semantics(config)
     return config

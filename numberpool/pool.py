@@ -147,14 +147,33 @@ class Pool:
         slot.history[-1] = ended
         return ended
 
-    def restore(self, lease: Lease) -> None:
-        """Put a persisted lease back after a restart (leases must come oldest first)."""
-        self.add_number(lease.number)
-        slot = self._slots[lease.number]
+    def restore(self, lease: Lease) -> bool:
+        """Put a persisted lease back (oldest first); False when its number left the pool."""
+        slot = self._slots.get(lease.number)
+        if slot is None:
+            return False
         slot.history.append(lease)
         self._last_number_of[lease.visitor_id] = lease.number
+        return True
+
+    def adopt(self, older: Pool) -> None:
+        """Take over the leases and counters of the object this pool replaces (a reload)."""
+        for lease in sorted(older.leases(), key=lambda lease: lease.started_at):
+            self.restore(lease)
+        self.exhausted_count = older.exhausted_count
+        self.peak_live = older.peak_live
 
     # -- questions -------------------------------------------------------------------------
+
+    def superseded_by(self, lease: Lease) -> Lease | None:
+        """The same visitor's earlier lease that `lease` cut short, if it did."""
+        slot = self._slots.get(lease.number)
+        if slot is None or len(slot.history) < 2 or slot.history[-1] != lease:
+            return None
+        previous = slot.history[-2]
+        if previous.visitor_id == lease.visitor_id and previous.until == lease.started_at:
+            return previous
+        return None
 
     def live_count(self, at: datetime) -> int:
         return sum(1 for s in self._slots.values() if s.latest is not None and s.latest.live_at(at))

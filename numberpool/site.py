@@ -155,10 +155,9 @@ class Site:
 
     def owns(self, number: str) -> bool:
         """Whether a call on `number` belongs to this site."""
-        return (
-            any(number in p.numbers or number in (p.overflow, p.target) for p in self.pools)
-            or any(s.number == number for s in self.static_numbers)
-        )
+        return any(
+            number in p.numbers or number in (p.overflow, p.target) for p in self.pools
+        ) or any(s.number == number for s in self.static_numbers)
 
     def targets(self) -> list[str]:
         seen: dict[str, None] = {}

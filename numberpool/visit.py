@@ -46,8 +46,14 @@ class VisitContext:
         """utm_source, else a source implied by the click id or the referrer host."""
         if self.utm_source:
             return self.utm_source
-        implied = {"gclid": "google", "gbraid": "google", "wbraid": "google",
-                   "fbclid": "facebook", "msclkid": "bing", "bd_vid": "baidu"}
+        implied = {
+            "gclid": "google",
+            "gbraid": "google",
+            "wbraid": "google",
+            "fbclid": "facebook",
+            "msclkid": "bing",
+            "bd_vid": "baidu",
+        }
         for click_id, source in implied.items():
             if getattr(self, click_id):
                 return source

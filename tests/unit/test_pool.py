@@ -223,9 +223,7 @@ def test_offer_serves_overflow_when_exhausted(clock: FakeClock) -> None:
     site = Site("demo", pools=[make_pool()])
     new_id = ids()
     visit = visit_from_url("https://example.com/", user_agent=UA)
-    kinds = [
-        site.offer(visit, f"s{i}", f"v{i}", clock.now(), new_id)[0].kind for i in range(4)
-    ]
+    kinds = [site.offer(visit, f"s{i}", f"v{i}", clock.now(), new_id)[0].kind for i in range(4)]
     assert kinds == [OfferKind.POOL] * 3 + [OfferKind.OVERFLOW]
     last = site.offer(visit, "s9", "v9", clock.now(), new_id)[0]
     assert last.number == "+14155550120" and last.lease is None
