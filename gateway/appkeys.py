@@ -1,0 +1,19 @@
+"""Typed keys for the resources the app holds (no string keys, no module globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.config import Config
+from gateway.db import Database
+from gateway.metrics import Metrics
+from gateway.sessions import SessionDesk
+from numberpool.clock import Clock
+
+__all__ = ["CLOCK", "CONFIG", "DB", "DESK", "METRICS"]
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+DB = web.AppKey("db", Database)
+DESK = web.AppKey("desk", SessionDesk)
