@@ -19,6 +19,7 @@ from gateway.http_public import add_public_routes
 from gateway.metrics import Metrics
 from gateway.sessions import SessionDesk
 from gateway.sites import load_sites, seed_sites
+from gateway.swapjs import add_routes as add_swapjs_routes
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -40,6 +41,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_housekeeping)
     add_public_routes(app)
     add_admin_routes(app)
+    add_swapjs_routes(app)
     return app
 
 

@@ -11,6 +11,7 @@
   // The API lives where the script came from (path prefix included).
   var api = tag.src.split(/[?#]/)[0].replace(/\/[^/]*$/, '');
   var KEY = 'ctgw_' + site;
+  var TAGS = /[?&](utm_[a-z]+|gclid|gbraid|wbraid|fbclid|msclkid|bd_vid)=[^&#]*/g;
   var SEP = '[-\\s.()/\\u00a0\\u2010-\\u2015]{0,3}';
   var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|SELECT|OPTION|NOSCRIPT|TEMPLATE|svg)$/;
   var INLINE = /^(A|ABBR|B|BDI|BDO|BIG|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|TT|U|VAR|WBR)$/;
@@ -166,8 +167,8 @@
     var t = setTimeout(function () { if (ctl) ctl.abort(); }, 2000);
     return fetch(api + path, {
       method: 'POST', credentials: 'omit', signal: ctl && ctl.signal,
-      headers: body ? { 'Content-Type': 'application/json' } : {},
-      body: body ? JSON.stringify(body) : null
+      // text/plain keeps it a simple request: no CORS preflight round trip (the API reads JSON).
+      headers: { 'Content-Type': 'text/plain' }, body: body ? JSON.stringify(body) : null
     }).then(function (r) {
       clearTimeout(t);
       return r.status == 410 ? { gone: 1 } : r.ok ? r.json() : null;
@@ -176,9 +177,11 @@
   function expiry(v) {
     return typeof v == 'number' ? (v < 1e12 ? v * 1000 : v) : Date.parse(v) || now() + 6e4;
   }
+  // Campaign tags in this URL; a landing with other tags than the session's is a new touch.
+  function tags() { return (location.search.match(TAGS) || []).sort().join(''); }
   function start() {
-    var s = stored();
-    if (s) return use(s);
+    var s = stored(), a = tags();
+    if (s && (!a || a == s.a)) return use(s);
     if (busy) return;
     busy = 1;
     var vid = read('ctgw_vid');
@@ -189,7 +192,7 @@
       busy = 0;
       if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
       use({
-        i: r.session_id, e: expiry(r.expires_at), h: r.heartbeat_seconds || 60, b: now(),
+        i: r.session_id, e: expiry(r.expires_at), h: r.heartbeat_seconds || 60, b: now(), a: a,
         n: r.numbers.map(function (x) { return { target: x.target, number: x.number, display: x.display }; })
       });
     });

@@ -77,8 +77,6 @@ heartbeat_seconds = {heartbeat_seconds}
 
 
 def _ctgw() -> list[str]:
-    if os.environ.get("SWAPDEV_CTGW"):  # TEMPORARY dev stub, removed before merge
-        return os.environ["SWAPDEV_CTGW"].split()
     return [str(Path(sys.executable).with_name("ctgw"))]
 
 

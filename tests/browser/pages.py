@@ -37,7 +37,7 @@ class Visit:
 
     def numbers(self, timeout: float = 5000) -> list[dict[str, str]]:
         """Wait for the ctgw:numbers event and return the numbers it carried."""
-        self.page.wait_for_function("window.__ctgw.events.length > 0", timeout=timeout)
+        self.page.wait_for_function("() => window.__ctgw.events.length > 0", timeout=timeout)
         numbers: list[dict[str, str]] = self.page.evaluate(
             "window.__ctgw.events[window.__ctgw.events.length - 1].detail.numbers"
         )

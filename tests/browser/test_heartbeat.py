@@ -79,13 +79,13 @@ def test_heartbeats_stop_while_the_tab_is_hidden(gateway: Gateway, cdp_browser: 
 
     other = context.new_page()
     other.goto("about:blank")
-    visit.page.wait_for_function("document.visibilityState === 'hidden'", timeout=3000)
+    visit.page.wait_for_function("() => document.visibilityState === 'hidden'", timeout=3000)
     hidden_from = visit.count("/heartbeat")
     time.sleep(3.5)
     assert visit.count("/heartbeat") == hidden_from
 
     visit.page.bring_to_front()
-    visit.page.wait_for_function("document.visibilityState === 'visible'", timeout=3000)
+    visit.page.wait_for_function("() => document.visibilityState === 'visible'", timeout=3000)
     visit.page.wait_for_timeout(2500)
     assert visit.count("/heartbeat") >= hidden_from + 1
     assert visit.sessions_created() == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,45 @@ def test_demo_pages_run_under_strict_csp(gateway: Gateway, context: Any) -> None
     visit.numbers()
     assert visit.page.evaluate("window.__ctgw.violations") == []
     assert visit.console == []
+
+
+def _admin_session(gateway: Gateway, key: str, session_id: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{gateway.url}/v1/sessions/{session_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        stored: dict[str, Any] = json.load(answer)
+    return stored
+
+
+def test_ad_click_visit_is_stored_with_its_gclid(gateway: Gateway, context: Any) -> None:
+    """Arriving by a link with UTM and gclid opens a new session that stores them (admin API)."""
+    key = gateway.ctgw("keys", "create", "browser-tests").strip()
+    first = open_page(context, f"{gateway.url}/demo/")
+    first.numbers()
+    untagged = first.session_id()
+    with first.page.expect_navigation():
+        first.page.click("#link-gclid")
+    first.numbers()
+    clicked = first.session_id()
+    assert clicked != untagged
+    stored = _admin_session(gateway, key, clicked)
+    assert stored["gclid"] == "demo-gclid-123"
+    assert stored["utm_source"] == "google"
+    assert stored["utm_campaign"] == "spring-sale"
+    assert "gclid=demo-gclid-123" in stored["landing_page"] + stored["url"]
+    assert stored["referrer"] == f"{gateway.url}/demo/"
+    assert _admin_session(gateway, key, untagged)["gclid"] in (None, "")
+
+
+def test_pages_without_tags_keep_the_ad_click_session(gateway: Gateway, context: Any) -> None:
+    """After an ad landing, moving on to an untagged page keeps the session and its number."""
+    landing = open_page(
+        context, f"{gateway.url}/demo/?utm_source=google&utm_medium=cpc&gclid=keep-me"
+    )
+    number = _us_number(landing.numbers())
+    inner = open_page(context, f"{gateway.url}/demo/uk.html")
+    inner.numbers()
+    again = open_page(context, f"{gateway.url}/demo/")
+    assert _us_number(again.numbers()) == number
+    assert again.sessions_created() == 0
