@@ -158,7 +158,8 @@
     var detail = { numbers: s.n, session_id: s.i };
     D.dispatchEvent(new CustomEvent('ctgw:numbers', { detail: detail }));
     if (typeof W.ctgwReady == 'function') try { W.ctgwReady(s.n); } catch (e) { quiet(); }
-    beat(s.b + s.h * 1000 - now());
+    // Nothing leased (a bot, a pool rule): nothing to keep alive.
+    if (find) beat(s.b + s.h * 1000 - now());
   }
 
   // One request, two seconds at most; any failure resolves to null and changes nothing.

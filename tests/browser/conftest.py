@@ -25,12 +25,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
-
-
 def _missing(reason: str) -> None:
     # Under CI a missing browser is a failure: nothing real may be skipped there.
     if os.environ.get("CI") == "true":
@@ -38,7 +32,9 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps its event loop marked as running in this
+# thread while it lives, which would break the asyncio tests of later modules.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     if not shutil.which(CHROMIUM):
         _missing(f"{CHROMIUM} is not installed")
@@ -50,7 +46,7 @@ def playwright() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium

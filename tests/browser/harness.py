@@ -25,7 +25,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def gateway_config(port: int, db: Path, origins: list[str], heartbeat_seconds: int = 1) -> str:
+def gateway_config(
+    port: int, db: Path, origins: list[str], heartbeat_seconds: int = 1, grace_seconds: int = 900
+) -> str:
     """A test config: site `demo` (US numbers) and `demo-uk` (London numbers).
 
     HeadlessChrome is in the default bot list; real visitors are not headless, so the test sites
@@ -61,6 +63,7 @@ target = "{US_TARGET}"
 numbers = [{us}]
 overflow = "+14155550199"
 heartbeat_seconds = {heartbeat_seconds}
+grace_seconds = {grace_seconds}
 
 [[sites]]
 key = "demo-uk"
@@ -73,6 +76,7 @@ target = "{UK_TARGET}"
 numbers = [{uk}]
 overflow = "+442079460099"
 heartbeat_seconds = {heartbeat_seconds}
+grace_seconds = {grace_seconds}
 """
 
 
@@ -107,14 +111,27 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 class Gateway:
     """`ctgw serve --config` on a free loopback port with its own SQLite file."""
 
-    def __init__(self, workdir: Path, origins: list[str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        origins: list[str] | None = None,
+        port: int = 0,
+        grace_seconds: int = 900,
+        heartbeat_seconds: int = 1,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.config = workdir / "gateway.toml"
         self.log = workdir / "gateway.log"
         self.config.write_text(
-            gateway_config(self.port, workdir / "ctgw.db", [self.url, *(origins or [])])
+            gateway_config(
+                self.port,
+                workdir / "ctgw.db",
+                [self.url, *(origins or [])],
+                heartbeat_seconds=heartbeat_seconds,
+                grace_seconds=grace_seconds,
+            )
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -11,6 +11,8 @@ import pytest
 from tests.browser.harness import US_TARGET, CustomerSite, Gateway
 from tests.browser.pages import open_page
 
+pytestmark = pytest.mark.browser
+
 # A customer's page on its own origin, with a strict CSP allowing just the gateway.
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,">
@@ -22,7 +24,6 @@ PAGE = """<!doctype html>
 <p id="plain">415-555-0100</p>
 </body></html>
 """
-
 
 _BROWSER_LINES = ("Failed to load resource", "has been blocked by CORS policy")
 

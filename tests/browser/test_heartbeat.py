@@ -15,6 +15,8 @@ from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.harness import Gateway
 from tests.browser.pages import open_page
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def cdp_browser(playwright: Any, tmp_path: Path) -> Iterator[Any]:
@@ -100,3 +102,80 @@ def test_no_heartbeat_after_pagehide(gateway: Gateway, context: Any) -> None:
     before = visit.count("/heartbeat")
     visit.page.wait_for_timeout(2500)
     assert visit.count("/heartbeat") == before
+
+
+@pytest.fixture
+def brief_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway whose leases end one second after the last heartbeat."""
+    gw = Gateway(tmp_path, grace_seconds=1)
+    try:
+        yield gw.start()
+    finally:
+        gw.stop()
+
+
+def _hide(context: Any, visit: Any) -> Any:
+    other = context.new_page()
+    other.goto("about:blank")
+    visit.page.wait_for_function("() => document.visibilityState === 'hidden'", timeout=3000)
+    return other
+
+
+def _show(visit: Any) -> None:
+    visit.page.bring_to_front()
+    visit.page.wait_for_function("() => document.visibilityState === 'visible'", timeout=3000)
+
+
+def test_lease_ended_while_hidden_renews_once_when_shown(
+    brief_gateway: Gateway, cdp_browser: Any
+) -> None:
+    """A lease that ran out in a hidden tab is replaced by one new session when it is shown."""
+    context = cdp_browser.contexts[0]
+    visit = open_page(context, f"{brief_gateway.url}/demo/")
+    visit.numbers()
+    _hide(context, visit)
+    time.sleep(4)
+    _show(visit)
+    visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
+    (second,) = visit.numbers()
+    renewed = visit.page.evaluate("window.__ctgw.events[1].detail.session_id")
+    assert renewed != visit.session_id()
+    # The gateway may hand the same visitor its number back; either way the page shows it.
+    shown = second["number"].removeprefix("+1")
+    assert visit.text("#f-dash") == f"{shown[:3]}-{shown[3:6]}-{shown[6:]}"
+    assert visit.href("#f-tel") == f"tel:{second['number']}"
+    visit.page.wait_for_timeout(1500)
+    assert visit.sessions_created() == 2
+    assert visit.errors == []
+
+
+def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_browser: Any) -> None:
+    """A 410 stops heartbeats; no new session until the tab is shown again, then exactly one."""
+    context = cdp_browser.contexts[0]
+    visit = open_page(context, f"{brief_gateway.url}/demo/")
+    visit.numbers()
+    # The browser's clock runs behind the gateway's: it still thinks the lease is alive.
+    visit.page.evaluate(
+        """() => {
+          const key = 'ctgw_demo';
+          const s = JSON.parse(localStorage.getItem(key));
+          s.e = Date.now() + 3600e3;
+          const v = JSON.stringify(s);
+          localStorage.setItem(key, v);
+          document.cookie = key + '=' + encodeURIComponent(v) + ';path=/;max-age=86400';
+        }"""
+    )
+    _hide(context, visit)
+    time.sleep(4)
+    _show(visit)
+    visit.page.wait_for_timeout(3000)
+    assert visit.count("/heartbeat") >= 1
+    assert visit.sessions_created() == 1, "no new session while the page stays shown"
+    beats = visit.count("/heartbeat")
+    visit.page.wait_for_timeout(2000)
+    assert visit.count("/heartbeat") == beats, "no heartbeats after a 410"
+    _hide(context, visit)
+    _show(visit)
+    visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
+    assert visit.sessions_created() == 2
+    assert visit.errors == []

@@ -7,8 +7,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.browser.harness import UK_TARGET, US_TARGET, Gateway
 from tests.browser.pages import nanp, open_page, uk
+
+pytestmark = pytest.mark.browser
 
 
 def _us_number(numbers: list[dict[str, str]]) -> str:
