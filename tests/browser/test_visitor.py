@@ -1,0 +1,119 @@
+"""The visitor across pages, tabs and subdomains: one visitor id, one session, one number."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.harness import CustomerSite, Gateway
+from tests.browser.pages import open_page
+
+pytestmark = pytest.mark.browser
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script async src="{gw}/swap.js" data-site="demo"{extra}></script>
+</head><body><p id="plain">415-555-0100</p></body></html>
+"""
+# What a browser with cookies blocked for the site looks like to a script.
+NO_COOKIES = """
+Object.defineProperty(Document.prototype, 'cookie', {
+  configurable: true, get: function () { return ''; }, set: function () {}
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CustomerSite]:
+    served = CustomerSite(tmp_path_factory.mktemp("shop")).start()
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def shop_gateway(tmp_path_factory: pytest.TempPathFactory, shop: CustomerSite) -> Iterator[Gateway]:
+    origins = [f"http://{host}.shop.test:{shop.port}" for host in ("www", "blog")]
+    gw = Gateway(tmp_path_factory.mktemp("gateway"), origins=origins)
+    try:
+        yield gw.start()
+    finally:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def subdomain_browser(playwright: Any) -> Iterator[Any]:
+    """Chromium resolving *.shop.test to loopback, so one site can have two subdomains."""
+    rules = "--host-resolver-rules=MAP *.shop.test 127.0.0.1"
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, rules])
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def shop_visitor(subdomain_browser: Any) -> Iterator[Any]:
+    ctx = subdomain_browser.new_context()
+    yield ctx
+    ctx.close()
+
+
+def _shop_pages(shop: CustomerSite, gateway: Gateway, extra: str) -> tuple[str, str]:
+    name = "shared.html" if extra else "hostonly.html"
+    shop.page(name, PAGE.format(gw=gateway.url, extra=extra))
+    return (
+        f"http://www.shop.test:{shop.port}/{name}",
+        f"http://blog.shop.test:{shop.port}/{name}",
+    )
+
+
+def test_cookie_domain_keeps_one_session_across_subdomains(
+    shop: CustomerSite, shop_gateway: Gateway, shop_visitor: Any
+) -> None:
+    """With data-cookie-domain, www. and blog. of one site share the visitor's session."""
+    www, blog = _shop_pages(shop, shop_gateway, ' data-cookie-domain=".shop.test"')
+    first = open_page(shop_visitor, www)
+    (number,) = first.numbers()
+    second = open_page(shop_visitor, blog)
+    assert second.numbers() == [number]
+    assert second.session_id() == first.session_id()
+    assert second.sessions_created() == 0
+    cookies = {c["name"]: c["domain"] for c in shop_visitor.cookies()}
+    assert cookies["ctgw_vid"] == ".shop.test"
+
+
+def test_without_cookie_domain_each_subdomain_is_its_own(
+    shop: CustomerSite, shop_gateway: Gateway, shop_visitor: Any
+) -> None:
+    """Without data-cookie-domain the cookies are host-only: blog. opens its own session."""
+    www, blog = _shop_pages(shop, shop_gateway, "")
+    first = open_page(shop_visitor, www)
+    first.numbers()
+    second = open_page(shop_visitor, blog)
+    second.numbers()
+    assert second.session_id() != first.session_id()
+    assert second.sessions_created() == 1
+
+
+def test_local_storage_keeps_the_session_when_cookies_are_blocked(
+    gateway: Gateway, context: Any
+) -> None:
+    """With cookies blocked, localStorage carries the session to the visitor's next tab."""
+    context.add_init_script(NO_COOKIES)
+    first = open_page(context, f"{gateway.url}/demo/")
+    numbers = first.numbers()
+    assert first.page.evaluate("document.cookie") == ""
+    second = open_page(context, f"{gateway.url}/demo/")
+    assert second.numbers() == numbers
+    assert second.sessions_created() == 0
+
+
+def test_ready_callback_and_event_carry_the_numbers(gateway: Gateway, context: Any) -> None:
+    """window.ctgwReady is called with the same numbers the ctgw:numbers event carries."""
+    context.add_init_script("window.ctgwReady = function (n) { window.__ready = n; };")
+    visit = open_page(context, f"{gateway.url}/demo/")
+    numbers = visit.numbers()
+    assert visit.page.evaluate("window.__ready") == numbers
+    assert visit.page.evaluate("window.ctgw.numbers") == numbers
+    assert {"target", "number", "display"} <= set(numbers[0])
