@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import DB, DESK, METRICS
+from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
 from gateway.db import StoreError, ts
 from gateway.http_errors import ApiError, read_json_object, text_field
 from gateway.sessions import SessionAnswer, SessionEnded, UnknownSession, UnknownSite
@@ -44,7 +44,7 @@ def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
         raise ApiError(
             403, "origin_not_allowed", f"origin {origin[:200]} is not allowed for this site"
         )
-    request["cors_origin"] = origin
+    request[CORS_ORIGIN] = origin
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
