@@ -76,7 +76,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         environ={"CTGW_HTTP_PORT": "9090", "CTGW_AMI_SECRET": "env", "CTGW_AMI_ENABLED": "true"},
     )
     assert config.http.port == 9090 and config.ami.secret == "env" and config.ami.enabled
-    with pytest.raises(ConfigError, match="CTGW_HTTP_PORT.*integer"):
+    with pytest.raises(ConfigError, match=r"CTGW_HTTP_PORT.*integer"):
         load_config(path, environ={"CTGW_HTTP_PORT": "eighty"})
-    with pytest.raises(ConfigError, match="unknown key 'http.colour'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'http\.colour'"):
         load_config(path, environ={"CTGW_HTTP_COLOUR": "red"})
