@@ -264,7 +264,7 @@ class SessionDesk:
                 until=from_ts(row["until"]),
             )
             pool = pools.get(lease.pool_id)
-            if pool is None or not pool.restore(lease):
+            if pool is None or not pool.restore(lease, now):
                 continue
             if lease.live_at(now):
                 by_session.setdefault(lease.session_id, []).append(lease)
@@ -285,6 +285,7 @@ class SessionDesk:
     async def reload(self) -> None:
         """Rebuild sites from the store (admin or CLI changes), keeping every lease."""
         fresh = await load_sites(self.db, self.region)
+        now = self.clock.now()
         # No await from here on: the swap is atomic for every other request.
         for key, entry in fresh.items():
             old = self.sites.get(key)
@@ -294,7 +295,7 @@ class SessionDesk:
             for pool in entry.site.pools:
                 previous = old.site.pool_by_id(pool.pool_id)
                 if previous is not None:
-                    pool.adopt(previous)
+                    pool.adopt(previous, now)
         self.sites = fresh
 
     def prune(self) -> None:
