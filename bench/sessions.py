@@ -38,12 +38,14 @@ app.router.add_post("/v1/sessions", handler)
 app.router.add_get("/healthz", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
-LUA = """
-wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
-""" % BODY.replace("'", "\\'")
+LUA = "\n".join(
+    [
+        'wrk.method = "POST"',
+        "wrk.body = '" + BODY.replace("'", "\\'") + "'",
+        'wrk.headers["Content-Type"] = "application/json"',
+        'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"',
+    ]
+)
 
 
 def free_port() -> int:
@@ -70,7 +72,7 @@ def write_config(tmp: Path, port: int) -> Path:
 [http]
 port = {port}
 [store]
-url = "sqlite:///{tmp / 'bench.db'}"
+url = "sqlite:///{tmp / "bench.db"}"
 [log]
 level = "warning"
 [[sites]]
@@ -90,21 +92,38 @@ cooldown_seconds = 0
 
 def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/v1/sessions"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/sessions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
+
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if not match:
             raise SystemExit(f"cannot read {label}% from wrk:\n{out}")
         value, unit = float(match.group(1)), match.group(2)
         return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"), "requests": total,
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    return {
+        "rps": rps,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": total,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def main() -> None:
@@ -130,8 +149,9 @@ def main() -> None:
             ceiling.wait(10)
         port = free_port()
         config = write_config(tmp, port)
-        daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config",
-                                   str(config)])
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        )
         try:
             wait_up(port)
             run_wrk(port, 2, args.connections, script)
@@ -141,20 +161,26 @@ def main() -> None:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(30)
-        answered = int(float(re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)',
-                                       metrics).group(1)))  # type: ignore[union-attr]
+        answered = int(
+            float(re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', metrics).group(1))
+        )  # type: ignore[union-attr]
         db = sqlite3.connect(tmp / "bench.db")
         stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
         leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
         db.close()
     for name, r in results.items():
-        print(f"{name:8s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:.0f} requests, "
-              f"{r['errors']:.0f} non-2xx)")
+        print(
+            f"{name:8s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:.0f} requests, "
+            f"{r['errors']:.0f} non-2xx)"
+        )
     ratio = results["ctgw"]["rps"] / results["ceiling"]["rps"]
     print(f"ratio    {ratio:.2f}x of the bare aiohttp ceiling (target >= 0.5x)")
-    print(f"durable  {stored} sessions and {leases} leases stored; the daemon answered {answered} "
-          f"sessions: {'all committed' if stored >= answered else 'MISSING ' + str(answered - stored)}")
+    verdict = "all committed" if stored >= answered else f"MISSING {answered - stored}"
+    print(
+        f"durable  {stored} sessions and {leases} leases stored; "
+        f"the daemon answered {answered} sessions: {verdict}"
+    )
 
 
 if __name__ == "__main__":
