@@ -101,6 +101,8 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
         if code == "100":
             continue
         if code == "200":
+            if not rest.startswith("result="):
+                raise AgiProtocolError("200 answer without result=")
             result = rest.removeprefix("result=").partition(" ")[0]
             return Answer(AnswerKind.OK, result=result, text=rest)
         if code == "510":

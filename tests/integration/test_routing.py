@@ -15,8 +15,8 @@ import pytest
 
 from gateway.agi import RouteDecision
 from tests.integration.conftest import RouteTable, new_call_id
-from tests.lab.asterisk import PROJECT
 from tests.lab.ami import AmiEvent, TestAmi
+from tests.lab.asterisk import PROJECT
 
 pytestmark = pytest.mark.asterisk
 

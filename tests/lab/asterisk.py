@@ -22,10 +22,10 @@ __all__ = ["AsteriskLab", "LabPorts", "asterisk_root", "free_port"]
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = Path("/var/cache/ctgw/asterisk-rootfs")
 AMI_USER = "test"
-AMI_SECRET = "test-secret"  # noqa: S105 - a loopback-only lab user
-CTGW_AMI_SECRET = "ctgw-lab-secret"  # noqa: S105
+AMI_SECRET = "test-secret"
+CTGW_AMI_SECRET = "ctgw-lab-secret"
 AGENT = "agent1"
-AGENT_SECRET = "agent-secret"  # noqa: S105
+AGENT_SECRET = "agent-secret"
 
 # Modules that fail harmlessly or log noise at start (LAB.md), or that are slow and unused.
 _NOLOAD = (
@@ -196,10 +196,13 @@ class AsteriskLab:
             "[test-agent-out]\nexten => _X.,1,Hangup()\n"
         )
 
+    def _cli(self, command: str) -> list[str]:
+        return ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command]
+
     def rx(self, command: str, timeout: float = 10) -> str:
         """Run one CLI command on this Asterisk and return its output."""
         out = subprocess.run(
-            ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command],
+            self._cli(command),
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -227,8 +230,7 @@ class AsteriskLab:
             if (self.outer / "run" / "asterisk.ctl").exists():
                 try:
                     done = subprocess.run(
-                        ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf]
-                        + ["-rx", "core waitfullybooted"],
+                        self._cli("core waitfullybooted"),
                         capture_output=True,
                         timeout=max(1.0, deadline - time.monotonic()),
                         check=False,
