@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway.agi_protocol import (
-    MAX_LINE_BYTES,
+    MAX_ENV_BYTES,
     AgiProtocolError,
     AnswerKind,
     env_value,
@@ -102,7 +102,7 @@ class AgiServer:
 
     async def _listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=MAX_LINE_BYTES, reuse_address=True
+            self._on_connection, host, port, limit=MAX_ENV_BYTES, reuse_address=True
         )
 
     async def close(self) -> None:

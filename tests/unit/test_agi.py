@@ -172,8 +172,9 @@ async def test_a_garbage_answer_ends_the_session_and_the_server_serves_on(server
         b"".join(b"agi_x%d: y\n" % n for n in range(100)) + b"\n",
         b"\x00\x01\x02\n\n",
         b"",
+        b"agi_network: yes\n" * 2000,
     ],
-    ids=["no-colon", "http", "oversize-line", "too-many-lines", "binary", "empty"],
+    ids=["no-colon", "http", "oversize-line", "too-many-lines", "binary", "empty", "oversize"],
 )
 async def test_a_bad_env_block_gets_no_answer_and_no_decision(server, decider, env):
     """Garbage, oversize or endless env blocks are closed without a word or a decision."""
