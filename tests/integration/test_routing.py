@@ -209,3 +209,34 @@ async def test_agent_on_a_sip_phone_answers_the_routed_call(
         timeout=5,
     )
     assert bridged["Channel"] == end["DestChannel"]
+
+
+async def test_recording_switch_records_the_answered_call(
+    ami: TestAmi, gateway, routes: RouteTable, asterisk, agent_phone
+):
+    """With CTGW_RECORD=yes the answered call is recorded with audio, and MIXMONITOR_FILENAME
+    names the file on the caller's channel."""
+    routes.route = "PJSIP/agent1"
+    await ami.action("Setvar", Variable="CTGW_RECORD", Value="yes")
+    try:
+        call = new_call_id()
+        await ami.originate("+14155550123", "test-inbound", CALLER, call, wait=2)
+        named = await ami.wait_for(varset(call, "test-inbound", "MIXMONITOR_FILENAME"))
+        await ami.wait_for(
+            lambda e: (
+                e.get("Event") == "Hangup"
+                and e.get("Linkedid") == call
+                and e.get("Channel", "").startswith("PJSIP/agent1-")
+            ),
+            timeout=15,
+        )
+    finally:
+        await ami.action("Setvar", Variable="CTGW_RECORD", Value="no")
+    inner = Path(named["Value"])
+    assert inner.name == f"ctgw-{call};2.wav"
+    recorded = asterisk.root / inner.relative_to("/")
+    for _ in range(50):  # MixMonitor closes the file on its own thread after the hangup
+        if recorded.exists() and recorded.stat().st_size > 8000:
+            break
+        await asyncio.sleep(0.1)
+    assert recorded.stat().st_size > 8000  # over half a second of 8 kHz audio
