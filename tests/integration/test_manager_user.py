@@ -27,6 +27,7 @@ async def test_ctgw_user_sees_the_call_lifecycle_and_can_resync(
                 e.get("Event") == "Hangup"
                 and e.get("Linkedid") == call
                 and "@test-inbound-" in e.get("Channel", "")
+                and e["Channel"].endswith(";2")  # the half that runs the inbound dialplan
             )
         )
         assert hangup["ChanVariable"] == f"CTGW_CALL_ID=call-{call}"
