@@ -8,10 +8,16 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import structlog
+
 from gateway.agi import AgiRequest, RouteDecision, start_agi_server
 
 
 async def main(port: int, route: str) -> None:
+    # Logs to stderr: stdout is the parent's pipe for "ready", and a pipe nobody reads fills
+    # up and blocks every log call (which froze this server in the first benchmark run).
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+
     async def decide(request: AgiRequest) -> RouteDecision:
         return RouteDecision(route=route, call_id=f"child-{request.linkedid}", source="child")
 

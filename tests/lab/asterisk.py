@@ -157,7 +157,8 @@ class AsteriskLab:
         return (
             "[general]\nenabled = yes\n"
             f"port = {self.ports.ami}\nbindaddr = 127.0.0.1\n"
-            "channelvars = CTGW_CALL_ID,CTGW_SOURCE,MIXMONITOR_FILENAME\n\n"
+            "channelvars = CTGW_CALL_ID,CTGW_SOURCE,MIXMONITOR_FILENAME\n"
+            "timestampevents = yes\n\n"
             f"[{AMI_USER}]\nsecret = {AMI_SECRET}\n"
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
             "read = all\nwrite = all\n\n" + ctgw
