@@ -95,6 +95,9 @@ class PoolSettings:
     attribution_window_seconds: int = field(
         default=3600, metadata={"help": "how long after a lease ends a call is 'probable'"}
     )
+    probation_seconds: int = field(
+        default=120, metadata={"help": "lease life until the first heartbeat arrives"}
+    )
     require_params: list[str] = field(
         default_factory=list, metadata={"help": "lease only when the URL has one of these"}
     )
@@ -194,7 +197,7 @@ def parse_config(
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         data[section] = {**table, key: _EnvValue(name, value)}
-    config = _build(Config, data, source, "")
+    config: Config = _build(Config, data, source, "")
     config = dataclasses.replace(config, source=source)
     _check_semantics(config)
     return config
