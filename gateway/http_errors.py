@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import CONFIG
+from gateway.appkeys import CONFIG, CORS_ORIGIN
 
 __all__ = ["ApiError", "error_middleware", "error_response", "read_json_object", "text_field"]
 
@@ -70,8 +70,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _cors_of(request: web.Request) -> dict[str, str] | None:
-    allowed = request.get("cors_origin")
-    if isinstance(allowed, str):
+    allowed = request.get(CORS_ORIGIN)
+    if allowed:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
     return None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 __all__ = ["Lease", "LeaseRules", "Pool"]
 
@@ -22,9 +24,11 @@ class LeaseRules:
     probation: timedelta = timedelta(minutes=2)
 
 
-@dataclass(frozen=True)
-class Lease:
-    """One number held by one session from `started_at` until `until` (exclusive)."""
+class Lease(NamedTuple):
+    """One number held by one session from `started_at` until `until` (exclusive).
+
+    A named tuple rather than a dataclass: one is made per session, on the hot path.
+    """
 
     lease_id: str
     pool_id: str
@@ -45,17 +49,23 @@ class _Slot:
     number: str
     order: int
     history: list[Lease] = field(default_factory=list)
+    version: int = 0  # bumped on every change, so heap entries of older states are skipped
 
     @property
     def latest(self) -> Lease | None:
         return self.history[-1] if self.history else None
 
 
+# Sorts before every real time: numbers never leased are the least recently released.
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
 class Pool:
     """The in-memory truth of one pool's leases; the caller persists what it returns.
 
     All methods are synchronous and take the time explicitly, so one event loop thread serialises
-    them: no number can be leased to two live sessions.
+    them: no number can be leased to two live sessions. Choosing a number is O(log n): a heap
+    orders slots by when their latest lease ends (never-leased first, then by position).
     """
 
     def __init__(
@@ -76,6 +86,9 @@ class Pool:
         self.peak_live = 0
         self._slots: dict[str, _Slot] = {}
         self._last_number_of: dict[str, str] = {}
+        self._by_release: list[tuple[datetime, int, int, str]] = []
+        self._expiry: list[tuple[datetime, int, str]] = []
+        self._live: set[str] = set()
         for number in numbers:
             self.add_number(number)
 
@@ -85,10 +98,14 @@ class Pool:
     def numbers(self) -> list[str]:
         return list(self._slots)
 
+    def __contains__(self, number: str) -> bool:
+        return number in self._slots
+
     def add_number(self, number: str) -> None:
         """Add a tracking number; adding one already present changes nothing."""
         if number not in self._slots:
-            self._slots[number] = _Slot(number, len(self._slots))
+            slot = self._slots[number] = _Slot(number, len(self._slots))
+            heapq.heappush(self._by_release, (_NEVER, slot.order, slot.version, number))
 
     def remove_number(self, number: str, at: datetime) -> bool:
         """Remove a number unless a live lease holds it; True when removed."""
@@ -98,20 +115,21 @@ class Pool:
         if slot.latest is not None and slot.latest.live_at(at):
             return False
         del self._slots[number]
+        self._live.discard(number)
         return True
 
     # -- leasing ---------------------------------------------------------------------------
 
     def lease(self, lease_id: str, session_id: str, visitor_id: str, at: datetime) -> Lease | None:
         """Lease a number to a session, or None when the pool is exhausted (counted)."""
-        slot = self._returning_slot(visitor_id, at) or self._free_slot(at)
+        slot = self._returning_slot(visitor_id) or self._free_slot(at)
         if slot is None:
             self.exhausted_count += 1
             return None
         previous = slot.latest
         if previous is not None and previous.live_at(at):
             # Only a returning visitor gets here: their old lease ends as the new one starts.
-            slot.history[-1] = replace(previous, until=at)
+            slot.history[-1] = previous._replace(until=at)
         lease = Lease(
             lease_id=lease_id,
             pool_id=self.pool_id,
@@ -124,7 +142,8 @@ class Pool:
         )
         slot.history.append(lease)
         self._last_number_of[visitor_id] = slot.number
-        self.peak_live = max(self.peak_live, self.live_count(at))
+        self._changed(slot, at)
+        self.peak_live = max(self.peak_live, len(self._live))
         return lease
 
     def heartbeat(self, number: str, session_id: str, at: datetime) -> Lease | None:
@@ -133,8 +152,9 @@ class Pool:
         lease = slot.latest if slot else None
         if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
             return None
-        renewed = replace(lease, last_seen=at, until=at + self.rules.grace)
+        renewed = lease._replace(last_seen=at, until=at + self.rules.grace)
         slot.history[-1] = renewed
+        self._changed(slot, at)
         return renewed
 
     def release(self, number: str, session_id: str, at: datetime) -> Lease | None:
@@ -143,23 +163,25 @@ class Pool:
         lease = slot.latest if slot else None
         if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
             return None
-        ended = replace(lease, until=at)
+        ended = lease._replace(until=at)
         slot.history[-1] = ended
+        self._changed(slot, at)
         return ended
 
-    def restore(self, lease: Lease) -> bool:
+    def restore(self, lease: Lease, now: datetime | None = None) -> bool:
         """Put a persisted lease back (oldest first); False when its number left the pool."""
         slot = self._slots.get(lease.number)
         if slot is None:
             return False
         slot.history.append(lease)
         self._last_number_of[lease.visitor_id] = lease.number
+        self._changed(slot, now or lease.last_seen)
         return True
 
-    def adopt(self, older: Pool) -> None:
+    def adopt(self, older: Pool, now: datetime) -> None:
         """Take over the leases and counters of the object this pool replaces (a reload)."""
         for lease in sorted(older.leases(), key=lambda lease: lease.started_at):
-            self.restore(lease)
+            self.restore(lease, now)
         self.exhausted_count = older.exhausted_count
         self.peak_live = older.peak_live
 
@@ -208,7 +230,40 @@ class Pool:
 
     # -- choosing --------------------------------------------------------------------------
 
-    def _returning_slot(self, visitor_id: str, at: datetime) -> _Slot | None:
+    def _changed(self, slot: _Slot, at: datetime) -> None:
+        slot.version += 1
+        latest = slot.latest
+        until = latest.until if latest else _NEVER
+        heapq.heappush(self._by_release, (until, slot.order, slot.version, slot.number))
+        heapq.heappush(self._expiry, (until, slot.version, slot.number))
+        if until > at:
+            self._live.add(slot.number)
+        else:
+            self._live.discard(slot.number)
+        self._settle(at)
+        if len(self._by_release) > 4 * len(self._slots) + 64:
+            self._rebuild()
+
+    def _settle(self, at: datetime) -> None:
+        """Drop from the live set the numbers whose leases have ended by `at`."""
+        while self._expiry and self._expiry[0][0] <= at:
+            _, version, number = heapq.heappop(self._expiry)
+            slot = self._slots.get(number)
+            if slot is not None and slot.version == version:
+                self._live.discard(number)
+
+    def _rebuild(self) -> None:
+        # Heartbeats leave superseded heap entries behind; start afresh when they pile up.
+        self._by_release = []
+        self._expiry = []
+        for slot in self._slots.values():
+            until = slot.latest.until if slot.latest else _NEVER
+            self._by_release.append((until, slot.order, slot.version, slot.number))
+            self._expiry.append((until, slot.version, slot.number))
+        heapq.heapify(self._by_release)
+        heapq.heapify(self._expiry)
+
+    def _returning_slot(self, visitor_id: str) -> _Slot | None:
         number = self._last_number_of.get(visitor_id)
         slot = self._slots.get(number) if number else None
         if slot is None or slot.latest is None or slot.latest.visitor_id != visitor_id:
@@ -217,17 +272,14 @@ class Pool:
         return slot
 
     def _free_slot(self, at: datetime) -> _Slot | None:
-        best: _Slot | None = None
-        best_key: tuple[datetime, int] | None = None
-        never = datetime.min.replace(tzinfo=at.tzinfo)
-        for slot in self._slots.values():
-            latest = slot.latest
-            if latest is None:
-                key = (never, slot.order)
-            elif at < latest.until + self.rules.cooldown:
+        heap = self._by_release
+        while heap:
+            until, _, version, number = heap[0]
+            slot = self._slots.get(number)
+            if slot is None or slot.version != version:
+                heapq.heappop(heap)
                 continue
-            else:
-                key = (latest.until, slot.order)
-            if best_key is None or key < best_key:
-                best, best_key = slot, key
-        return best
+            if until > _NEVER and at < until + self.rules.cooldown:
+                return None  # the slot released longest ago is still live or cooling down
+            return slot
+        return None

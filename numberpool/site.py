@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from numberpool.pool import Lease, Pool
 from numberpool.visit import VisitContext
@@ -67,8 +68,7 @@ class Rule:
         return bool(needle) and needle in visit.referrer.lower()
 
 
-@dataclass(frozen=True)
-class NumberOffer:
+class NumberOffer(NamedTuple):
     """What the page shows in place of `target`, and the lease behind it, if any."""
 
     target: str
@@ -140,7 +140,7 @@ class Site:
         for pool in self.pools:
             if dialed == pool.overflow:
                 return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
-            if dialed not in pool.numbers:
+            if dialed not in pool:
                 continue
             live, before = pool.holder_at(dialed, at)
             if live is not None:
@@ -155,9 +155,9 @@ class Site:
 
     def owns(self, number: str) -> bool:
         """Whether a call on `number` belongs to this site."""
-        return any(
-            number in p.numbers or number in (p.overflow, p.target) for p in self.pools
-        ) or any(s.number == number for s in self.static_numbers)
+        return any(number in p or number in (p.overflow, p.target) for p in self.pools) or any(
+            s.number == number for s in self.static_numbers
+        )
 
     def targets(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -298,3 +298,46 @@ def test_visit_reads_utm_and_click_ids() -> None:
     assert visit_from_url("https://a.example/", referrer="https://www.yelp.com/x").source == (
         "yelp.com"
     )
+
+
+def test_heap_choice_matches_a_full_scan(clock: FakeClock) -> None:
+    """The O(log n) choice equals a scan for the least recently released free number."""
+    import random
+
+    rng = random.Random(42)
+    rules = LeaseRules(
+        grace=timedelta(minutes=4), cooldown=timedelta(minutes=2), probation=timedelta(minutes=4)
+    )
+    numbers = [f"+1415555{i:04d}" for i in range(200, 240)]
+    pool = Pool("p", "+14155550100", numbers, rules)
+    holders: dict[str, str] = {}
+    for step in range(3000):
+        now = clock.advance(seconds=rng.randint(0, 20))
+        latest = {
+            n: max(
+                (lease for lease in pool.leases() if lease.number == n),
+                key=lambda lease: lease.started_at,
+                default=None,
+            )
+            for n in numbers
+        }
+        free = [
+            (lease.until if lease else None, i, n)
+            for i, (n, lease) in enumerate(latest.items())
+            if lease is None or now >= lease.until + rules.cooldown
+        ]
+        never = [f for f in free if f[0] is None]
+        expected = (never or sorted(f for f in free if f[0] is not None) or [None])[0]
+        roll = rng.random()
+        if roll < 0.5:
+            lease = pool.lease(f"l{step}", f"s{step}", f"new{step}", now)
+            assert (lease.number if lease else None) == (expected[2] if expected else None)
+            if lease:
+                holders[lease.session_id] = lease.number
+        elif roll < 0.8 and holders:
+            session = rng.choice(list(holders))
+            pool.heartbeat(holders[session], session, now)
+        elif holders:
+            session = rng.choice(list(holders))
+            pool.release(holders.pop(session), session, now)
+        assert pool.peak_live >= pool.live_count(now)
