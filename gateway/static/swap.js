@@ -141,11 +141,11 @@
     });
   }
   function flush() {
-    var q = queue, seen = [];
+    var q = queue, seen = new Set();
     queue = []; frame = 0;
     q.forEach(function (n) {
       n = block(n);
-      if (n.isConnected && seen.indexOf(n) < 0) { seen.push(n); swap(n); }
+      if (n.isConnected && !seen.has(n)) { seen.add(n); swap(n); }
     });
   }
 
@@ -175,8 +175,11 @@
       return r.status == 410 ? { gone: 1 } : r.ok ? r.json() : null;
     }).catch(function () { return null; });
   }
+  // ISO 8601 from the gateway (microseconds cut to the milliseconds every engine parses),
+  // or epoch seconds/milliseconds.
   function expiry(v) {
-    return typeof v == 'number' ? (v < 1e12 ? v * 1000 : v) : Date.parse(v) || now() + 6e4;
+    return typeof v == 'number' ? (v < 1e12 ? v * 1000 : v) :
+      Date.parse(String(v).replace(/(\.\d{3})\d+/, '$1')) || now() + 6e4;
   }
   // Campaign tags in this URL; a landing with other tags than the session's is a new touch.
   function tags() { return (location.search.match(TAGS) || []).sort().join(''); }
