@@ -179,3 +179,30 @@ def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_brows
     visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
     assert visit.sessions_created() == 2
     assert visit.errors == []
+
+
+def test_renewed_session_with_a_new_number_replaces_the_old_one_on_the_page(
+    brief_gateway: Gateway, cdp_browser: Any
+) -> None:
+    """When the renewed session brings another number, the page's old tracking number changes."""
+    context = cdp_browser.contexts[0]
+    visit = open_page(context, f"{brief_gateway.url}/demo/")
+    (first,) = visit.numbers()
+    _hide(context, visit)
+    # The visitor cookie is gone too (cleared, expired): the gateway sees a new visitor.
+    visit.page.evaluate(
+        """() => {
+          document.cookie = 'ctgw_vid=;path=/;max-age=0';
+          localStorage.removeItem('ctgw_vid');
+        }"""
+    )
+    time.sleep(4)
+    _show(visit)
+    visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
+    (second,) = visit.numbers()
+    assert second["number"] != first["number"]
+    visit.page.wait_for_timeout(200)
+    shown = second["number"].removeprefix("+1")
+    assert visit.text("#f-dash") == f"{shown[:3]}-{shown[3:6]}-{shown[6:]}"
+    assert visit.text("#f-paren") == f"({shown[:3]}) {shown[3:6]}-{shown[6:]}"
+    assert visit.href("#f-tel") == f"tel:{second['number']}"
