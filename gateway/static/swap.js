@@ -19,18 +19,23 @@
   var queue = [], frame = 0, observer = null;
 
   function now() { return Date.now(); }
-  function quiet() {}
 
-  // Storage: a first-party cookie (optionally for a parent domain), localStorage as fallback.
+  // Storage: a first-party cookie (optionally for a parent domain); localStorage when the
+  // browser refuses cookies. One store only: each access is a round trip to the browser process.
+  var jar = navigator.cookieEnabled;
   function read(k) {
-    var m = D.cookie.match('(?:^|; )' + k + '=([^;]*)'), v = m && decodeURIComponent(m[1]);
-    if (!v) try { v = localStorage.getItem(k); } catch (e) { quiet(); }
-    return v || '';
+    try {
+      var m = jar ? D.cookie.match('(?:^|; )' + k + '=([^;]*)') : [0, localStorage.getItem(k)];
+      return m && m[1] ? decodeURIComponent(m[1]) : '';
+    } catch (e) { return ''; }
   }
   function write(k, v, age) {
-    D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
-      (domain ? ';domain=' + domain : '') + (location.protocol == 'https:' ? ';secure' : '');
-    try { age ? localStorage.setItem(k, v) : localStorage.removeItem(k); } catch (e) { quiet(); }
+    try {
+      if (jar) D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
+        (domain ? ';domain=' + domain : '') + (location.protocol == 'https:' ? ';secure' : '');
+      else if (age) localStorage.setItem(k, encodeURIComponent(v));
+      else localStorage.removeItem(k);
+    } catch (e) { return; }
   }
   function stored() {
     try {
@@ -38,7 +43,7 @@
       return s && s.e > now() ? s : null;
     } catch (e) { return null; }
   }
-  function keep(s) { sess = s; write(KEY, JSON.stringify(s), 86400); }
+  function keep(s) { write(KEY, JSON.stringify(s), 86400); return s; }
 
   // Digit sequences a number is written with: with country code, national (trunk 0), bare.
   function forms(e164) {
@@ -150,14 +155,14 @@
   }
 
   function use(s) {
-    keep(s);
+    sess = s;
     rules(s.n);
     swap();
     watch();
     W.ctgw.numbers = s.n;
     var detail = { numbers: s.n, session_id: s.i };
     D.dispatchEvent(new CustomEvent('ctgw:numbers', { detail: detail }));
-    if (typeof W.ctgwReady == 'function') try { W.ctgwReady(s.n); } catch (e) { quiet(); }
+    if (typeof W.ctgwReady == 'function') try { W.ctgwReady(s.n); } catch (e) { return; }
     // Nothing leased (a bot, a pool rule): nothing to keep alive.
     if (find) beat(s.b + s.h * 1000 - now());
   }
@@ -195,10 +200,10 @@
       if (!r || !r.numbers || !r.session_id) return;
       busy = 0;
       if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
-      use({
+      use(keep({
         i: r.session_id, e: expiry(r.expires_at), h: r.heartbeat_seconds || 60, b: now(), a: a,
         n: r.numbers.map(function (x) { return { target: x.target, number: x.number, display: x.display }; })
-      });
+      }));
     });
   }
 

@@ -158,11 +158,10 @@ def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_brows
     visit.page.evaluate(
         """() => {
           const key = 'ctgw_demo';
-          const s = JSON.parse(localStorage.getItem(key));
+          const raw = document.cookie.match('(?:^|; )' + key + '=([^;]*)')[1];
+          const s = JSON.parse(decodeURIComponent(raw));
           s.e = Date.now() + 3600e3;
-          const v = JSON.stringify(s);
-          localStorage.setItem(key, v);
-          document.cookie = key + '=' + encodeURIComponent(v) + ';path=/;max-age=86400';
+          document.cookie = key + '=' + encodeURIComponent(JSON.stringify(s)) + ';path=/';
         }"""
     )
     _hide(context, visit)
@@ -190,12 +189,7 @@ def test_renewed_session_with_a_new_number_replaces_the_old_one_on_the_page(
     (first,) = visit.numbers()
     _hide(context, visit)
     # The visitor cookie is gone too (cleared, expired): the gateway sees a new visitor.
-    visit.page.evaluate(
-        """() => {
-          document.cookie = 'ctgw_vid=;path=/;max-age=0';
-          localStorage.removeItem('ctgw_vid');
-        }"""
-    )
+    visit.page.evaluate("() => { document.cookie = 'ctgw_vid=;path=/;max-age=0'; }")
     time.sleep(4)
     _show(visit)
     visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)

@@ -20,6 +20,9 @@ PAGE = """<!doctype html>
 """
 # What a browser with cookies blocked for the site looks like to a script.
 NO_COOKIES = """
+Object.defineProperty(Navigator.prototype, 'cookieEnabled', {
+  configurable: true, get: function () { return false; }
+});
 Object.defineProperty(Document.prototype, 'cookie', {
   configurable: true, get: function () { return ''; }, set: function () {}
 });
@@ -104,6 +107,7 @@ def test_local_storage_keeps_the_session_when_cookies_are_blocked(
     first = open_page(context, f"{gateway.url}/demo/")
     numbers = first.numbers()
     assert first.page.evaluate("document.cookie") == ""
+    assert first.page.evaluate("localStorage.getItem('ctgw_vid')")
     second = open_page(context, f"{gateway.url}/demo/")
     assert second.numbers() == numbers
     assert second.sessions_created() == 0
