@@ -22,16 +22,16 @@
 
   // Storage: a first-party cookie (optionally for a parent domain); localStorage when the
   // browser refuses cookies. One store only: each access is a round trip to the browser process.
-  var jar = navigator.cookieEnabled;
   function read(k) {
     try {
-      var m = jar ? D.cookie.match('(?:^|; )' + k + '=([^;]*)') : [0, localStorage.getItem(k)];
+      var m = D.cookie.match('(?:^|; )' + k + '=([^;]*)');
+      if (!m && !navigator.cookieEnabled) m = [0, localStorage.getItem(k)];
       return m && m[1] ? decodeURIComponent(m[1]) : '';
     } catch (e) { return ''; }
   }
   function write(k, v, age) {
     try {
-      if (jar) D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
+      if (navigator.cookieEnabled) D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
         (domain ? ';domain=' + domain : '') + (location.protocol == 'https:' ? ';secure' : '');
       else if (age) localStorage.setItem(k, encodeURIComponent(v));
       else localStorage.removeItem(k);
