@@ -83,7 +83,7 @@ def test_heartbeats_stop_while_the_tab_is_hidden(gateway: Gateway, cdp_browser: 
     other.goto("about:blank")
     visit.page.wait_for_function("() => document.visibilityState === 'hidden'", timeout=3000)
     hidden_from = visit.count("/heartbeat")
-    time.sleep(3.5)
+    other.wait_for_timeout(3500)
     assert visit.count("/heartbeat") == hidden_from
 
     visit.page.bring_to_front()
@@ -134,7 +134,7 @@ def test_lease_ended_while_hidden_renews_once_when_shown(
     visit = open_page(context, f"{brief_gateway.url}/demo/")
     visit.numbers()
     _hide(context, visit)
-    time.sleep(4)
+    visit.page.wait_for_timeout(4000)
     _show(visit)
     visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
     (second,) = visit.numbers()
@@ -165,7 +165,7 @@ def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_brows
         }"""
     )
     _hide(context, visit)
-    time.sleep(4)
+    visit.page.wait_for_timeout(4000)
     _show(visit)
     visit.page.wait_for_timeout(3000)
     assert visit.count("/heartbeat") >= 1
@@ -190,7 +190,7 @@ def test_renewed_session_with_a_new_number_replaces_the_old_one_on_the_page(
     _hide(context, visit)
     # The visitor cookie is gone too (cleared, expired): the gateway sees a new visitor.
     visit.page.evaluate("() => { document.cookie = 'ctgw_vid=;path=/;max-age=0'; }")
-    time.sleep(4)
+    visit.page.wait_for_timeout(4000)
     _show(visit)
     visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
     (second,) = visit.numbers()
