@@ -101,6 +101,36 @@ def _measure(browser: Any, base: str, runs: int) -> None:
         print(f"  median of paired ratios              {statistics.median(ratios):.3f}")
 
 
+LARGE_PAGE = """(n) => {
+  const root = document.createElement('div');
+  for (let i = 0; i < n; i++) {
+    const p = document.createElement('p');
+    p.innerHTML = 'Item ' + i + ' <b>in stock</b>, ref <span>' + (100000 + i) + '</span>. ' +
+      (i % 50 ? 'Ask us about it.' : 'Call <span>(415)</span> 555-0100 today.');
+    root.appendChild(p);
+  }
+  const nodes = root.querySelectorAll('*').length;
+  const t0 = performance.now();
+  window.ctgw.swap(root);
+  return [nodes, performance.now() - t0, (root.textContent.match(/555-0100/g) || []).length];
+}"""
+
+
+def _scan_cost(browser: Any, base: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.add_init_script(OBSERVE)
+    page.goto(f"{base}/demo/with.html")
+    page.wait_for_function("() => window.__ctgw.events.length > 0", timeout=5000)
+    times = []
+    for _ in range(5):
+        nodes, ms, left = page.evaluate(LARGE_PAGE, 2000)
+        times.append(ms)
+    context.close()
+    print(f"\nscan of {nodes} elements (2,000 paragraphs, 40 numbers): {_median(times)}")
+    print(f"  numbers left unswapped: {left}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -117,6 +147,7 @@ def main() -> None:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
                     _measure(browser, site.url, args.runs)
+                    _scan_cost(browser, site.url)
                 finally:
                     browser.close()
         finally:

@@ -112,12 +112,22 @@
     root = root || D.body;
     if (root && root.nodeType == 3) root = root.parentNode;
     if (!find || !root || blocked(root)) return;
-    var walk = D.createTreeWalker(root, 5, function (n) {
-      return n.nodeType == 3 ? 1 : SKIP.test(n.nodeName) || n.hasAttribute('data-ctgw-noswap') ? 2 : 3;
-    });
-    var run = [], last = null, n, b;
+    // Per element: null when its text is left alone, else the block that text belongs to.
+    // Memoised per element: a TreeWalker filter (a call into JS per node) cost more than this.
+    var memo = new Map();
+    function look(el) {
+      var v = memo.get(el), up;
+      if (v !== undefined) return v;
+      up = el != root && el.parentElement ? look(el.parentElement) : el;
+      v = up === null || SKIP.test(el.nodeName) || el.hasAttribute('data-ctgw-noswap') ? null :
+        INLINE.test(el.nodeName) && up != el ? up : el;
+      memo.set(el, v);
+      return v;
+    }
+    var walk = D.createTreeWalker(root, 4), run = [], last = null, n, b;
     while ((n = walk.nextNode())) {
-      b = block(n.parentNode);
+      b = n.parentNode.nodeType == 1 ? look(n.parentNode) : n.parentNode;
+      if (b === null) continue;
       if (b != last && run.length) { fix(run); run = []; }
       last = b; run.push(n);
     }

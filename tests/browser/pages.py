@@ -11,7 +11,7 @@ __all__ = ["OBSERVE", "Visit", "nanp", "open_page", "uk"]
 OBSERVE = """
 window.__ctgw = {events: [], violations: [], shift: 0};
 document.addEventListener('ctgw:numbers', function (e) {
-  window.__ctgw.events.push({t: performance.now(), detail: e.detail});
+  window.__ctgw.events.push({t: performance.now(), body: !!document.body, detail: e.detail});
 });
 document.addEventListener('securitypolicyviolation', function (e) {
   window.__ctgw.violations.push(e.violatedDirective + ' ' + e.blockedURI);

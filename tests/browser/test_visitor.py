@@ -121,3 +121,22 @@ def test_ready_callback_and_event_carry_the_numbers(gateway: Gateway, context: A
     assert visit.page.evaluate("window.__ready") == numbers
     assert visit.page.evaluate("window.ctgw.numbers") == numbers
     assert {"target", "number", "display"} <= set(numbers[0])
+
+
+def test_script_running_before_the_body_swaps_what_is_parsed_later(
+    gateway: Gateway, site: CustomerSite, context: Any
+) -> None:
+    """A blocking tag in <head> with a stored session swaps the body parsed after it runs."""
+    head = PAGE.format(gw=gateway.url, extra="").replace(" async ", " ")
+    url = site.page("head.html", head)
+    open_page(context, url).numbers()
+    again = open_page(context, url)
+    (entry,) = again.numbers()
+    assert again.sessions_created() == 0
+    assert again.page.evaluate("window.__ctgw.events[0].body") is False, "ran before <body>"
+    shown = entry["number"].removeprefix("+1")
+    again.page.wait_for_function(
+        "(want) => document.getElementById('plain').textContent === want",
+        arg=f"{shown[:3]}-{shown[3:6]}-{shown[6:]}",
+        timeout=2000,
+    )
