@@ -23,6 +23,7 @@ from tests.lab.asterisk import (
     LabPorts,
     asterisk_root,
     free_port,
+    remove_stale_labs,
 )
 from tests.lab.phone import AgentPhone, baresip_path
 
@@ -43,6 +44,7 @@ def asterisk() -> Iterator[AsteriskLab]:
     if os.geteuid() != 0 or shutil.which("chroot") is None:
         _missing("the Asterisk lab needs root and chroot")
     assert root is not None
+    remove_stale_labs(root)
     ports = LabPorts(
         ami=free_port(),
         sip=free_port(socket.SOCK_DGRAM),
