@@ -240,3 +240,15 @@ async def test_recording_switch_records_the_answered_call(
             break
         await asyncio.sleep(0.1)
     assert recorded.stat().st_size > 8000  # over half a second of 8 kHz audio
+
+
+async def test_a_dialed_number_with_dial_string_characters_goes_to_the_fallback(
+    ami: TestAmi, gateway, routes: RouteTable
+):
+    """A dialed 'number' carrying '&' (which would add a Dial destination) never reaches a dial
+    string or the gateway: the caller gets the fallback."""
+    call = new_call_id()
+    await ami.originate("+14155550123&Local:evil", "test-inbound", CALLER, call)
+    event = await ami.wait_for(reached(call))
+    assert event["Route"] == "fallback"
+    assert routes.requests == []
