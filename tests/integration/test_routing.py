@@ -16,7 +16,7 @@ import pytest
 from gateway.agi import RouteDecision
 from tests.integration.conftest import RouteTable, new_call_id
 from tests.lab.ami import AmiEvent, TestAmi
-from tests.lab.asterisk import PROJECT
+from tests.lab.asterisk import AMI_SECRET, AMI_USER, PROJECT
 
 pytestmark = pytest.mark.asterisk
 
@@ -252,3 +252,17 @@ async def test_a_dialed_number_with_dial_string_characters_goes_to_the_fallback(
     event = await ami.wait_for(reached(call))
     assert event["Route"] == "fallback"
     assert routes.requests == []
+
+
+async def test_calls_are_routed_again_after_asterisk_restarts(asterisk, gateway, agent_phone):
+    """After Asterisk restarts on the same ports, the next call is routed by the same gateway
+    and the registered phone is still reachable."""
+    asterisk.restart()
+    assert "agent1/sip:agent1" in asterisk.rx("pjsip show contacts")
+    client = await TestAmi.connect(asterisk.ports.ami, AMI_USER, AMI_SECRET)
+    try:
+        call = new_call_id()
+        await client.originate("+14155550123", "test-inbound", CALLER, call)
+        assert (await client.wait_for(reached(call)))["Route"] == "sales"
+    finally:
+        await client.close()

@@ -258,7 +258,7 @@ class AsteriskLab:
             time.sleep(0.1)
         raise RuntimeError(f"asterisk did not boot in {boot_timeout} s:\n{self.tail()}")
 
-    def stop(self) -> None:
+    def stop(self, keep_files: bool = False) -> None:
         """Stop Asterisk (politely, then by force) and remove the lab files."""
         try:
             if self.process is not None and self.process.poll() is None:
@@ -270,7 +270,14 @@ class AsteriskLab:
                     self.process.wait(timeout=5)
         finally:
             self.process = None
-            shutil.rmtree(self.outer, ignore_errors=True)
+            if not keep_files:
+                shutil.rmtree(self.outer, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports (for reconnect tests). The astdb is kept, so
+        registered phones (PJSIP contacts) stay reachable."""
+        self.stop(keep_files=True)
+        self.start()
 
     def tail(self, lines: int = 40) -> str:
         """The last lines of Asterisk's log, for failure messages."""
