@@ -10,13 +10,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import CLOCK, CONFIG, DB, DESK, METRICS
-from gateway.config import Config
+from gateway.agi import start_agi_server
+from gateway.appkeys import AGI, CLOCK, CONFIG, DB, DESK, METRICS
+from gateway.config import Config, ConfigError
 from gateway.db import Database
 from gateway.http_admin import add_admin_routes
 from gateway.http_errors import error_middleware
 from gateway.http_public import add_public_routes
 from gateway.metrics import Metrics
+from gateway.routing import CallRouter
 from gateway.sessions import SessionDesk
 from gateway.sites import load_sites, seed_sites
 from numberpool.clock import Clock, SystemClock
@@ -38,6 +40,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(_fastagi)
     add_public_routes(app)
     add_admin_routes(app)
     return app
@@ -81,6 +84,32 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _fastagi(app: web.Application) -> AsyncIterator[None]:
+    """The FastAGI route server, when enabled; closed before the store."""
+    config = app[CONFIG]
+    if not config.agi.enabled:
+        yield
+        return
+    router = CallRouter(app[DB], app[DESK], app[CLOCK], app[METRICS], config.phone.default_region)
+    try:
+        server = await start_agi_server(
+            config.agi.host, config.agi.port, router.decide, config.agi.deadline_ms
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen for FastAGI on {config.agi.host}:{config.agi.port}: {exc.strerror}; "
+            "set [agi] port or CTGW_AGI_PORT (or [agi] enabled = false)"
+        ) from None
+    app[AGI] = server
+    log.info(
+        "fastagi_listening",
+        url=f"agi://{config.agi.host}:{server.port}/route",
+        deadline_ms=config.agi.deadline_ms,
+    )
+    yield
+    await server.close()
 
 
 def _describe(metrics: Metrics, desk: SessionDesk) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.agi import AgiServer
 from gateway.config import Config
 from gateway.db import Database
 from gateway.metrics import Metrics
 from gateway.sessions import SessionDesk
 from numberpool.clock import Clock
 
-__all__ = ["CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "METRICS"]
+__all__ = ["AGI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "METRICS"]
 
 CONFIG = web.AppKey("config", Config)
+AGI = web.AppKey("agi", AgiServer)
 CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 DB = web.AppKey("db", Database)

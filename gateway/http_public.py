@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -13,7 +12,6 @@ from gateway.db import StoreError, ts
 from gateway.http_errors import ApiError, read_json_object, text_field
 from gateway.sessions import SessionAnswer, SessionEnded, UnknownSession, UnknownSite
 from gateway.sites import SiteEntry
-from numberpool.site import OfferKind
 from numberpool.visit import visit_from_url
 
 __all__ = ["add_public_routes"]
@@ -92,7 +90,7 @@ async def open_session(request: web.Request) -> web.Response:
     url = text_field(data, "url", max_len=_MAX_URL, required=True)
     referrer = text_field(data, "referrer", max_len=_MAX_URL)
     visitor_id = text_field(data, "visitor_id", max_len=64)
-    if urlsplit(url).scheme not in ("http", "https"):
+    if not url.startswith(("http://", "https://")):
         raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
     desk = request.app[DESK]
     entry = desk.sites.get(site_key)
@@ -107,12 +105,6 @@ async def open_session(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}") from None
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
-    log.debug(
-        "session_opened",
-        session_id=answer.session.session_id,
-        site=site_key,
-        leased=[o.number for o in answer.offers if o.kind is OfferKind.POOL],
-    )
     return web.Response(
         status=201,
         text=_session_body(answer, entry),
@@ -167,7 +159,7 @@ async def amp_number(request: web.Request) -> web.Response:
         headers["AMP-Access-Control-Allow-Source-Origin"] = source_origin
         headers["Access-Control-Expose-Headers"] = "AMP-Access-Control-Allow-Source-Origin"
     url = request.query.get("url", "")[:_MAX_URL]
-    if urlsplit(url).scheme not in ("http", "https"):
+    if not url.startswith(("http://", "https://")):
         url = source_origin or "https://amp.invalid/"
     visit = visit_from_url(
         url,

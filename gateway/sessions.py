@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,7 +50,8 @@ _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?,
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random 128-bit id as 32 hex digits (unguessable: it authorises heartbeats)."""
+    return secrets.token_hex(16)
 
 
 class UnknownSite(LookupError):
@@ -82,6 +83,7 @@ class SessionAnswer:
 
 
 def lease_write(lease: Lease) -> Write:
+    started = ts(lease.started_at)
     return Write(
         _LEASE_SQL,
         (
@@ -90,8 +92,8 @@ def lease_write(lease: Lease) -> Write:
             lease.number,
             lease.session_id,
             lease.visitor_id,
-            ts(lease.started_at),
-            ts(lease.last_seen),
+            started,
+            started if lease.last_seen == lease.started_at else ts(lease.last_seen),
             ts(lease.until),
         ),
         rank=30,
@@ -129,10 +131,12 @@ class SessionDesk:
         if not visitor_id or not _VISITOR_ID.match(visitor_id):
             visitor_id = self.new_id()
         session_id = self.new_id()
-        offers = entry.site.offer(visit, session_id, visitor_id, now, self.new_id)
+        lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
+        offers = entry.site.offer(visit, session_id, visitor_id, now, lease_ids.__next__)
         leases = [o.lease for o in offers if o.lease is not None]
         expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
         session = LiveSession(session_id, site_key, visitor_id, expires_at, leases)
+        stamp = ts(now)
         shown = [{"target": o.target, "number": o.number, "kind": o.kind.value} for o in offers]
         writes = [
             Write(
@@ -141,8 +145,8 @@ class SessionDesk:
                     session_id,
                     site_key,
                     visitor_id,
-                    ts(now),
-                    ts(now),
+                    stamp,
+                    stamp,
                     ts(expires_at),
                     visit.url,
                     visit.landing_page,

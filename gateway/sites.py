@@ -26,6 +26,14 @@ class SiteEntry:
     destination: str = ""
     displays: dict[str, str] = field(default_factory=dict)
     region: str = "US"
+    destinations: dict[str, str] = field(default_factory=dict)
+
+    def destination_for(self, dialed: str) -> str:
+        """The dial string for a call on `dialed`: its pool's or number's, else the site's."""
+        for pool in self.site.pools:
+            if dialed in pool or dialed == pool.overflow:
+                return self.destinations.get(pool.pool_id) or self.destination
+        return self.destinations.get(dialed) or self.destination
 
     def display(self, number: str) -> str:
         shown = self.displays.get(number)
@@ -47,6 +55,7 @@ def _pool_settings(pool: PoolSettings) -> dict[str, Any]:
         "attribution_window_seconds": pool.attribution_window_seconds,
         "probation_seconds": pool.probation_seconds,
         "require_params": list(pool.require_params),
+        "destination": pool.destination,
     }
 
 
@@ -120,7 +129,10 @@ async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
         bots = settings.get("bot_user_agents", [])
         site = Site(
             key=row["key"],
-            static_numbers=[StaticNumber(**s) for s in settings.get("static_numbers", [])],
+            static_numbers=[
+                StaticNumber(s["number"], s["source"], s.get("medium", ""), s.get("campaign", ""))
+                for s in settings.get("static_numbers", [])
+            ],
             rules=[Rule(**r) for r in settings.get("rules", [])],
             bot_user_agents=tuple(b.lower() for b in bots),
         )
@@ -130,6 +142,11 @@ async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
             allowed_origins=frozenset(json.loads(row["allowed_origins"])),
             destination=row["destination"],
             region=region,
+            destinations={
+                s["number"]: s["destination"]
+                for s in settings.get("static_numbers", [])
+                if s.get("destination")
+            },
         )
     numbers: dict[str, list[str]] = {}
     for row in await db.fetchall("SELECT number, pool_id FROM numbers ORDER BY rowid"):
@@ -139,6 +156,8 @@ async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
         if entry is None:
             continue
         settings = json.loads(row["settings"])
+        if settings.get("destination"):
+            entry.destinations[row["pool_id"]] = settings["destination"]
         rules = LeaseRules(
             heartbeat=timedelta(seconds=settings.get("heartbeat_seconds", 60)),
             grace=timedelta(seconds=settings.get("grace_seconds", 900)),

@@ -140,7 +140,7 @@ class Site:
         for pool in self.pools:
             if dialed == pool.overflow:
                 return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
-            if dialed not in pool.numbers:
+            if dialed not in pool:
                 continue
             live, before = pool.holder_at(dialed, at)
             if live is not None:
@@ -155,9 +155,9 @@ class Site:
 
     def owns(self, number: str) -> bool:
         """Whether a call on `number` belongs to this site."""
-        return any(
-            number in p.numbers or number in (p.overflow, p.target) for p in self.pools
-        ) or any(s.number == number for s in self.static_numbers)
+        return any(number in p or number in (p.overflow, p.target) for p in self.pools) or any(
+            s.number == number for s in self.static_numbers
+        )
 
     def targets(self) -> list[str]:
         seen: dict[str, None] = {}

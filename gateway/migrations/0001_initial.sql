@@ -51,8 +51,6 @@ CREATE TABLE sessions (
     bd_vid       TEXT NOT NULL DEFAULT '',
     numbers      TEXT NOT NULL DEFAULT '[]'       -- JSON: what the page was shown
 );
-CREATE INDEX sessions_visitor ON sessions (site, visitor_id);
-CREATE INDEX sessions_expires ON sessions (expires_at);
 
 CREATE TABLE leases (
     lease_id   TEXT PRIMARY KEY,
@@ -64,9 +62,8 @@ CREATE TABLE leases (
     last_seen  TEXT NOT NULL,
     until      TEXT NOT NULL
 );
-CREATE INDEX leases_number ON leases (number, started_at);
+-- Only the index restore and reports need: every other index costs each session a write.
 CREATE INDEX leases_until ON leases (until);
-CREATE INDEX leases_session ON leases (session_id);
 
 CREATE TABLE pool_events (
     event_id   INTEGER PRIMARY KEY AUTOINCREMENT,

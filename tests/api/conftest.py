@@ -24,10 +24,12 @@ POOL = [f"+141555501{i:02d}" for i in range(1, 11)]
 def demo_config(tmp_path: Path, **pool: Any) -> dict[str, Any]:
     return {
         "store": {"url": f"sqlite:///{tmp_path / 'ctgw.db'}"},
+        "agi": {"port": 0},
         "sites": [
             {
                 "key": "demo",
                 "allowed_origins": [ORIGIN],
+                "destination": "PJSIP/agent1",
                 "pools": [
                     {
                         "target": "+14155550100",

@@ -52,6 +52,8 @@ def test_defaults_without_file() -> None:
         ("[log]\nlevel = 'loud'\n", "'log.level'"),
         ("[store]\nurl = 'mysql://x'\n", "'store.url'"),
         ("this is not toml", "not valid TOML"),
+        ("[[sites]]\nkey = 'a'\ndestination = 'PJSIP/a&PJSIP/b'\n", "'sites[0].destination'"),
+        ("[[sites]]\nkey = 'a'\ndestination = 'PJSIP/a,20,tT'\n", "not a plain dial string"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, fragment: str) -> None:
