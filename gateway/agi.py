@@ -96,17 +96,13 @@ class AgiServer:
         # How sessions ended, by outcome ("routed", "deadline_exceeded", ...), for /metrics.
         self.outcomes: collections.Counter[str] = collections.Counter()
 
-    @property
-    def port(self) -> int:
-        """The port bound (useful when started on port 0)."""
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self.port = 0  # the port bound, known once listening (useful when started on port 0)
 
     async def _listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=MAX_ENV_BYTES, reuse_address=True
+            self._on_connection, host, port, limit=MAX_ENV_BYTES
         )
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Stop accepting, then wait for every session (each is bounded by the deadline)."""
@@ -131,8 +127,8 @@ class AgiServer:
             self.outcomes["session_failed"] += 1
             log.exception("agi_session_failed")
         finally:
-            self._sessions.discard(task)
             await _close(writer)
+            self._sessions.discard(task)
 
     async def _session(
         self,
