@@ -73,7 +73,10 @@ def agent_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
     )
     try:
         phone.start()
-        phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
+        try:
+            phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nasterisk:\n{asterisk.tail()}") from None
         yield phone
     finally:
         phone.stop()

@@ -62,7 +62,8 @@ async def test_frozen_daemon_sends_callers_to_the_fallback_within_3_s(
     tmp_path: Path, asterisk: AsteriskLab, ami: TestAmi
 ):
     """`ctgw serve` routes a call; stopped with SIGSTOP (socket still accepting) the next caller
-    reaches the fallback within 3 s; resumed, it routes again."""
+    reaches the fallback within 3 s; resumed, it releases the waiting lookup leg and routes
+    again."""
     http_port = free_port()
     config = write_config(tmp_path, http_port, asterisk.ports.agi)
     log = tmp_path / "ctgw.log"
@@ -87,7 +88,14 @@ async def test_frozen_daemon_sends_callers_to_the_fallback_within_3_s(
         assert (await ami.wait_for(reached(frozen)))["Route"] == "fallback"
         assert time.monotonic() - start < 3
 
+        # FastAGI has no read timeout: the frozen call's lookup leg waits on the gateway's socket.
+        assert "@ctgw-lookup-" in asterisk.rx("core show channels concise")
         os.kill(proc.pid, signal.SIGCONT)
+        for _ in range(50):  # the resumed daemon closes it
+            if "@ctgw-lookup-" not in asterisk.rx("core show channels concise"):
+                break
+            await asyncio.sleep(0.1)
+        assert "@ctgw-lookup-" not in asterisk.rx("core show channels concise")
         resumed = new_call_id()
         await ami.originate("4155550150", "test-inbound", CALLER, resumed)
         assert (await ami.wait_for(reached(resumed)))["Route"] == "sales"

@@ -266,3 +266,28 @@ async def test_calls_are_routed_again_after_asterisk_restarts(asterisk, gateway,
         assert (await client.wait_for(reached(call)))["Route"] == "sales"
     finally:
         await client.close()
+
+
+async def test_an_unset_lookup_timeout_still_bounds_a_stalled_gateway(ami: TestAmi, asterisk):
+    """With CTGW_LOOKUP_TIMEOUT missing from [globals], a gateway that accepts and never answers
+    still sends the caller to the fallback within 3 s (the dialplan's default is 2 s)."""
+
+    release = asyncio.Event()
+
+    async def stall(reader, writer):
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", asterisk.ports.agi)
+    await ami.action("Setvar", Variable="CTGW_LOOKUP_TIMEOUT", Value="")
+    try:
+        call = new_call_id()
+        start = time.monotonic()
+        await ami.originate("+14155550123", "test-inbound", CALLER, call)
+        assert (await ami.wait_for(reached(call)))["Route"] == "fallback"
+        assert time.monotonic() - start < 3
+    finally:
+        await ami.action("Setvar", Variable="CTGW_LOOKUP_TIMEOUT", Value=asterisk.lookup_timeout)
+        release.set()
+        server.close()
+        await server.wait_closed()

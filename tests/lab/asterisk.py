@@ -212,13 +212,13 @@ class AsteriskLab:
         return ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command]
 
     def rx(self, command: str, timeout: float = 10) -> str:
-        """Run one CLI command on this Asterisk and return its output."""
-        out = subprocess.run(
-            self._cli(command),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        """Run one CLI command on this Asterisk and return its output ("" if it timed out)."""
+        try:
+            out = subprocess.run(
+                self._cli(command), capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return ""
         return out.stdout.decode(errors="replace")
 
     def start(self, boot_timeout: float = 30) -> None:
