@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.swapjs import load_swap_script
 from tests.browser.harness import US_TARGET, CustomerSite, Gateway
 from tests.browser.pages import open_page
 
@@ -108,5 +112,63 @@ def test_unknown_site_answer_leaves_page_alone(
     visit.page.wait_for_timeout(800)
     assert visit.sessions_created() == 1
     assert visit.text("#plain") == "415-555-0100"
+    assert visit.errors == []
+    assert _network_only(visit.console) == []
+
+
+class _StallingGateway(http.server.BaseHTTPRequestHandler):
+    """Serves the real swap.js; accepts POST /v1/sessions and never answers (a hung gateway)."""
+
+    script = b""
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/javascript")
+        self.send_header("Content-Length", str(len(self.script)))
+        self.end_headers()
+        self.wfile.write(self.script)
+
+    def do_POST(self) -> None:
+        self.release.wait(10)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def stalling_gateway() -> Iterator[str]:
+    _StallingGateway.script = load_swap_script().body
+    _StallingGateway.release = threading.Event()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StallingGateway)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        _StallingGateway.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_hung_gateway_is_given_up_after_two_seconds(
+    stalling_gateway: str, site: CustomerSite, context: Any
+) -> None:
+    """A session request with no answer is aborted at ~2 s; the page stays as it was, quietly."""
+    url = site.page("hung.html", PAGE.format(gw=stalling_gateway, site="demo"))
+    failed: list[tuple[str, float]] = []
+    started = time.monotonic()
+    context.on("requestfailed", lambda r: failed.append((r.url, time.monotonic() - started)))
+    visit = open_page(context, url)
+    visit.page.wait_for_timeout(3500)
+    assert visit.page.evaluate("typeof window.ctgw") == "object"
+    assert visit.sessions_created() == 1
+    ((failed_url, after),) = failed
+    assert failed_url.endswith("/v1/sessions")
+    assert 1.5 < after < 3.5
+    assert visit.text("#plain") == "415-555-0100"
+    assert visit.href("#tel") == f"tel:{US_TARGET}"
     assert visit.errors == []
     assert _network_only(visit.console) == []
