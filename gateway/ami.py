@@ -102,7 +102,7 @@ class AmiClient:
     action_timeout: float = 10.0
     connect_timeout: float = 5.0
     backoff_base: float = 0.5
-    backoff_cap: float = 30.0
+    backoff_cap: float = 5.0  # loopback retries are cheap; a long cap only delays recovery
     max_message_bytes: int = 65536
     rng: random.Random = field(default_factory=random.Random, repr=False)
     _handlers: list[EventHandler] = field(default_factory=list, init=False, repr=False)
