@@ -81,7 +81,7 @@ def _user_findings(user: Section, username: str, click_to_call: bool) -> list[Fi
     findings: list[Finding] = []
     for direction in ("read", "write"):
         granted = _classes(user.get(direction))
-        risky = sorted(c for c in _DANGEROUS if c in granted or "all" in granted)
+        risky = [c for c in _DANGEROUS if c in granted or "all" in granted]
         if risky:
             findings.append(
                 Finding(
