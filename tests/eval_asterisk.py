@@ -102,6 +102,13 @@ class EvalAsterisk:
                 self.process.wait(timeout=5)
         self.process = None
 
+    def crash(self) -> None:
+        """Kill Asterisk with SIGKILL: no Hangup events, sockets just close."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=10)
+        self.process = None
+
     def restart(self) -> float:
         """Stop and start again; returns the seconds Asterisk was gone."""
         began = time.monotonic()
