@@ -7,6 +7,9 @@ CONFIG ?= conf/gateway.toml
 .PHONY: run test lint typecheck unit install clean
 
 $(BIN)/ctgw: pyproject.toml
+	@$(PY) -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null || \
+		{ echo "installing python3-venv (needs Python 3.11+)"; apt-get update -qq && \
+		  apt-get install -y -qq python3 python3-venv python3-pip >/dev/null; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -15,6 +18,9 @@ $(BIN)/ctgw: pyproject.toml
 install: $(BIN)/ctgw
 
 run: install
+	@echo "ctgw: demo page  http://127.0.0.1:8080/demo/"
+	@echo "ctgw: API        http://127.0.0.1:8080/v1/   health http://127.0.0.1:8080/healthz"
+	@echo "ctgw: admin key  $(BIN)/ctgw keys create me --config $(CONFIG)"
 	$(BIN)/ctgw serve --config $(CONFIG)
 
 lint: install

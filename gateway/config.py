@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -95,8 +96,14 @@ class PoolSettings:
     attribution_window_seconds: int = field(
         default=3600, metadata={"help": "how long after a lease ends a call is 'probable'"}
     )
+    probation_seconds: int = field(
+        default=120, metadata={"help": "lease life until the first heartbeat arrives"}
+    )
     require_params: list[str] = field(
         default_factory=list, metadata={"help": "lease only when the URL has one of these"}
+    )
+    destination: str = field(
+        default="", metadata={"help": "dial string for calls to this pool (default: the site's)"}
     )
 
 
@@ -106,6 +113,9 @@ class StaticNumberSettings:
     source: str = field(default=_REQUIRED, metadata={"help": "utm_source-like label"})
     medium: str = field(default="", metadata={"help": "utm_medium-like label"})
     campaign: str = field(default="", metadata={"help": "campaign label"})
+    destination: str = field(
+        default="", metadata={"help": "dial string for calls to it (default: the site's)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,9 @@ class Config:
     source: str = field(default="<defaults>", metadata={"internal": True})
 
 
+# What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
+_DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._:+-]+(/[A-Za-z0-9@._:+-]+)*")
+
 _SCALAR_SECTIONS = ("http", "store", "agi", "ami", "log", "phone")
 
 
@@ -194,7 +207,7 @@ def parse_config(
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         data[section] = {**table, key: _EnvValue(name, value)}
-    config = _build(Config, data, source, "")
+    config: Config = _build(Config, data, source, "")
     config = dataclasses.replace(config, source=source)
     _check_semantics(config)
     return config
@@ -310,8 +323,16 @@ def _check_semantics(config: Config) -> None:
             raise ConfigError(f"{src}: '{key}': {value} is already used by {seen_numbers[value]}")
         seen_numbers[value] = key
 
+    def destination(value: str, key: str) -> None:
+        if value and not _DIAL_STRING.fullmatch(value):
+            raise ConfigError(
+                f"{src}: '{key}': {value!r} is not a plain dial string like PJSIP/agent1 or "
+                "Local/100@agents (letters, digits and / @ . _ - + : only)"
+            )
+
     for i, site in enumerate(config.sites):
         at = f"sites[{i}]"
+        destination(site.destination, f"{at}.destination")
         if not site.key or len(site.key) > 64 or not site.key.replace("-", "").isalnum():
             raise ConfigError(f"{src}: '{at}.key' must be 1-64 letters, digits or '-'")
         if site.key in seen_keys:
@@ -328,10 +349,12 @@ def _check_semantics(config: Config) -> None:
                 unique(n, f"{pat}.numbers[{k}]")
             if pool.overflow:
                 unique(pool.overflow, f"{pat}.overflow")
+            destination(pool.destination, f"{pat}.destination")
             if pool.heartbeat_seconds == 0:
                 raise ConfigError(f"{src}: '{pat}.heartbeat_seconds' must be at least 1")
         for j, static in enumerate(site.static_numbers):
             unique(static.number, f"{at}.static_numbers[{j}].number")
+            destination(static.destination, f"{at}.static_numbers[{j}].destination")
         statics = {s.number for s in site.static_numbers}
         for j, rule in enumerate(site.rules):
             rat = f"{at}.rules[{j}]"

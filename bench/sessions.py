@@ -1,0 +1,187 @@
+"""Session-create throughput and latency of the real daemon, against a bare aiohttp ceiling.
+
+Run by hand: `.venv/bin/python bench/sessions.py [--seconds 10] [--connections 32]`.
+Needs `wrk` (apt-get install wrk). Prints requests/s and p50/p99 for both servers, the ratio,
+and checks that every session the daemon answered is in the store after it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BODY = json.dumps(
+    {"site": "bench", "url": "https://shop.example/landing?utm_source=google&gclid=abc"}
+)
+CEILING_APP = """
+import sys
+from aiohttp import web
+BODY = b'{"session_id": "0123456789abcdef0123456789abcdef", "visitor_id": "v", "numbers": [{"target": "+14155550100", "number": "+14155550101", "display": "(415) 555-0101", "kind": "pool"}], "heartbeat_seconds": 60, "expires_at": "2026-01-01T00:00:00.000000Z"}'
+async def handler(request):
+    await request.read()
+    return web.Response(status=201, body=BODY, content_type="application/json")
+async def health(request):
+    return web.Response(text="ok")
+app = web.Application()
+app.router.add_post("/v1/sessions", handler)
+app.router.add_get("/healthz", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+LUA = "\n".join(
+    [
+        'wrk.method = "POST"',
+        "wrk.body = '" + BODY.replace("'", "\\'") + "'",
+        'wrk.headers["Content-Type"] = "application/json"',
+        'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"',
+    ]
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(port: int) -> None:
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server on {port} did not start")
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    numbers = [f"+1{area}555{i:04d}" for area in (415, 212) for i in range(0, 3000)]
+    path = tmp / "bench.toml"
+    path.write_text(
+        f"""
+[http]
+port = {port}
+[store]
+url = "sqlite:///{tmp / "bench.db"}"
+[log]
+level = "warning"
+[[sites]]
+key = "bench"
+bot_user_agents = ["bot"]
+[[sites.pools]]
+target = "+13125550100"
+numbers = {json.dumps(numbers)}
+grace_seconds = 1
+probation_seconds = 1
+cooldown_seconds = 0
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/sessions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            raise SystemExit(f"cannot read {label}% from wrk:\n{out}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {
+        "rps": rps,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": total,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        script = tmp / "post.lua"
+        script.write_text(LUA, encoding="utf-8")
+        results = {}
+        ceiling_port = free_port()
+        ceiling = subprocess.Popen([sys.executable, "-c", CEILING_APP, str(ceiling_port)])
+        try:
+            wait_up(ceiling_port)
+            run_wrk(ceiling_port, 2, args.connections, script)  # warm-up
+            results["ceiling"] = run_wrk(ceiling_port, args.seconds, args.connections, script)
+        finally:
+            ceiling.send_signal(signal.SIGTERM)
+            ceiling.wait(10)
+        port = free_port()
+        config = write_config(tmp, port)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        )
+        try:
+            wait_up(port)
+            run_wrk(port, 2, args.connections, script)
+            results["ctgw"] = run_wrk(port, args.seconds, args.connections, script)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+                metrics = resp.read().decode()
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+        answered = int(
+            float(re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', metrics).group(1))
+        )  # type: ignore[union-attr]
+        db = sqlite3.connect(tmp / "bench.db")
+        stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+        leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
+        db.close()
+    for name, r in results.items():
+        print(
+            f"{name:8s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:.0f} requests, "
+            f"{r['errors']:.0f} non-2xx)"
+        )
+    ratio = results["ctgw"]["rps"] / results["ceiling"]["rps"]
+    print(f"ratio    {ratio:.2f}x of the bare aiohttp ceiling (target >= 0.5x)")
+    verdict = "all committed" if stored >= answered else f"MISSING {answered - stored}"
+    print(
+        f"durable  {stored} sessions and {leases} leases stored; "
+        f"the daemon answered {answered} sessions: {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The FastAGI route server: Asterisk asks `agi://HOST:PORT/route` where to send a call.
+
+The call path, top to bottom: read the env block, ask the injected decider, set CTGW_CALL_ID,
+CTGW_SOURCE and last CTGW_ROUTE, close. Reading the env and deciding share one hard deadline;
+when it passes, or anything goes wrong, the server says nothing more and closes, and the
+dialplan dials its fallback. A caller is never held by the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.agi_protocol import (
+    MAX_ENV_BYTES,
+    AgiProtocolError,
+    AnswerKind,
+    env_value,
+    read_answer,
+    read_env,
+    set_variable,
+)
+
+__all__ = [
+    "SCRIPT",
+    "AgiRequest",
+    "AgiServer",
+    "RouteDecider",
+    "RouteDecision",
+    "request_from_env",
+    "start_agi_server",
+]
+
+# The path in `agi://host:port/route`; Asterisk sends it as agi_network_script.
+SCRIPT = "route"
+# How long a close may wait for the peer to take the last bytes before the socket is dropped.
+_CLOSE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class AgiRequest:
+    """What the dialplan sent; every value is an untrusted string."""
+
+    dialed: str
+    caller: str
+    caller_name: str
+    linkedid: str
+    uniqueid: str
+    channel: str
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where the call goes (a dial string from configured destinations) and how it is labelled."""
+
+    route: str
+    call_id: str
+    source: str
+
+
+RouteDecider = Callable[[AgiRequest], Awaitable[RouteDecision | None]]
+
+
+def request_from_env(env: Mapping[str, str]) -> AgiRequest:
+    """Build the request from the env block and the arguments ctgw.conf passes.
+
+    The lookup runs on a Local channel, so the main channel's linkedid, uniqueid and name come
+    as agi_arg_1..3 and the dialed number as agi_arg_4 (agi_extension is the same number).
+    """
+    return AgiRequest(
+        dialed=env_value(env, "agi_arg_4") or env_value(env, "agi_extension"),
+        caller=env_value(env, "agi_callerid"),
+        caller_name=env_value(env, "agi_calleridname"),
+        linkedid=env_value(env, "agi_arg_1"),
+        uniqueid=env_value(env, "agi_arg_2") or env_value(env, "agi_uniqueid"),
+        channel=env_value(env, "agi_arg_3") or env_value(env, "agi_channel"),
+        env=dict(env),
+    )
+
+
+class AgiServer:
+    """A running FastAGI server; `close()` stops accepting and awaits the sessions in flight."""
+
+    def __init__(self, decide: RouteDecider, deadline_ms: int) -> None:
+        self._decide = decide
+        self._deadline_s = deadline_ms / 1000
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._numbers = itertools.count(1)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The port bound (useful when started on port 0)."""
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _listen(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection, host, port, limit=MAX_ENV_BYTES, reuse_address=True
+        )
+
+    async def close(self) -> None:
+        """Stop accepting, then wait for every session (each is bounded by the deadline)."""
+        if self._server is not None:
+            self._server.close()
+        if self._sessions:
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        log = structlog.get_logger().bind(agi_session=next(self._numbers))
+        try:
+            await self._session(reader, writer, log)
+        except Exception:
+            # Last guard: one bad session must never take the server down.
+            log.exception("agi_session_failed")
+        finally:
+            self._sessions.discard(task)
+            await _close(writer)
+
+    async def _session(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                env = await read_env(reader)
+                if env.get("agi_network_script") != SCRIPT:
+                    log.warning("agi_unknown_script", script=env.get("agi_network_script", ""))
+                    return
+                request = request_from_env(env)
+                log = log.bind(linkedid=request.linkedid, dialed=request.dialed)
+                decision = await self._decide_safely(request, log)
+        except TimeoutError:
+            log.warning("agi_deadline_exceeded", deadline_ms=int(self._deadline_s * 1000))
+            return
+        except AgiProtocolError as exc:
+            log.warning("agi_bad_request", reason=str(exc))
+            return
+        except OSError as exc:
+            log.info("agi_connection_lost", reason=str(exc))
+            return
+        if decision is None:
+            log.info("agi_no_route")
+            return
+        log = log.bind(call_id=decision.call_id)
+        await self._answer(reader, writer, decision, log)
+
+    async def _decide_safely(
+        self, request: AgiRequest, log: structlog.typing.FilteringBoundLogger
+    ) -> RouteDecision | None:
+        try:
+            return await self._decide(request)
+        except Exception:
+            log.exception("agi_decider_failed")
+            return None
+
+    async def _answer(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        decision: RouteDecision,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        # CTGW_ROUTE goes last: if the exchange breaks off, the route is unset and the dialplan
+        # falls back rather than dialing with half the labels.
+        variables = (
+            ("CTGW_CALL_ID", decision.call_id),
+            ("CTGW_SOURCE", decision.source),
+            ("CTGW_ROUTE", decision.route),
+        )
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                for name, value in variables:
+                    writer.write(set_variable(name, value))
+                    await writer.drain()
+                    answer = await read_answer(reader)
+                    if answer.kind is not AnswerKind.OK:
+                        log.info("agi_command_refused", variable=name, answer=answer.kind.value)
+                        return
+        except TimeoutError:
+            log.warning("agi_answer_timeout")
+            return
+        except AgiProtocolError as exc:
+            log.warning("agi_bad_answer", reason=str(exc))
+            return
+        except OSError as exc:
+            log.info("agi_connection_lost", reason=str(exc))
+            return
+        log.info("agi_routed", route=decision.route, source=decision.source)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await writer.wait_closed()
+    except (OSError, TimeoutError):
+        writer.transport.abort()
+
+
+async def start_agi_server(
+    host: str, port: int, decide: RouteDecider, deadline_ms: int = 300
+) -> AgiServer:
+    """Listen for FastAGI on host:port and route each call with `decide` within the deadline."""
+    server = AgiServer(decide, deadline_ms)
+    await server._listen(host, port)
+    return server

@@ -1,0 +1,144 @@
+"""The app factory: config in, an aiohttp application with its resources as cleanup contexts out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.agi import start_agi_server
+from gateway.appkeys import AGI, CLOCK, CONFIG, DB, DESK, METRICS
+from gateway.config import Config, ConfigError
+from gateway.db import Database
+from gateway.http_admin import add_admin_routes
+from gateway.http_errors import error_middleware
+from gateway.http_public import add_public_routes
+from gateway.metrics import Metrics
+from gateway.routing import CallRouter
+from gateway.sessions import SessionDesk
+from gateway.sites import load_sites, seed_sites
+from numberpool.clock import Clock, SystemClock
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger()
+
+_HOUSEKEEPING_SECONDS = 30.0
+
+
+def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
+    """Build the gateway application; nothing is opened until the app starts."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=config.http.max_body_bytes
+    )
+    app[CONFIG] = config
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(_fastagi)
+    add_public_routes(app)
+    add_admin_routes(app)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    config, clock, metrics = app[CONFIG], app[CLOCK], app[METRICS]
+    db = await Database.open(config.store.url)
+    try:
+        await seed_sites(db, config, clock.now())
+        sites = await load_sites(db, config.phone.default_region)
+        desk = SessionDesk(db, sites, clock, metrics, region=config.phone.default_region)
+        await desk.restore()
+    except BaseException:
+        await db.close()
+        raise
+    app[DB] = db
+    app[DESK] = desk
+    _describe(metrics, desk)
+    log.info("store_open", url=config.store.url, sites=sorted(sites))
+    yield
+    await db.close()
+    log.info("store_closed")
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Every half minute: forget what has ended, pick up pool changes made by the CLI."""
+    desk = app[DESK]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(_HOUSEKEEPING_SECONDS)
+            try:
+                desk.prune()
+                await desk.reload()
+            except Exception:  # keep the loop alive: the next round may succeed
+                log.exception("housekeeping_failed")
+
+    task = asyncio.create_task(loop(), name="housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _fastagi(app: web.Application) -> AsyncIterator[None]:
+    """The FastAGI route server, when enabled; closed before the store."""
+    config = app[CONFIG]
+    if not config.agi.enabled:
+        yield
+        return
+    router = CallRouter(app[DB], app[DESK], app[CLOCK], app[METRICS], config.phone.default_region)
+    try:
+        server = await start_agi_server(
+            config.agi.host, config.agi.port, router.decide, config.agi.deadline_ms
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen for FastAGI on {config.agi.host}:{config.agi.port}: {exc.strerror}; "
+            "set [agi] port or CTGW_AGI_PORT (or [agi] enabled = false)"
+        ) from None
+    app[AGI] = server
+    log.info(
+        "fastagi_listening",
+        url=f"agi://{config.agi.host}:{server.port}/route",
+        deadline_ms=config.agi.deadline_ms,
+    )
+    yield
+    await server.close()
+
+
+def _describe(metrics: Metrics, desk: SessionDesk) -> None:
+    metrics.describe("ctgw_sessions_total", "Sessions opened, by site.")
+    metrics.describe("ctgw_heartbeats_total", "Heartbeats accepted, by site.")
+    metrics.describe("ctgw_pool_exhausted_total", "Sessions served the overflow number.")
+    metrics.describe("ctgw_pool_numbers", "Tracking numbers in each pool.")
+    metrics.describe("ctgw_pool_live_leases", "Leases live now in each pool.")
+
+    def pools() -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        now = desk.clock.now()
+        out: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
+        for entry in desk.sites.values():
+            for pool in entry.site.pools:
+                labels = (("pool", pool.pool_id), ("site", entry.site.key))
+                out.append(("ctgw_pool_numbers", labels, float(len(pool.numbers))))
+                out.append(("ctgw_pool_live_leases", labels, float(pool.live_count(now))))
+        return out
+
+    metrics.gauge(pools)
+
+
+def describe_urls(config: Config) -> dict[str, Any]:
+    """The URLs a new user wants to see when the gateway starts."""
+    base = config.http.public_url or f"http://{config.http.host}:{config.http.port}"
+    return {
+        "api": f"{base}/v1/",
+        "health": f"{base}/healthz",
+        "metrics": f"{base}/metrics",
+        "demo": f"{base}/demo/",
+        "swap_js": f"{base}/swap.js",
+    }

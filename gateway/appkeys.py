@@ -1,0 +1,24 @@
+"""Typed keys for the resources the app holds (no string keys, no module globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.agi import AgiServer
+from gateway.config import Config
+from gateway.db import Database
+from gateway.metrics import Metrics
+from gateway.sessions import SessionDesk
+from numberpool.clock import Clock
+
+__all__ = ["AGI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "METRICS"]
+
+CONFIG = web.AppKey("config", Config)
+AGI = web.AppKey("agi", AgiServer)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+DB = web.AppKey("db", Database)
+DESK = web.AppKey("desk", SessionDesk)
+
+# The origin a request was allowed from, so error answers carry the CORS header too.
+CORS_ORIGIN = web.RequestKey("cors_origin", str)

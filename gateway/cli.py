@@ -1,0 +1,272 @@
+"""The `ctgw` command: serve, db, keys, numbers, report, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.apikeys import create_key
+from gateway.app import create_app, describe_urls
+from gateway.config import Config, ConfigError, load_config
+from gateway.db import Database, StoreError, Write, sqlite_path, ts
+from gateway.logs import configure_logging
+from gateway.phone import InvalidNumber, normalise
+from gateway.sites import load_sites, pool_id_for, seed_sites
+
+__all__ = ["main"]
+
+_DEFAULT_CONFIGS = ("conf/gateway.toml", "/etc/ctgw/gateway.toml")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _config_path(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    if os.environ.get("CTGW_CONFIG"):
+        return os.environ["CTGW_CONFIG"]
+    return next((p for p in _DEFAULT_CONFIGS if Path(p).exists()), None)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctgw", description="call-tracking telephony gateway")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML config (default conf/gateway.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", parents=[common], help="run the gateway")
+    db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="action", required=True)
+    db.add_parser("migrate", parents=[common], help="apply pending migrations")
+    keys = sub.add_parser("keys", help="admin API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create = keys.add_parser("create", parents=[common], help="create a key and print it once")
+    create.add_argument("name")
+    numbers = sub.add_parser("numbers", help="tracking numbers").add_subparsers(
+        dest="action", required=True
+    )
+    add = numbers.add_parser("add", parents=[common], help="add numbers to a site's pool")
+    add.add_argument("--site", required=True)
+    add.add_argument("--target", required=True, help="the site number the pool swaps")
+    add.add_argument("numbers", nargs="+")
+    imp = numbers.add_parser("import", parents=[common], help="add numbers from a CSV/text file")
+    imp.add_argument("--site", required=True)
+    imp.add_argument("--target", required=True)
+    imp.add_argument("file", help="one number per line (first column of a CSV)")
+    lst = numbers.add_parser("list", parents=[common], help="list numbers")
+    lst.add_argument("--site")
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
+    pools = report.add_parser("pools", parents=[common], help="pool health")
+    pools.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", parents=[common], help="check config, store and Asterisk")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(_config_path(args.config))
+        configure_logging(config.log.level, config.log.format)
+        handler = _COMMANDS[(args.command, getattr(args, "action", None))]
+        return asyncio.run(handler(config, args))
+    except (ConfigError, StoreError, CliError) as exc:
+        print(f"ctgw: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> int:
+    log = structlog.get_logger()
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {config.http.host}:{config.http.port}: {exc.strerror}; "
+                "set [http] port or CTGW_HTTP_PORT"
+            ) from None
+        log.info("gateway_started", config=config.source, **describe_urls(config))
+        await stop.wait()
+        log.info("gateway_stopping")
+    finally:
+        # Finishes in-flight requests, then runs the cleanup contexts (store closed cleanly).
+        await runner.cleanup()
+    log.info("gateway_stopped")
+    return 0
+
+
+async def _migrate(config: Config, args: argparse.Namespace) -> int:
+    db = await Database.open(config.store.url, migrate=False)
+    try:
+        applied = await db.migrate()
+    finally:
+        await db.close()
+    print("applied: " + ", ".join(applied) if applied else "store is up to date")
+    return 0
+
+
+async def _with_db(config: Config, work: Callable[[Database], Awaitable[int]]) -> int:
+    db = await Database.open(config.store.url)
+    try:
+        await seed_sites(db, config, datetime.now(UTC))
+        return await work(db)
+    finally:
+        await db.close()
+
+
+async def _keys_create(config: Config, args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        raise CliError("key name must be 1-100 characters")
+
+    async def work(db: Database) -> int:
+        print(await create_key(db, name, datetime.now(UTC)))
+        print(f"(API key '{name}' created; it is shown only this once)", file=sys.stderr)
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _add_numbers(config: Config, site_key: str, target: str, raw: list[str]) -> int:
+    region = config.phone.default_region
+    try:
+        target_e164 = normalise(target, region)
+        numbers = [normalise(n, region) for n in raw]
+    except InvalidNumber as exc:
+        raise CliError(str(exc)) from None
+
+    async def work(db: Database) -> int:
+        sites = await load_sites(db, region)
+        entry = sites.get(site_key)
+        if entry is None:
+            raise CliError(f"no site '{site_key}' (known: {', '.join(sorted(sites)) or 'none'})")
+        pool_id = pool_id_for(site_key, target_e164)
+        if entry.site.pool_by_id(pool_id) is None:
+            raise CliError(f"site '{site_key}' has no pool for target {target_e164}")
+        taken = [n for n in numbers for e in sites.values() if e.site.owns(n)]
+        if taken:
+            raise CliError(f"already in use: {', '.join(sorted(set(taken)))}")
+        now = ts(datetime.now(UTC))
+        await db.write(
+            [
+                Write(
+                    "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)",
+                    (n, pool_id, now),
+                )
+                for n in dict.fromkeys(numbers)
+            ]
+        )
+        print(
+            f"added {len(set(numbers))} number(s) to {pool_id}; a running gateway picks them "
+            "up within 30 s"
+        )
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _numbers_add(config: Config, args: argparse.Namespace) -> int:
+    return await _add_numbers(config, args.site, args.target, list(args.numbers))
+
+
+async def _numbers_import(config: Config, args: argparse.Namespace) -> int:
+    try:
+        with open(args.file, encoding="utf-8", newline="") as handle:  # noqa: ASYNC230 - a small file read once by the CLI
+            rows = [row[0].strip() for row in csv.reader(handle) if row and row[0].strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {args.file}: {exc}") from None
+    rows = [r for r in rows if not r.lower().startswith(("number", "#"))]
+    if not rows:
+        raise CliError(f"{args.file} holds no numbers")
+    return await _add_numbers(config, args.site, args.target, rows)
+
+
+async def _numbers_list(config: Config, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        rows = await db.fetchall(
+            "SELECT n.number, p.site, p.target FROM numbers n JOIN pools p USING (pool_id)"
+            " WHERE ? IS NULL OR p.site = ? ORDER BY p.site, p.target, n.number",
+            (args.site, args.site),
+        )
+        for row in rows:
+            print(f"{row['number']}\t{row['site']}\t{row['target']}")
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _report_pools(config: Config, args: argparse.Namespace) -> int:
+    from reports.pool_health import pool_health
+
+    async def work(db: Database) -> int:
+        health = await pool_health(db, datetime.now(UTC))
+        if args.json:
+            print(json.dumps([h.as_dict() for h in health], indent=2))
+        else:
+            for h in health:
+                print(h.line())
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _doctor(config: Config, args: argparse.Namespace) -> int:
+    problems = 0
+    print(f"config: ok ({config.source})")
+    try:
+        path = sqlite_path(config.store.url)
+        db = await Database.open(config.store.url)
+        await db.close()
+        print(f"store: ok ({path})")
+    except StoreError as exc:
+        print(f"store: FAIL {exc}")
+        problems += 1
+    if config.ami.enabled:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(config.ami.host, config.ami.port), 3
+            )
+            writer.close()
+            print(f"ami: reachable at {config.ami.host}:{config.ami.port}")
+        except (OSError, TimeoutError) as exc:
+            print(f"ami: FAIL cannot reach {config.ami.host}:{config.ami.port}: {exc}")
+            problems += 1
+    else:
+        print("ami: disabled in config")
+    return 1 if problems else 0
+
+
+_COMMANDS: dict[
+    tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
+] = {
+    ("serve", None): _serve,
+    ("db", "migrate"): _migrate,
+    ("keys", "create"): _keys_create,
+    ("numbers", "add"): _numbers_add,
+    ("numbers", "import"): _numbers_import,
+    ("numbers", "list"): _numbers_list,
+    ("report", "pools"): _report_pools,
+    ("doctor", None): _doctor,
+}

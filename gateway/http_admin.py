@@ -1,0 +1,283 @@
+"""The admin API (Bearer API keys): sites, pools, numbers, sessions and calls."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.apikeys import find_key
+from gateway.appkeys import CLOCK, CONFIG, DB, DESK
+from gateway.calls import CALL_STATES, CallFilter, calls_csv, find_call, list_calls
+from gateway.config import ConfigError, parse_config
+from gateway.db import Write, ts
+from gateway.http_errors import ApiError, read_json_object, text_field
+from gateway.phone import InvalidNumber, normalise
+from gateway.sites import site_writes
+from numberpool.site import Site
+
+__all__ = ["add_admin_routes"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def admin(handler: Handler) -> Handler:
+    """Require `Authorization: Bearer <api key>` on an admin handler."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send 'Authorization: Bearer <api key>' (create one with: ctgw keys create NAME)",
+            )
+        if await find_key(request.app[DB], key.strip()) is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key")
+        return await handler(request)
+
+    return checked
+
+
+def add_admin_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/sites", admin(sites_list))
+    r.add_post("/v1/sites", admin(site_put))
+    r.add_get("/v1/sites/{key}", admin(site_show))
+    r.add_get("/v1/pools", admin(pools_list))
+    r.add_get("/v1/numbers", admin(numbers_list))
+    r.add_post("/v1/numbers", admin(number_add))
+    r.add_delete("/v1/numbers/{number}", admin(number_remove))
+    r.add_get("/v1/sessions/{session_id}", admin(session_show))
+    r.add_get("/v1/calls", admin(calls_list))
+    r.add_get("/v1/calls.csv", admin(calls_download))
+    r.add_get("/v1/calls/{call_id}", admin(call_show))
+
+
+def _site_json(site: Site, name: str, origins: frozenset[str], at: datetime) -> dict[str, Any]:
+    return {
+        "key": site.key,
+        "name": name,
+        "allowed_origins": sorted(origins),
+        "pools": [_pool_json(site.key, p, at) for p in site.pools],
+        "static_numbers": [vars(s) for s in site.static_numbers],
+    }
+
+
+def _pool_json(site_key: str, pool: Any, at: datetime) -> dict[str, Any]:
+    size = len(pool.numbers)
+    return {
+        "pool_id": pool.pool_id,
+        "site": site_key,
+        "target": pool.target,
+        "overflow": pool.overflow,
+        "size": size,
+        "live_leases": pool.live_count(at),
+        "peak_live_leases": pool.peak_live,
+        "exhausted_count": pool.exhausted_count,
+        "utilisation": round(pool.peak_live / size, 3) if size else None,
+        "numbers": pool.numbers,
+    }
+
+
+async def sites_list(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    entries = request.app[DESK].sites.values()
+    return web.json_response(
+        {"sites": [_site_json(e.site, e.name, e.allowed_origins, now) for e in entries]}
+    )
+
+
+async def site_show(request: web.Request) -> web.Response:
+    entry = request.app[DESK].sites.get(request.match_info["key"])
+    if entry is None:
+        raise ApiError(404, "unknown_site", "no such site")
+    now = request.app[CLOCK].now()
+    return web.json_response(_site_json(entry.site, entry.name, entry.allowed_origins, now))
+
+
+async def site_put(request: web.Request) -> web.Response:
+    """Create or replace a site, written like a `[[sites]]` table of the config file."""
+    body = await read_json_object(request)
+    config = request.app[CONFIG]
+    try:
+        parsed = parse_config(
+            {"phone": {"default_region": config.phone.default_region}, "sites": [body]},
+            source="request body",
+        )
+    except ConfigError as exc:
+        raise ApiError(400, "invalid_site", str(exc).replace("sites[0].", "")) from None
+    site = parsed.sites[0]
+    desk = request.app[DESK]
+    for other in desk.sites.values():
+        if other.site.key == site.key:
+            continue
+        for pool in site.pools:
+            for number in [*pool.numbers, pool.overflow]:
+                if number and other.site.owns(number):
+                    raise ApiError(409, "number_in_use", f"{number} belongs to {other.site.key}")
+    now = request.app[CLOCK].now()
+    await request.app[DB].write(site_writes(site, now, from_config=False))
+    await desk.reload()
+    entry = desk.sites[site.key]
+    return web.json_response(
+        _site_json(entry.site, entry.name, entry.allowed_origins, now), status=201
+    )
+
+
+async def pools_list(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    return web.json_response(
+        {
+            "pools": [
+                _pool_json(e.site.key, p, now)
+                for e in request.app[DESK].sites.values()
+                for p in e.site.pools
+            ]
+        }
+    )
+
+
+async def numbers_list(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    site_filter = request.query.get("site")
+    numbers = []
+    for entry in request.app[DESK].sites.values():
+        if site_filter and entry.site.key != site_filter:
+            continue
+        for pool in entry.site.pools:
+            for number in pool.numbers:
+                live, _ = pool.holder_at(number, now)
+                numbers.append(
+                    {
+                        "number": number,
+                        "site": entry.site.key,
+                        "pool_id": pool.pool_id,
+                        "display": entry.display(number),
+                        "leased": live is not None,
+                        "session_id": live.session_id if live else None,
+                    }
+                )
+    return web.json_response({"numbers": numbers})
+
+
+def _number(data: dict[str, Any], name: str, region: str) -> str:
+    text = text_field(data, name, max_len=40, required=True)
+    try:
+        return normalise(text, region)
+    except InvalidNumber as exc:
+        raise ApiError(400, "invalid_number", f"'{name}': {exc}") from None
+
+
+async def number_add(request: web.Request) -> web.Response:
+    """Add a tracking number to the pool of a site's target number."""
+    data = await read_json_object(request)
+    region = request.app[CONFIG].phone.default_region
+    site_key = text_field(data, "site", max_len=64, required=True)
+    target = _number(data, "target", region)
+    number = _number(data, "number", region)
+    desk = request.app[DESK]
+    entry = desk.sites.get(site_key)
+    if entry is None:
+        raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}")
+    pool = next((p for p in entry.site.pools if p.target == target), None)
+    if pool is None:
+        raise ApiError(404, "unknown_pool", f"site {site_key!r} has no pool for {target}")
+    owner = desk.site_for_number(number)
+    if owner is not None or number == target:
+        raise ApiError(409, "number_in_use", f"{number} is already in use")
+    now = request.app[CLOCK].now()
+    await request.app[DB].write(
+        [
+            Write(
+                "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)",
+                (number, pool.pool_id, ts(now)),
+            )
+        ]
+    )
+    pool.add_number(number)
+    return web.json_response({"number": number, "pool_id": pool.pool_id}, status=201)
+
+
+async def number_remove(request: web.Request) -> web.Response:
+    region = request.app[CONFIG].phone.default_region
+    number = _number({"number": request.match_info["number"]}, "number", region)
+    desk = request.app[DESK]
+    now = request.app[CLOCK].now()
+    for entry in desk.sites.values():
+        for pool in entry.site.pools:
+            if number in pool.numbers:
+                if not pool.remove_number(number, now):
+                    raise ApiError(409, "number_leased", f"{number} is leased right now")
+                await request.app[DB].write(
+                    [Write("DELETE FROM numbers WHERE number = ?", (number,))]
+                )
+                return web.json_response({"removed": number})
+    raise ApiError(404, "unknown_number", f"{number} is in no pool")
+
+
+async def session_show(request: web.Request) -> web.Response:
+    row = await request.app[DB].fetchone(
+        "SELECT * FROM sessions WHERE session_id = ?", (request.match_info["session_id"],)
+    )
+    if row is None:
+        raise ApiError(404, "unknown_session", "no such session")
+    return web.json_response({k: row[k] for k in row.keys()})
+
+
+def _time(query: Any, name: str) -> datetime | None:
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"'{name}' must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filter(request: web.Request, max_limit: int) -> CallFilter:
+    q = request.query
+    state = q.get("state") or None
+    if state is not None and state not in CALL_STATES:
+        raise ApiError(400, "invalid_parameter", f"'state' must be one of {', '.join(CALL_STATES)}")
+    try:
+        limit = int(q.get("limit", str(min(100, max_limit))))
+        offset = int(q.get("offset", "0"))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "'limit' and 'offset' must be integers") from None
+    if not 1 <= limit <= max_limit or offset < 0:
+        raise ApiError(400, "invalid_parameter", f"'limit' must be 1-{max_limit}, offset >= 0")
+    return CallFilter(
+        _time(q, "since"), _time(q, "until"), q.get("site") or None, state, limit, offset
+    )
+
+
+async def calls_list(request: web.Request) -> web.Response:
+    calls = await list_calls(request.app[DB], _filter(request, 1000))
+    return web.json_response({"calls": calls})
+
+
+async def calls_download(request: web.Request) -> web.Response:
+    calls = await list_calls(request.app[DB], _filter(request, 100_000))
+    return web.Response(
+        text=calls_csv(calls),
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+async def call_show(request: web.Request) -> web.Response:
+    call = await find_call(request.app[DB], request.match_info["call_id"])
+    if call is None:
+        raise ApiError(404, "unknown_call", "no such call")
+    return web.json_response(call)

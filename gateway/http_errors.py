@@ -1,0 +1,114 @@
+"""JSON errors for every HTTP failure: `{"error": {"code", "message"}}`, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.appkeys import CONFIG, CORS_ORIGIN
+
+__all__ = ["ApiError", "error_middleware", "error_response", "read_json_object", "text_field"]
+
+log = structlog.get_logger()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    410: "gone",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered to the client as JSON with a 4xx/5xx status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, _cors_of(request))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        if exc.status == 413:
+            limit = request.app[CONFIG].http.max_body_bytes
+            message = f"request body is larger than {limit} bytes"
+        return error_response(
+            exc.status, _CODES.get(exc.status, "error"), message, _cors_of(request)
+        )
+    except Exception:
+        log.exception("http_unhandled_error", path=request.path, method=request.method)
+        return error_response(500, "internal", "internal error; the gateway logged the details")
+
+
+def _cors_of(request: web.Request) -> dict[str, str] | None:
+    allowed = request.get(CORS_ORIGIN)
+    if allowed:
+        return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
+    return None
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/413 naming what is wrong."""
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "empty_body", "request body is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_encoding", f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"malformed JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "body must be a JSON object")
+    return data
+
+
+def text_field(data: dict[str, Any], name: str, *, max_len: int, required: bool = False) -> str:
+    """A string field of a JSON body, checked for type, length and encoding."""
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, "missing_field", f"'{name}' is required")
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_field", f"'{name}' must be a string")
+    if len(value) > max_len:
+        raise ApiError(400, "field_too_long", f"'{name}' is longer than {max_len} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_encoding", f"'{name}' is not valid UTF-8") from None
+    if "\x00" in value:
+        raise ApiError(400, "invalid_field", f"'{name}' contains a NUL character")
+    return value

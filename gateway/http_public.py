@@ -1,0 +1,197 @@
+"""Public endpoints the swap script and AMP pages call, plus health and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from aiohttp import web
+
+from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
+from gateway.db import StoreError, ts
+from gateway.http_errors import ApiError, read_json_object, text_field
+from gateway.sessions import SessionAnswer, SessionEnded, UnknownSession, UnknownSite
+from gateway.sites import SiteEntry
+from numberpool.visit import visit_from_url
+
+__all__ = ["add_public_routes"]
+
+log = structlog.get_logger()
+
+_MAX_URL = 2048
+_MAX_UA = 512
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def add_public_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/sessions", open_session)
+    app.router.add_route("OPTIONS", "/v1/sessions", preflight)
+    app.router.add_post("/v1/sessions/{session_id}/heartbeat", heartbeat)
+    app.router.add_route("OPTIONS", "/v1/sessions/{session_id}/heartbeat", preflight)
+    app.router.add_get("/v1/amp/{site}", amp_number)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+
+
+def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
+    """CORS headers for an allowed origin; 403 for a browser origin the site does not allow."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return {}  # not a browser cross-origin call: CORS does not apply
+    if origin not in entry.allowed_origins:
+        raise ApiError(
+            403, "origin_not_allowed", f"origin {origin[:200]} is not allowed for this site"
+        )
+    request[CORS_ORIGIN] = origin
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+async def preflight(request: web.Request) -> web.Response:
+    origin = request.headers.get("Origin", "")
+    desk = request.app[DESK]
+    if not any(origin in e.allowed_origins for e in desk.sites.values()):
+        raise ApiError(403, "origin_not_allowed", f"origin {origin[:200]!r} is not allowed")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+            "Vary": "Origin",
+        },
+    )
+
+
+def _session_body(answer: SessionAnswer, entry: SiteEntry) -> str:
+    return json.dumps(
+        {
+            "session_id": answer.session.session_id,
+            "visitor_id": answer.session.visitor_id,
+            "numbers": [
+                {
+                    "target": o.target,
+                    "number": o.number,
+                    "display": entry.display(o.number),
+                    "kind": o.kind.value,
+                }
+                for o in answer.offers
+            ],
+            "heartbeat_seconds": answer.heartbeat_seconds,
+            "expires_at": ts(answer.session.expires_at),
+        }
+    )
+
+
+async def open_session(request: web.Request) -> web.Response:
+    # Any content type is read as JSON, so the script can send text/plain and skip a preflight.
+    data = await read_json_object(request)
+    site_key = text_field(data, "site", max_len=64, required=True)
+    url = text_field(data, "url", max_len=_MAX_URL, required=True)
+    referrer = text_field(data, "referrer", max_len=_MAX_URL)
+    visitor_id = text_field(data, "visitor_id", max_len=64)
+    if not url.startswith(("http://", "https://")):
+        raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
+    desk = request.app[DESK]
+    entry = desk.sites.get(site_key)
+    if entry is None:
+        raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}")
+    headers = _check_origin(request, entry)
+    user_agent = request.headers.get("User-Agent", "")[:_MAX_UA]
+    visit = visit_from_url(url, referrer, user_agent)
+    try:
+        answer = await desk.open(site_key, visit, visitor_id or None)
+    except UnknownSite:
+        raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}") from None
+    except StoreError:
+        raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
+    return web.Response(
+        status=201,
+        text=_session_body(answer, entry),
+        content_type="application/json",
+        headers={**headers, **_NO_STORE},
+    )
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    session_id = request.match_info["session_id"]
+    if len(session_id) > 64:
+        raise ApiError(404, "unknown_session", "no such session")
+    desk = request.app[DESK]
+    live = desk.live.get(session_id)
+    entry = desk.sites.get(live.site) if live else None
+    headers = _check_origin(request, entry) if entry else {}
+    try:
+        session = await desk.heartbeat(session_id)
+    except UnknownSession:
+        raise ApiError(404, "unknown_session", "no such session") from None
+    except SessionEnded:
+        raise ApiError(410, "session_ended", "the session has ended; open a new one") from None
+    except StoreError:
+        raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
+    return web.json_response(
+        {"session_id": session_id, "expires_at": ts(session.expires_at)},
+        headers={**headers, **_NO_STORE},
+    )
+
+
+async def amp_number(request: web.Request) -> web.Response:
+    """AMP `amp-call-tracking`: one number as `{phoneNumber, formattedPhoneNumber}`."""
+    site_key = request.match_info["site"]
+    desk = request.app[DESK]
+    entry = desk.sites.get(site_key)
+    if entry is None:
+        raise ApiError(404, "unknown_site", f"no site has the key {site_key[:64]!r}")
+    headers = dict(_NO_STORE)
+    origin = request.headers.get("Origin")
+    if origin:
+        headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Credentials": "true",
+                "Vary": "Origin",
+            }
+        )
+    source_origin = request.query.get("__amp_source_origin", "")
+    if source_origin:
+        if source_origin not in entry.allowed_origins:
+            raise ApiError(403, "origin_not_allowed", "__amp_source_origin is not allowed")
+        headers["AMP-Access-Control-Allow-Source-Origin"] = source_origin
+        headers["Access-Control-Expose-Headers"] = "AMP-Access-Control-Allow-Source-Origin"
+    url = request.query.get("url", "")[:_MAX_URL]
+    if not url.startswith(("http://", "https://")):
+        url = source_origin or "https://amp.invalid/"
+    visit = visit_from_url(
+        url,
+        request.query.get("referrer", "")[:_MAX_URL],
+        request.headers.get("User-Agent", "")[:_MAX_UA],
+    )
+    try:
+        answer = await desk.open(site_key, visit, request.query.get("visitor_id") or None)
+    except StoreError:
+        raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
+    if not answer.offers:
+        raise ApiError(404, "no_numbers", "the site has no numbers to show")
+    offer = answer.offers[0]
+    return web.json_response(
+        {"phoneNumber": offer.number, "formattedPhoneNumber": entry.display(offer.number)},
+        headers=headers,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[DB].fetchone("SELECT 1")
+    except Exception as exc:  # any store failure means unhealthy, whatever its type
+        return web.json_response({"status": "unhealthy", "store": str(exc)}, status=503)
+    return web.json_response(
+        {"status": "ok", "store": "ok", "sites": len(request.app[DESK].sites)},
+        headers=_NO_STORE,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render().encode(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )

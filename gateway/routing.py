@@ -1,0 +1,228 @@
+"""The call path: a dialed number in, a route out, the call recorded with its attribution.
+
+Called by the FastAGI server while the caller waits; short and bounded by the AGI deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from typing import Any
+
+import structlog
+
+from gateway.agi import AgiRequest, RouteDecision
+from gateway.db import Database, Write, ts
+from gateway.metrics import Metrics
+from gateway.phone import InvalidNumber, normalise
+from gateway.sessions import SessionDesk
+from numberpool.clock import Clock
+from numberpool.site import Attribution, AttributionKind
+
+__all__ = ["CallRouter", "attribution_snapshot", "source_label"]
+
+log = structlog.get_logger()
+
+_MAX_NAME = 80
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._/()-]+")
+
+_CALL_SQL = (
+    "INSERT INTO calls (call_id, site, dialed, caller, caller_name, linkedid, started_at, state,"
+    " first_time, contact_id, route, attribution_kind, session_id, visitor_id, attribution)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 'ringing', ?, ?, ?, ?, ?, ?, ?)"
+)
+_CONTACT_SQL = (
+    "INSERT INTO contacts (contact_id, number, name, first_call_at, last_call_at, calls,"
+    " first_touch, last_touch) VALUES (?, ?, ?, ?, ?, 1, ?, ?)"
+    " ON CONFLICT(number) DO UPDATE SET last_call_at = excluded.last_call_at,"
+    " calls = contacts.calls + 1, last_touch = excluded.last_touch,"
+    " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE contacts.name END"
+)
+_VISIT_FIELDS = (
+    "visitor_id, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, landing_page,"
+    " referrer"
+)
+
+
+def source_label(snapshot: dict[str, Any]) -> str:
+    """A short label for whisper and screen pop, from safe characters only."""
+    kind = snapshot.get("kind", "")
+    if kind in (AttributionKind.UNATTRIBUTED, AttributionKind.OVERFLOW):
+        label = str(kind)
+    else:
+        parts = [snapshot.get("source") or "", snapshot.get("campaign") or ""]
+        label = " ".join(p for p in parts if p) or str(kind)
+    return _LABEL_UNSAFE.sub("", label)[:40].strip() or "call"
+
+
+def attribution_snapshot(attribution: Attribution, visit: Any | None) -> dict[str, Any]:
+    """The attribution fields of a call record, copied from the visit at call time."""
+    snap: dict[str, Any] = {
+        "kind": attribution.kind.value,
+        "session_id": attribution.session_id or None,
+        "visitor_id": attribution.visitor_id or None,
+        "source": "",
+        "medium": "",
+        "campaign": "",
+        "term": "",
+        "content": "",
+        "gclid": "",
+        "landing_page": "",
+        "referrer": "",
+    }
+    if attribution.static is not None:
+        snap.update(
+            source=attribution.static.source,
+            medium=attribution.static.medium,
+            campaign=attribution.static.campaign,
+        )
+    elif visit is not None:
+        snap.update(
+            source=visit["utm_source"],
+            medium=visit["utm_medium"],
+            campaign=visit["utm_campaign"],
+            term=visit["utm_term"],
+            content=visit["utm_content"],
+            gclid=visit["gclid"],
+            landing_page=visit["landing_page"],
+            referrer=visit["referrer"],
+        )
+        if not snap["source"]:
+            snap["source"] = _implied_source(visit)
+            snap["medium"] = snap["medium"] or ("cpc" if visit["gclid"] else "")
+    return snap
+
+
+def _implied_source(visit: Any) -> str:
+    if visit["gclid"]:
+        return "google"
+    referrer = str(visit["referrer"])
+    if referrer:
+        host = referrer.split("//", 1)[-1].split("/", 1)[0]
+        return host.removeprefix("www.")
+    return "(direct)"
+
+
+class CallRouter:
+    """Decides the route of an inbound call and records the call as `ringing`."""
+
+    def __init__(
+        self, db: Database, desk: SessionDesk, clock: Clock, metrics: Metrics, region: str
+    ) -> None:
+        self.db = db
+        self.desk = desk
+        self.clock = clock
+        self.metrics = metrics
+        self.region = region
+
+    async def decide(self, request: AgiRequest) -> RouteDecision | None:
+        """The route for a call, or None so the dialplan dials its fallback."""
+        at = self.clock.now()
+        try:
+            dialed = normalise(request.dialed, self.region)
+        except InvalidNumber as exc:
+            log.warning("call_unroutable", reason=str(exc), linkedid=request.linkedid[:64])
+            return None
+        entry = self.desk.site_for_number(dialed)
+        if entry is None:
+            log.warning("call_unknown_number", dialed=dialed, linkedid=request.linkedid[:64])
+            self.metrics.inc("ctgw_calls_unrouted_total", reason="unknown_number")
+            return None
+        route = entry.destination_for(dialed)
+        if not route:
+            log.warning("call_no_destination", dialed=dialed, site=entry.site.key)
+            return None
+        existing = await self._existing_call(request.linkedid)
+        if existing is not None:
+            # Asterisk asked again for the same call (a retried lookup): same answer.
+            return RouteDecision(route, existing[0], existing[1])
+        attribution = entry.site.attribute(dialed, at)
+        visit = await self._visit(attribution.session_id)
+        snapshot = attribution_snapshot(attribution, visit)
+        caller = _caller_number(request.caller, self.region)
+        name = _clean_name(request.caller_name)
+        call_id = secrets.token_hex(12)
+        first_time = True
+        contact_id = None
+        if caller:
+            row = await self.db.fetchone(
+                "SELECT contact_id FROM contacts WHERE number = ?", (caller,)
+            )
+            first_time = row is None
+            contact_id = row["contact_id"] if row else secrets.token_hex(8)
+        writes = [
+            Write(
+                _CALL_SQL,
+                (
+                    call_id,
+                    entry.site.key,
+                    dialed,
+                    caller,
+                    name,
+                    request.linkedid[:64],
+                    ts(at),
+                    int(first_time),
+                    contact_id,
+                    route,
+                    attribution.kind.value,
+                    attribution.session_id,
+                    attribution.visitor_id,
+                    json.dumps(snapshot),
+                ),
+                rank=60,
+            ),
+        ]
+        if caller and contact_id:
+            touch = json.dumps({**snapshot, "at": ts(at), "call_id": call_id})
+            writes.append(
+                Write(
+                    _CONTACT_SQL, (contact_id, caller, name, ts(at), ts(at), touch, touch), rank=55
+                )
+            )
+        # The AGI deadline cancels this coroutine; the record is still written in full.
+        await asyncio.shield(self.db.write(writes))
+        label = source_label(snapshot)
+        self.metrics.inc("ctgw_calls_total", site=entry.site.key, kind=attribution.kind.value)
+        log.info(
+            "call_routed",
+            call_id=call_id,
+            site=entry.site.key,
+            dialed=dialed,
+            attribution=attribution.kind.value,
+            session_id=attribution.session_id or None,
+            first_time=first_time,
+        )
+        return RouteDecision(route, call_id, label)
+
+    async def _existing_call(self, linkedid: str) -> tuple[str, str] | None:
+        if not linkedid:
+            return None
+        row = await self.db.fetchone(
+            "SELECT call_id, attribution FROM calls WHERE linkedid = ?", (linkedid[:64],)
+        )
+        if row is None:
+            return None
+        return str(row["call_id"]), source_label(json.loads(row["attribution"]))
+
+    async def _visit(self, session_id: str) -> Any | None:
+        if not session_id:
+            return None
+        return await self.db.fetchone(
+            f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
+            (session_id,),
+        )
+
+
+def _caller_number(text: str, region: str) -> str:
+    """The caller as E.164, or '' for anonymous or unreadable caller ids."""
+    try:
+        return normalise(text, region) if text else ""
+    except InvalidNumber:
+        return ""
+
+
+def _clean_name(text: str) -> str:
+    """The caller name as stored: control characters removed, bounded length."""
+    return "".join(ch for ch in text if ch.isprintable())[:_MAX_NAME]

@@ -1,0 +1,312 @@
+"""The session desk: opens visits, leases their numbers, keeps them alive, and remembers them."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from gateway.db import Database, StoreError, Write, from_ts, ts
+from gateway.metrics import Metrics
+from gateway.sites import SiteEntry, load_sites
+from numberpool.clock import Clock
+from numberpool.pool import Lease
+from numberpool.site import Attribution, NumberOffer, OfferKind
+from numberpool.visit import VisitContext
+
+__all__ = [
+    "LiveSession",
+    "SessionAnswer",
+    "SessionDesk",
+    "SessionEnded",
+    "UnknownSession",
+    "UnknownSite",
+    "new_id",
+]
+
+log = structlog.get_logger()
+
+_VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_DEFAULT_LIFE = timedelta(minutes=15)
+
+_SESSION_SQL = (
+    "INSERT INTO sessions (session_id, site, visitor_id, created_at, last_seen, expires_at, url,"
+    " landing_page, referrer, user_agent, utm_source, utm_medium, utm_campaign, utm_term,"
+    " utm_content, gclid, gbraid, wbraid, fbclid, msclkid, bd_vid, numbers)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SESSION_SEEN_SQL = "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE session_id = ?"
+_LEASE_SQL = (
+    "INSERT INTO leases (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen,"
+    " until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(lease_id) DO UPDATE SET"
+    " last_seen = excluded.last_seen, until = excluded.until"
+)
+_EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
+
+
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits (unguessable: it authorises heartbeats)."""
+    return secrets.token_hex(16)
+
+
+class UnknownSite(LookupError):
+    """No site has this key."""
+
+
+class UnknownSession(LookupError):
+    """No session has this id."""
+
+
+class SessionEnded(Exception):
+    """The session's leases have ended: the page should start a new session."""
+
+
+@dataclass
+class LiveSession:
+    session_id: str
+    site: str
+    visitor_id: str
+    expires_at: datetime
+    leases: list[Lease] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SessionAnswer:
+    session: LiveSession
+    offers: list[NumberOffer]
+    heartbeat_seconds: int
+
+
+def lease_write(lease: Lease) -> Write:
+    started = ts(lease.started_at)
+    return Write(
+        _LEASE_SQL,
+        (
+            lease.lease_id,
+            lease.pool_id,
+            lease.number,
+            lease.session_id,
+            lease.visitor_id,
+            started,
+            started if lease.last_seen == lease.started_at else ts(lease.last_seen),
+            ts(lease.until),
+        ),
+        rank=30,
+    )
+
+
+class SessionDesk:
+    """Opens sessions on sites, renews them on heartbeats, attributes calls to them."""
+
+    def __init__(
+        self,
+        db: Database,
+        sites: dict[str, SiteEntry],
+        clock: Clock,
+        metrics: Metrics,
+        region: str = "US",
+        ids: Callable[[], str] = new_id,
+    ) -> None:
+        self.region = region
+        self.db = db
+        self.sites = sites
+        self.clock = clock
+        self.metrics = metrics
+        self.new_id = ids
+        self.live: dict[str, LiveSession] = {}
+
+    async def open(
+        self, site_key: str, visit: VisitContext, visitor_id: str | None
+    ) -> SessionAnswer:
+        """Open a session: decide its numbers, lease them, and commit before answering."""
+        entry = self.sites.get(site_key)
+        if entry is None:
+            raise UnknownSite(site_key)
+        now = self.clock.now()
+        if not visitor_id or not _VISITOR_ID.match(visitor_id):
+            visitor_id = self.new_id()
+        session_id = self.new_id()
+        lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
+        offers = entry.site.offer(visit, session_id, visitor_id, now, lease_ids.__next__)
+        leases = [o.lease for o in offers if o.lease is not None]
+        expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
+        session = LiveSession(session_id, site_key, visitor_id, expires_at, leases)
+        stamp = ts(now)
+        shown = [{"target": o.target, "number": o.number, "kind": o.kind.value} for o in offers]
+        writes = [
+            Write(
+                _SESSION_SQL,
+                (
+                    session_id,
+                    site_key,
+                    visitor_id,
+                    stamp,
+                    stamp,
+                    ts(expires_at),
+                    visit.url,
+                    visit.landing_page,
+                    visit.referrer,
+                    visit.user_agent,
+                    visit.utm_source,
+                    visit.utm_medium,
+                    visit.utm_campaign,
+                    visit.utm_term,
+                    visit.utm_content,
+                    visit.gclid,
+                    visit.gbraid,
+                    visit.wbraid,
+                    visit.fbclid,
+                    visit.msclkid,
+                    visit.bd_vid,
+                    json.dumps(shown),
+                ),
+                rank=20,
+            ),
+            *(lease_write(lease) for lease in leases),
+        ]
+        for lease in leases:
+            pool = entry.site.pool_by_id(lease.pool_id)
+            ended = pool.superseded_by(lease) if pool else None
+            if ended is not None:
+                writes.append(lease_write(ended))
+        for offer in offers:
+            if offer.kind is OfferKind.OVERFLOW:
+                pool = next(p for p in entry.site.pools if p.target == offer.target)
+                writes.append(
+                    Write(_EVENT_SQL, (pool.pool_id, "exhausted", ts(now), session_id), rank=40)
+                )
+                self.metrics.inc("ctgw_pool_exhausted_total", site=site_key, pool=pool.pool_id)
+        try:
+            await self.db.write(writes)
+        except StoreError:
+            # The page must not show a number the store does not know is leased.
+            for lease in leases:
+                pool = entry.site.pool_by_id(lease.pool_id)
+                if pool is not None:
+                    pool.release(lease.number, session_id, now)
+            raise
+        self.live[session_id] = session
+        self.metrics.inc("ctgw_sessions_total", site=site_key)
+        heartbeat = min(
+            (int(p.rules.heartbeat.total_seconds()) for p in entry.site.pools), default=60
+        )
+        return SessionAnswer(session, offers, heartbeat)
+
+    async def heartbeat(self, session_id: str) -> LiveSession:
+        """Renew a session's leases; SessionEnded once they have ended."""
+        now = self.clock.now()
+        session = self.live.get(session_id)
+        if session is None:
+            row = await self.db.fetchone(
+                "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
+            )
+            if row is None:
+                raise UnknownSession(session_id)
+            raise SessionEnded(session_id)
+        entry = self.sites.get(session.site)
+        if now >= session.expires_at or entry is None:
+            raise SessionEnded(session_id)
+        renewed: list[Lease] = []
+        for lease in session.leases:
+            pool = entry.site.pool_by_id(lease.pool_id)
+            fresh = pool.heartbeat(lease.number, session_id, now) if pool else None
+            if fresh is not None:
+                renewed.append(fresh)
+        if session.leases and not renewed:
+            raise SessionEnded(session_id)
+        session.leases = renewed
+        session.expires_at = max((r.until for r in renewed), default=now + _DEFAULT_LIFE)
+        writes = [lease_write(lease) for lease in renewed]
+        writes.append(
+            Write(_SESSION_SEEN_SQL, (ts(now), ts(session.expires_at), session_id), rank=25)
+        )
+        await self.db.write(writes)
+        self.metrics.inc("ctgw_heartbeats_total", site=session.site)
+        return session
+
+    def site_for_number(self, number: str) -> SiteEntry | None:
+        """The site a dialed number belongs to, if any."""
+        return next((e for e in self.sites.values() if e.site.owns(number)), None)
+
+    def attribute(self, dialed: str, at: datetime) -> Attribution | None:
+        """Attribute a call on `dialed` at `at`, or None when no site owns the number."""
+        entry = self.site_for_number(dialed)
+        return entry.site.attribute(dialed, at) if entry else None
+
+    async def restore(self) -> int:
+        """Reload leases and live sessions after a restart; returns the number of leases."""
+        now = self.clock.now()
+        window = max(
+            (
+                p.rules.attribution_window + p.rules.grace
+                for e in self.sites.values()
+                for p in e.site.pools
+            ),
+            default=timedelta(hours=1),
+        )
+        rows = await self.db.fetchall(
+            "SELECT * FROM leases WHERE until > ? OR rowid IN"
+            " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid",
+            (ts(now - window),),
+        )
+        pools = {p.pool_id: p for e in self.sites.values() for p in e.site.pools}
+        by_session: dict[str, list[Lease]] = {}
+        for row in rows:
+            lease = Lease(
+                lease_id=row["lease_id"],
+                pool_id=row["pool_id"],
+                number=row["number"],
+                session_id=row["session_id"],
+                visitor_id=row["visitor_id"],
+                started_at=from_ts(row["started_at"]),
+                last_seen=from_ts(row["last_seen"]),
+                until=from_ts(row["until"]),
+            )
+            pool = pools.get(lease.pool_id)
+            if pool is None or not pool.restore(lease, now):
+                continue
+            if lease.live_at(now):
+                by_session.setdefault(lease.session_id, []).append(lease)
+        for row in await self.db.fetchall(
+            "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?",
+            (ts(now),),
+        ):
+            self.live[row["session_id"]] = LiveSession(
+                row["session_id"],
+                row["site"],
+                row["visitor_id"],
+                from_ts(row["expires_at"]),
+                by_session.get(row["session_id"], []),
+            )
+        log.info("leases_restored", leases=len(rows), live_sessions=len(self.live))
+        return len(rows)
+
+    async def reload(self) -> None:
+        """Rebuild sites from the store (admin or CLI changes), keeping every lease."""
+        fresh = await load_sites(self.db, self.region)
+        now = self.clock.now()
+        # No await from here on: the swap is atomic for every other request.
+        for key, entry in fresh.items():
+            old = self.sites.get(key)
+            if old is None:
+                continue
+            entry.displays = old.displays
+            for pool in entry.site.pools:
+                previous = old.site.pool_by_id(pool.pool_id)
+                if previous is not None:
+                    pool.adopt(previous, now)
+        self.sites = fresh
+
+    def prune(self) -> None:
+        """Forget ended sessions and leases too old to attribute to (the store keeps them)."""
+        now = self.clock.now()
+        for session_id in [s for s, live in self.live.items() if live.expires_at <= now]:
+            del self.live[session_id]
+        for entry in self.sites.values():
+            for pool in entry.site.pools:
+                pool.prune(now)

@@ -1,0 +1,178 @@
+"""Sites, pools and numbers in the store, seeded from config, built into numberpool objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.config import Config, PoolSettings, SiteSettings
+from gateway.db import Database, Write, ts
+from gateway.phone import display
+from numberpool.pool import LeaseRules, Pool
+from numberpool.site import Rule, Site, StaticNumber
+
+__all__ = ["SiteEntry", "load_sites", "pool_id_for", "seed_sites", "site_writes"]
+
+
+@dataclass
+class SiteEntry:
+    """A site as the gateway serves it: the domain object plus its web and routing settings."""
+
+    site: Site
+    name: str = ""
+    allowed_origins: frozenset[str] = frozenset()
+    destination: str = ""
+    displays: dict[str, str] = field(default_factory=dict)
+    region: str = "US"
+    destinations: dict[str, str] = field(default_factory=dict)
+
+    def destination_for(self, dialed: str) -> str:
+        """The dial string for a call on `dialed`: its pool's or number's, else the site's."""
+        for pool in self.site.pools:
+            if dialed in pool or dialed == pool.overflow:
+                return self.destinations.get(pool.pool_id) or self.destination
+        return self.destinations.get(dialed) or self.destination
+
+    def display(self, number: str) -> str:
+        shown = self.displays.get(number)
+        if shown is None:
+            shown = self.displays[number] = display(number, self.region)
+        return shown
+
+
+def pool_id_for(site_key: str, target: str) -> str:
+    """Pools are named by site and the number they swap, so config reloads keep their ids."""
+    return f"{site_key}:{target}"
+
+
+def _pool_settings(pool: PoolSettings) -> dict[str, Any]:
+    return {
+        "heartbeat_seconds": pool.heartbeat_seconds,
+        "grace_seconds": pool.grace_seconds,
+        "cooldown_seconds": pool.cooldown_seconds,
+        "attribution_window_seconds": pool.attribution_window_seconds,
+        "probation_seconds": pool.probation_seconds,
+        "require_params": list(pool.require_params),
+        "destination": pool.destination,
+    }
+
+
+def site_writes(site: SiteSettings, at: datetime, *, from_config: bool) -> list[Write]:
+    """Statements that make the store hold `site` with its pools and numbers (an upsert)."""
+    settings = {
+        "static_numbers": [asdict(s) for s in site.static_numbers],
+        "rules": [asdict(r) for r in site.rules],
+        "bot_user_agents": list(site.bot_user_agents),
+    }
+    writes = [
+        Write(
+            "INSERT INTO sites (key, name, allowed_origins, destination, settings, from_config,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+            " name=excluded.name, allowed_origins=excluded.allowed_origins,"
+            " destination=excluded.destination, settings=excluded.settings,"
+            " from_config=excluded.from_config",
+            (
+                site.key,
+                site.name,
+                json.dumps(site.allowed_origins),
+                site.destination,
+                json.dumps(settings),
+                int(from_config),
+                ts(at),
+            ),
+            rank=10,
+        )
+    ]
+    for pool in site.pools:
+        pool_id = pool_id_for(site.key, pool.target)
+        writes.append(
+            Write(
+                "INSERT INTO pools (pool_id, site, target, overflow, settings, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pool_id) DO UPDATE SET"
+                " overflow=excluded.overflow, settings=excluded.settings",
+                (
+                    pool_id,
+                    site.key,
+                    pool.target,
+                    pool.overflow,
+                    json.dumps(_pool_settings(pool)),
+                    ts(at),
+                ),
+                rank=11,
+            )
+        )
+        for number in pool.numbers:
+            writes.append(
+                Write(
+                    "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(number) DO UPDATE SET pool_id=excluded.pool_id",
+                    (number, pool_id, ts(at)),
+                    rank=12,
+                )
+            )
+    return writes
+
+
+async def seed_sites(db: Database, config: Config, at: datetime) -> None:
+    """Write the config's sites into the store; config wins for the sites it names."""
+    writes = [w for site in config.sites for w in site_writes(site, at, from_config=True)]
+    await db.write(writes)
+
+
+async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
+    """Build the runtime sites from the store (leases are restored separately)."""
+    entries: dict[str, SiteEntry] = {}
+    for row in await db.fetchall("SELECT * FROM sites ORDER BY key"):
+        settings = json.loads(row["settings"])
+        bots = settings.get("bot_user_agents", [])
+        site = Site(
+            key=row["key"],
+            static_numbers=[
+                StaticNumber(s["number"], s["source"], s.get("medium", ""), s.get("campaign", ""))
+                for s in settings.get("static_numbers", [])
+            ],
+            rules=[Rule(**r) for r in settings.get("rules", [])],
+            bot_user_agents=tuple(b.lower() for b in bots),
+        )
+        entries[site.key] = SiteEntry(
+            site=site,
+            name=row["name"],
+            allowed_origins=frozenset(json.loads(row["allowed_origins"])),
+            destination=row["destination"],
+            region=region,
+            destinations={
+                s["number"]: s["destination"]
+                for s in settings.get("static_numbers", [])
+                if s.get("destination")
+            },
+        )
+    numbers: dict[str, list[str]] = {}
+    for row in await db.fetchall("SELECT number, pool_id FROM numbers ORDER BY rowid"):
+        numbers.setdefault(row["pool_id"], []).append(row["number"])
+    for row in await db.fetchall("SELECT * FROM pools ORDER BY created_at, pool_id"):
+        entry = entries.get(row["site"])
+        if entry is None:
+            continue
+        settings = json.loads(row["settings"])
+        if settings.get("destination"):
+            entry.destinations[row["pool_id"]] = settings["destination"]
+        rules = LeaseRules(
+            heartbeat=timedelta(seconds=settings.get("heartbeat_seconds", 60)),
+            grace=timedelta(seconds=settings.get("grace_seconds", 900)),
+            cooldown=timedelta(seconds=settings.get("cooldown_seconds", 300)),
+            attribution_window=timedelta(seconds=settings.get("attribution_window_seconds", 3600)),
+            probation=timedelta(seconds=settings.get("probation_seconds", 120)),
+        )
+        entry.site.pools.append(
+            Pool(
+                row["pool_id"],
+                row["target"],
+                numbers.get(row["pool_id"], []),
+                rules,
+                overflow=row["overflow"],
+                require_params=tuple(settings.get("require_params", [])),
+            )
+        )
+    return entries

@@ -1,0 +1,189 @@
+"""A site's swap rules: which number a visit sees, and which visit a call belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from numberpool.pool import Lease, Pool
+from numberpool.visit import VisitContext
+
+__all__ = [
+    "Attribution",
+    "AttributionKind",
+    "NumberOffer",
+    "OfferKind",
+    "Rule",
+    "Site",
+    "StaticNumber",
+]
+
+
+class OfferKind(StrEnum):
+    POOL = "pool"  # a number leased to this session
+    OVERFLOW = "overflow"  # the pool was exhausted
+    STATIC = "static"  # a rule chose a static source number
+    NONE = "none"  # no swap: the page keeps its own number
+
+
+class AttributionKind(StrEnum):
+    ACTIVE = "active"
+    PROBABLE = "probable"
+    OVERFLOW = "overflow"
+    STATIC = "static"
+    UNATTRIBUTED = "unattributed"
+
+
+@dataclass(frozen=True)
+class StaticNumber:
+    """A number with a fixed source: print, radio, billboard, or a referrer rule's number."""
+
+    number: str
+    source: str
+    medium: str = ""
+    campaign: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Show `number` instead of `target` when a URL parameter or the referrer matches."""
+
+    number: str
+    target: str
+    param: str = ""
+    value: str = ""
+    referrer_contains: str = ""
+
+    def matches_param(self, visit: VisitContext) -> bool:
+        if not self.param:
+            return False
+        found = visit.param(self.param)
+        return found is not None and (not self.value or found == self.value)
+
+    def matches_referrer(self, visit: VisitContext) -> bool:
+        needle = self.referrer_contains.lower()
+        return bool(needle) and needle in visit.referrer.lower()
+
+
+@dataclass(frozen=True)
+class NumberOffer:
+    """What the page shows in place of `target`, and the lease behind it, if any."""
+
+    target: str
+    number: str
+    kind: OfferKind
+    lease: Lease | None = None
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which visit a call on `dialed` at some time belongs to, and how sure we are."""
+
+    kind: AttributionKind
+    site: str
+    dialed: str
+    session_id: str = ""
+    visitor_id: str = ""
+    static: StaticNumber | None = None
+
+
+@dataclass
+class Site:
+    """One website's pools, static numbers and rules."""
+
+    key: str
+    pools: list[Pool] = field(default_factory=list)
+    static_numbers: list[StaticNumber] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    bot_user_agents: Sequence[str] = ()
+
+    def is_bot(self, user_agent: str) -> bool:
+        """Whether the user agent names a crawler; an empty one counts as a bot."""
+        lowered = user_agent.lower()
+        return not lowered or any(marker in lowered for marker in self.bot_user_agents)
+
+    def offer(
+        self,
+        visit: VisitContext,
+        session_id: str,
+        visitor_id: str,
+        at: datetime,
+        new_lease_id: Callable[[], str],
+    ) -> list[NumberOffer]:
+        """Decide each target's number for a new session: rules, then pools (leasing)."""
+        offers: list[NumberOffer] = []
+        bot = self.is_bot(visit.user_agent)
+        for target in self.targets():
+            rule = self._matching_rule(target, visit)
+            pool = self._pool_for(target)
+            if rule is not None:
+                offers.append(NumberOffer(target, rule.number, OfferKind.STATIC))
+            elif pool is None or bot or not self._allowed(pool, visit):
+                offers.append(NumberOffer(target, target, OfferKind.NONE))
+            else:
+                lease = pool.lease(new_lease_id(), session_id, visitor_id, at)
+                if lease is not None:
+                    offers.append(NumberOffer(target, lease.number, OfferKind.POOL, lease))
+                elif pool.overflow:
+                    offers.append(NumberOffer(target, pool.overflow, OfferKind.OVERFLOW))
+                else:
+                    offers.append(NumberOffer(target, target, OfferKind.NONE))
+        return offers
+
+    def attribute(self, dialed: str, at: datetime) -> Attribution:
+        """Attribute a call on `dialed` at `at`: active, probable, overflow, static or none."""
+        for static in self.static_numbers:
+            if static.number == dialed:
+                return Attribution(AttributionKind.STATIC, self.key, dialed, static=static)
+        for pool in self.pools:
+            if dialed == pool.overflow:
+                return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
+            if dialed not in pool:
+                continue
+            live, before = pool.holder_at(dialed, at)
+            if live is not None:
+                return Attribution(
+                    AttributionKind.ACTIVE, self.key, dialed, live.session_id, live.visitor_id
+                )
+            if before is not None and at - before.until <= pool.rules.attribution_window:
+                return Attribution(
+                    AttributionKind.PROBABLE, self.key, dialed, before.session_id, before.visitor_id
+                )
+        return Attribution(AttributionKind.UNATTRIBUTED, self.key, dialed)
+
+    def owns(self, number: str) -> bool:
+        """Whether a call on `number` belongs to this site."""
+        return any(number in p or number in (p.overflow, p.target) for p in self.pools) or any(
+            s.number == number for s in self.static_numbers
+        )
+
+    def targets(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for pool in self.pools:
+            seen.setdefault(pool.target)
+        for rule in self.rules:
+            seen.setdefault(rule.target)
+        return list(seen)
+
+    def pool_by_id(self, pool_id: str) -> Pool | None:
+        return next((p for p in self.pools if p.pool_id == pool_id), None)
+
+    def _pool_for(self, target: str) -> Pool | None:
+        return next((p for p in self.pools if p.target == target), None)
+
+    def _allowed(self, pool: Pool, visit: VisitContext) -> bool:
+        required = pool.require_params
+        return not required or any(visit.param(name) for name in required)
+
+    def _matching_rule(self, target: str, visit: VisitContext) -> Rule | None:
+        # Precedence from the field: URL/parameter rules first, then referrer rules.
+        candidates = [r for r in self.rules if r.target == target]
+        for rule in candidates:
+            if rule.matches_param(visit):
+                return rule
+        for rule in candidates:
+            if rule.matches_referrer(visit):
+                return rule
+        return None

@@ -1,0 +1,121 @@
+"""Every bad request gets a 4xx JSON error naming the problem, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.api.conftest import BROWSER
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"site": "demo", "url": ', 400, "malformed_json"),
+        (b"[1, 2]", 400, "malformed_json"),
+        (b"", 400, "empty_body"),
+        (b'{"site": "demo", "url": "https://x.example/\xff"}', 400, "invalid_encoding"),
+        (b'{"url": "https://x.example/"}', 400, "missing_field"),
+        (b'{"site": 7, "url": "https://x.example/"}', 400, "invalid_field"),
+        (b'{"site": "nope", "url": "https://x.example/"}', 404, "unknown_site"),
+        (b'{"site": "demo", "url": "javascript:alert(1)"}', 400, "invalid_field"),
+        (b'{"site": "demo", "url": "https://x.example/\\ud800"}', 400, "invalid_encoding"),
+        (b'{"site": "demo", "url": "https://x.example/\\u0000"}', 400, "invalid_field"),
+        (b'{"site": "' + b"d" * 65 + b'", "url": "https://x.example/"}', 400, "field_too_long"),
+    ],
+)
+async def test_bad_session_requests_get_json_errors(client, body, status, code) -> None:
+    """Malformed, mistyped, unknown or badly encoded input is named in a JSON error."""
+    with capture_logs() as logs:
+        resp = await client.post(
+            "/v1/sessions",
+            data=body,
+            headers={**BROWSER, "Content-Type": "application/json"},
+        )
+    assert resp.status == status
+    error = (await resp.json())["error"]
+    assert error["code"] == code and error["message"]
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+
+
+async def test_overlong_url_is_refused(client) -> None:
+    """A URL longer than 2048 characters is a 400 naming the field."""
+    resp = await client.post(
+        "/v1/sessions",
+        json={"site": "demo", "url": "https://x.example/?" + "a" * 3000},
+        headers=BROWSER,
+    )
+    assert resp.status == 400
+    assert "'url'" in (await resp.json())["error"]["message"]
+
+
+async def test_oversized_body_is_413_json(client) -> None:
+    """A body over 16 KB is refused with 413 and a JSON error."""
+    resp = await client.post(
+        "/v1/sessions",
+        data=b'{"site": "demo", "pad": "' + b"x" * 17000 + b'"}',
+        headers={**BROWSER, "Content-Type": "application/json"},
+    )
+    assert resp.status == 413
+    error = (await resp.json())["error"]
+    assert error["code"] == "body_too_large" and "16384" in error["message"]
+
+
+async def test_unknown_path_and_method_are_json(client) -> None:
+    """Unknown paths and wrong methods answer JSON errors too."""
+    missing = await client.get("/v1/nothing-here")
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
+    wrong = await client.get("/v1/sessions")
+    assert wrong.status == 405
+    assert (await wrong.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_admin_requires_a_valid_key(client, admin_key) -> None:
+    """Admin endpoints answer 401 without a key or with a wrong one, 200 with a valid one."""
+    assert (await client.get("/v1/sites")).status == 401
+    wrong = await client.get("/v1/sites", headers={"Authorization": "Bearer ctgw_wrong"})
+    assert wrong.status == 401
+    assert (await wrong.json())["error"]["code"] == "unauthorized"
+    ok = await client.get("/v1/sites", headers={"Authorization": f"Bearer {admin_key}"})
+    assert ok.status == 200
+    assert [s["key"] for s in (await ok.json())["sites"]] == ["demo"]
+
+
+async def test_admin_number_add_validates_numbers(client, admin_key) -> None:
+    """Adding an invalid or duplicate number is a 4xx naming it; a good one joins the pool."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    bad = await client.post(
+        "/v1/numbers", json={"site": "demo", "target": "+14155550100", "number": "12"}, headers=auth
+    )
+    assert bad.status == 400 and "'number'" in (await bad.json())["error"]["message"]
+    dup = await client.post(
+        "/v1/numbers",
+        json={"site": "demo", "target": "+14155550100", "number": "+14155550101"},
+        headers=auth,
+    )
+    assert dup.status == 409
+    ok = await client.post(
+        "/v1/numbers",
+        json={"site": "demo", "target": "(415) 555-0100", "number": "415-555-0131"},
+        headers=auth,
+    )
+    assert ok.status == 201 and (await ok.json())["number"] == "+14155550131"
+    listing = await (await client.get("/v1/numbers", headers=auth)).json()
+    assert "+14155550131" in [n["number"] for n in listing["numbers"]]
+
+
+async def test_admin_site_create_reports_config_errors(client, admin_key) -> None:
+    """A site posted with an unknown key is refused naming the key; a valid one is served."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    bad = await client.post("/v1/sites", json={"key": "shop", "colour": "red"}, headers=auth)
+    assert bad.status == 400 and "colour" in (await bad.json())["error"]["message"]
+    site = {
+        "key": "shop",
+        "allowed_origins": ["https://shop.example"],
+        "pools": [{"target": "+14155550160", "numbers": ["+14155550161"]}],
+    }
+    assert (await client.post("/v1/sites", json=site, headers=auth)).status == 201
+    resp = await client.post(
+        "/v1/sessions", json={"site": "shop", "url": "https://shop.example/"}, headers=BROWSER
+    )
+    assert (await resp.json())["numbers"][0]["number"] == "+14155550161"

@@ -1,0 +1,213 @@
+"""The public session API against a real server and SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.appkeys import DB, DESK
+from numberpool.site import AttributionKind
+from tests.api.conftest import BROWSER, ORIGIN, POOL, demo_config, open_session
+from tests.conftest import FakeClock
+
+
+async def test_session_gets_a_pool_number_with_display(client) -> None:
+    """A new session gets a number of the demo pool, formatted for display."""
+    resp = await open_session(client, referrer="https://www.google.com/")
+    assert resp.status == 201
+    body = await resp.json()
+    assert set(body) >= {"session_id", "visitor_id", "numbers", "heartbeat_seconds", "expires_at"}
+    (number,) = body["numbers"]
+    assert number["target"] == "+14155550100"
+    assert number["number"] == POOL[0]
+    assert number["display"] == "(415) 555-0101"
+    assert body["heartbeat_seconds"] == 60
+
+
+async def test_overflow_number_past_ten_live_sessions(client) -> None:
+    """The eleventh live session gets the overflow number, counted in metrics."""
+    numbers = []
+    for _ in range(11):
+        body = await (await open_session(client)).json()
+        numbers.append(body["numbers"][0]["number"])
+    assert numbers[:10] == POOL
+    assert numbers[10] == "+14155550120"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ctgw_pool_exhausted_total{pool="demo:+14155550100",site="demo"} 1' in metrics
+    rows = await client.app[DB].fetchall("SELECT kind FROM pool_events")
+    assert [r["kind"] for r in rows] == ["exhausted"]
+
+
+async def test_heartbeat_extends_then_410_after_expiry(client, clock: FakeClock) -> None:
+    """Heartbeats keep the lease; once it has ended the heartbeat answers 410."""
+    body = await (await open_session(client)).json()
+    sid = body["session_id"]
+    clock.advance(seconds=60)
+    resp = await client.post(f"/v1/sessions/{sid}/heartbeat")
+    assert resp.status == 200
+    clock.advance(minutes=14)
+    assert (await client.post(f"/v1/sessions/{sid}/heartbeat")).status == 200
+    clock.advance(minutes=15)
+    resp = await client.post(f"/v1/sessions/{sid}/heartbeat")
+    assert resp.status == 410
+    assert (await resp.json())["error"]["code"] == "session_ended"
+
+
+async def test_session_without_heartbeat_ends_after_probation(client, clock: FakeClock) -> None:
+    """A session that never sends a heartbeat loses its lease after the probation."""
+    sid = (await (await open_session(client)).json())["session_id"]
+    clock.advance(minutes=2)
+    assert (await client.post(f"/v1/sessions/{sid}/heartbeat")).status == 410
+
+
+async def test_heartbeat_of_unknown_session_is_404(client) -> None:
+    """A heartbeat for a session that never existed is a 404 JSON error."""
+    resp = await client.post("/v1/sessions/nope/heartbeat")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "unknown_session"
+
+
+async def test_returning_visitor_gets_same_number(client, clock: FakeClock) -> None:
+    """A returning visitor id gets its previous number back."""
+    first = await (await open_session(client)).json()
+    await open_session(client)
+    clock.advance(minutes=30)
+    again = await (await open_session(client, visitor_id=first["visitor_id"])).json()
+    assert again["visitor_id"] == first["visitor_id"]
+    assert again["numbers"][0]["number"] == first["numbers"][0]["number"]
+
+
+async def test_visit_context_is_stored(client, admin_key) -> None:
+    """UTM fields, gclid, landing page and referrer are stored with the session."""
+    url = "https://www.demo-plumbing.example/leak?utm_source=google&utm_campaign=spring&gclid=G1"
+    body = await (await open_session(client, url=url, referrer="https://google.com/")).json()
+    resp = await client.get(
+        f"/v1/sessions/{body['session_id']}", headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    stored = await resp.json()
+    assert stored["gclid"] == "G1" and stored["utm_campaign"] == "spring"
+    assert stored["landing_page"] == "https://www.demo-plumbing.example/leak"
+    assert stored["referrer"] == "https://google.com/"
+
+
+async def test_bot_user_agent_never_leases(client) -> None:
+    """A crawler is shown the site's own number and holds no lease."""
+    resp = await client.post(
+        "/v1/sessions",
+        json={"site": "demo", "url": "https://x.example/"},
+        headers={"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
+    )
+    body = await resp.json()
+    assert body["numbers"][0]["number"] == "+14155550100"
+    assert body["numbers"][0]["kind"] == "none"
+    assert (
+        client.app[DESK].sites["demo"].site.pools[0].live_count(client.app[DESK].clock.now()) == 0
+    )
+
+
+async def test_require_params_swaps_only_paid_traffic(make_client, tmp_path) -> None:
+    """A pool requiring gclid keeps the page's number for organic visits."""
+    client = await make_client(demo_config(tmp_path, require_params=["gclid"]))
+    organic = await (await open_session(client)).json()
+    paid = await (await open_session(client, url="https://x.example/?gclid=abc")).json()
+    assert organic["numbers"][0]["number"] == "+14155550100"
+    assert paid["numbers"][0]["number"] == POOL[0]
+
+
+async def test_attribution_follows_the_lease(client, clock: FakeClock) -> None:
+    """A call on a leased number is attributed to the session holding it, then probable."""
+    body = await (await open_session(client)).json()
+    desk = client.app[DESK]
+    number = body["numbers"][0]["number"]
+    active = desk.attribute(number, clock.now())
+    assert active is not None and active.kind is AttributionKind.ACTIVE
+    assert active.session_id == body["session_id"]
+    clock.advance(minutes=30)
+    later = desk.attribute(number, clock.now())
+    assert later is not None and later.kind is AttributionKind.PROBABLE
+    assert desk.attribute("+14155550150", clock.now()).kind is AttributionKind.STATIC
+
+
+async def test_cors_allows_only_the_sites_origins(client) -> None:
+    """Allowed origins get CORS headers; other origins get a 403 JSON error."""
+    ok = await client.post(
+        "/v1/sessions",
+        json={"site": "demo", "url": "https://x.example/"},
+        headers={**BROWSER, "Origin": ORIGIN},
+    )
+    assert ok.status == 201
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    bad = await client.post(
+        "/v1/sessions",
+        json={"site": "demo", "url": "https://x.example/"},
+        headers={**BROWSER, "Origin": "https://evil.example"},
+    )
+    assert bad.status == 403
+    assert (await bad.json())["error"]["code"] == "origin_not_allowed"
+    assert "Access-Control-Allow-Origin" not in bad.headers
+
+
+async def test_preflight_answers_allowed_origin_only(client) -> None:
+    """OPTIONS preflight succeeds for an allowed origin and fails for another."""
+    headers = {"Access-Control-Request-Method": "POST"}
+    ok = await client.options("/v1/sessions", headers={**headers, "Origin": ORIGIN})
+    assert ok.status == 204 and ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    bad = await client.options(
+        "/v1/sessions", headers={**headers, "Origin": "https://evil.example"}
+    )
+    assert bad.status == 403
+
+
+async def test_text_plain_body_is_accepted(client) -> None:
+    """A JSON body sent as text/plain (no CORS preflight) is read like JSON."""
+    resp = await client.post(
+        "/v1/sessions",
+        data='{"site": "demo", "url": "https://x.example/"}',
+        headers={**BROWSER, "Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert resp.status == 201
+
+
+async def test_amp_answers_the_amp_call_tracking_contract(client) -> None:
+    """GET /v1/amp/{site} answers phoneNumber and formattedPhoneNumber from the pool."""
+    resp = await client.get(
+        "/v1/amp/demo",
+        params={"__amp_source_origin": ORIGIN, "url": "https://x.example/?gclid=A"},
+        headers=BROWSER,
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body == {"phoneNumber": POOL[0], "formattedPhoneNumber": "(415) 555-0101"}
+    assert resp.headers["AMP-Access-Control-Allow-Source-Origin"] == ORIGIN
+    bad = await client.get("/v1/amp/demo", params={"__amp_source_origin": "https://evil.example"})
+    assert bad.status == 403
+
+
+async def test_no_number_is_leased_twice_under_concurrency(make_client, tmp_path) -> None:
+    """Hundreds of simultaneous session requests never lease one number to two live sessions."""
+    raw = demo_config(tmp_path)
+    raw["sites"][0]["pools"][0]["numbers"] = [f"+1415555{i:04d}" for i in range(200, 250)]
+    client = await make_client(raw)
+    responses = await asyncio.gather(*(open_session(client) for _ in range(300)))
+    bodies = [await r.json() for r in responses]
+    assert all(r.status == 201 for r in responses)
+    pooled = [b["numbers"][0]["number"] for b in bodies if b["numbers"][0]["kind"] == "pool"]
+    assert len(pooled) == 50 and len(set(pooled)) == 50
+    assert sum(b["numbers"][0]["kind"] == "overflow" for b in bodies) == 250
+    rows = await client.app[DB].fetchall(
+        "SELECT number, count(*) AS n FROM leases GROUP BY number HAVING n > 1"
+    )
+    assert rows == []
+    committed = await client.app[DB].fetchall("SELECT count(*) AS n FROM leases")
+    assert committed[0]["n"] == 50
+
+
+async def test_healthz_and_metrics(client) -> None:
+    """Health answers ok with the store reachable; metrics are Prometheus text."""
+    health = await client.get("/healthz")
+    assert health.status == 200 and (await health.json())["status"] == "ok"
+    await open_session(client)
+    metrics = await client.get("/metrics")
+    assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await metrics.text()
+    assert 'ctgw_sessions_total{site="demo"} 1' in text
+    assert 'ctgw_pool_live_leases{pool="demo:+14155550100",site="demo"} 1' in text

@@ -1,0 +1,243 @@
+"""The daemon as users run it: `ctgw serve` in a process, SIGTERM, restart, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from gateway.app import create_app
+from gateway.appkeys import DESK
+from gateway.config import parse_config
+from numberpool.site import AttributionKind
+from tests.api.conftest import BROWSER, demo_config
+
+CTGW = [sys.executable, "-m", "gateway"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+[http]
+port = {port}
+[store]
+url = "sqlite:///{tmp_path / "ctgw.db"}"
+[agi]
+enabled = false
+[[sites]]
+key = "demo"
+[[sites.pools]]
+target = "+14155550100"
+numbers = [{", ".join(f'"+141555501{i:02d}"' for i in range(1, 11))}]
+overflow = "+14155550120"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def start_daemon(config: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [*CTGW, "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"daemon did not start: {proc.communicate()[1].decode()[-2000:]}")
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, err.decode()
+
+
+async def test_sigterm_finishes_requests_and_restart_keeps_leases(tmp_path: Path) -> None:
+    """Every session answered before SIGTERM is stored; after restart its lease still holds."""
+    port = free_port()
+    config = write_config(tmp_path, port)
+    proc = await start_daemon(config, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(headers=BROWSER) as http:
+
+            async def open_one() -> dict | None:
+                try:
+                    async with http.post(
+                        f"{base}/v1/sessions", json={"site": "demo", "url": "https://x.example/"}
+                    ) as r:
+                        return await r.json() if r.status == 201 else None
+                except aiohttp.ClientError:
+                    return None
+
+            first = [await open_one() for _ in range(3)]
+            burst = [asyncio.create_task(open_one()) for _ in range(40)]
+            await asyncio.sleep(0.01)
+            code, log = await asyncio.to_thread(stop_daemon, proc)
+            answered = [b for b in [*first, *await asyncio.gather(*burst)] if b]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, log
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert events[-3:] == ["gateway_stopping", "store_closed", "gateway_stopped"]
+    db = sqlite3.connect(tmp_path / "ctgw.db")
+    stored = {row[0] for row in db.execute("SELECT session_id FROM sessions")}
+    db.close()
+    assert {b["session_id"] for b in answered} <= stored
+    assert len(answered) >= 3
+
+    proc = await start_daemon(config, port)
+    try:
+        async with aiohttp.ClientSession(headers=BROWSER) as http:
+            for body in first:
+                assert body is not None
+                async with http.post(f"{base}/v1/sessions/{body['session_id']}/heartbeat") as r:
+                    assert r.status == 200
+            leased = {
+                b["numbers"][0]["number"] for b in answered if b["numbers"][0]["kind"] == "pool"
+            }
+            async with http.post(
+                f"{base}/v1/sessions", json={"site": "demo", "url": "https://x.example/"}
+            ) as r:
+                fresh = (await r.json())["numbers"][0]["number"]
+            assert fresh not in leased
+    finally:
+        code, log = await asyncio.to_thread(stop_daemon, proc)
+    assert code == 0, log
+
+
+async def test_attribution_survives_restart(aiohttp_client, tmp_path: Path, clock) -> None:
+    """After a restart, a call on a number is still attributed to the session that held it."""
+    config = parse_config(demo_config(tmp_path), source="test")
+    client = await aiohttp_client(create_app(config, clock=clock))
+    body = await (
+        await client.post(
+            "/v1/sessions", json={"site": "demo", "url": "https://x.example/"}, headers=BROWSER
+        )
+    ).json()
+    number = body["numbers"][0]["number"]
+    call_time = clock.advance(minutes=1)
+    await client.close()
+
+    clock.advance(minutes=10)
+    again = await aiohttp_client(create_app(config, clock=clock))
+    desk = again.app[DESK]
+    during = desk.attribute(number, call_time)
+    assert during is not None and during.kind is AttributionKind.ACTIVE
+    assert during.session_id == body["session_id"]
+    after = desk.attribute(number, clock.now())
+    assert after is not None and after.kind is AttributionKind.PROBABLE
+
+
+def test_bad_config_fails_start_with_message(tmp_path: Path) -> None:
+    """`ctgw serve` with an unknown key exits 2 naming the file and key."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[http]\nprot = 1\n", encoding="utf-8")
+    result = subprocess.run(
+        [*CTGW, "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "http.prot" in result.stderr
+
+
+def test_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
+    """`ctgw keys create` prints one key; only its hash is stored."""
+    config = write_config(tmp_path, free_port())
+    result = subprocess.run(
+        [*CTGW, "keys", "create", "ops", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert key.startswith("ctgw_") and len(key) > 30
+    db = sqlite3.connect(tmp_path / "ctgw.db")
+    (stored,) = db.execute("SELECT key_hash FROM api_keys").fetchone()
+    db.close()
+    assert key not in stored and len(stored) == 64
+
+
+def test_numbers_add_and_list(tmp_path: Path) -> None:
+    """`ctgw numbers add` normalises numbers, refuses bad ones, and `list` shows them."""
+    config = write_config(tmp_path, free_port())
+    ok = subprocess.run(
+        [
+            *CTGW,
+            "numbers",
+            "add",
+            "--site",
+            "demo",
+            "--target",
+            "+14155550100",
+            "415-555-0140",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        [
+            *CTGW,
+            "numbers",
+            "add",
+            "--site",
+            "demo",
+            "--target",
+            "+14155550100",
+            "555",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "'555'" in bad.stderr
+    listing = subprocess.run(
+        [*CTGW, "numbers", "list", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "+14155550140\tdemo\t+14155550100" in listing.stdout
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    """`ctgw db migrate` applies the schema once, then reports it up to date."""
+    config = write_config(tmp_path, free_port())
+    cmd = [*CTGW, "db", "migrate", "--config", str(config)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert "0001_initial.sql" in first.stdout
+    assert "up to date" in second.stdout
