@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.ami import AmiClient
-from tests.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk
+from tests.lab.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk
 
 HANGUPS_PER_CALL = 6
 

@@ -102,7 +102,7 @@ class AmiClient:
     action_timeout: float = 10.0
     connect_timeout: float = 5.0
     backoff_base: float = 0.5
-    backoff_cap: float = 5.0  # loopback retries are cheap; a long cap only delays recovery
+    backoff_cap: float = 3.0  # loopback retries are cheap; a long cap only delays recovery
     max_message_bytes: int = 65536
     rng: random.Random = field(default_factory=random.Random, repr=False)
     _handlers: list[EventHandler] = field(default_factory=list, init=False, repr=False)
@@ -196,6 +196,10 @@ class AmiClient:
             writer.write(encode_action(name, action_id, fields))
             await writer.drain()
             response, items = await asyncio.wait_for(future, timeout_s or self.action_timeout)
+        except ConnectionError as exc:
+            if isinstance(exc, AmiDisconnected):
+                raise
+            raise AmiDisconnected(f"AMI connection lost while sending {name}") from exc
         finally:
             self._pending.pop(action_id, None)
         if response.response.lower() == "error":

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 
-from gateway.ami import AmiLink
+from gateway.ami import AmiClient, AmiLink
 from gateway.ami_protocol import AmiMessage
 from gateway.call_lifecycle import CallTracker, CallUpdate
+from gateway.config import AmiSettings
+from numberpool.clock import Clock
 
-__all__ = ["CallFollower", "CallSink", "CallsResynced"]
+__all__ = ["CallFollower", "CallSink", "CallsResynced", "following_calls"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class CallFollower:
         link: AmiLink,
         tracker: CallTracker,
         sink: CallSink,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         max_queue: int = 10000,
     ) -> None:
@@ -76,7 +78,7 @@ class CallFollower:
     def resynced(self, channels: Sequence[AmiMessage]) -> None:
         for update in self._tracker.resynced(channels):
             self._push(update)
-        self._push(CallsResynced(self._tracker.live_linkedids, self._clock()))
+        self._push(CallsResynced(self._tracker.live_linkedids, self._clock.now()))
 
     async def _drain(self) -> None:
         while True:
@@ -116,3 +118,20 @@ class CallFollower:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def following_calls(
+    settings: AmiSettings, sink: CallSink, clock: Clock, *, lookup_context: str = "ctgw-lookup"
+) -> AsyncIterator[AmiClient]:
+    """The AMI connection and call following for the daemon's lifetime (an aiohttp
+    cleanup_ctx body): yields the client, e.g. for click-to-call Originate."""
+    client = AmiClient(settings.host, settings.port, settings.username, settings.secret)
+    follower = CallFollower(client, CallTracker(clock, lookup_context=lookup_context), sink, clock)
+    follower.start()
+    client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+        await follower.close()

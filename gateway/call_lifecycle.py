@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gateway.ami_protocol import AmiMessage
+from numberpool.clock import Clock
 
 __all__ = ["CallTracker", "CallUpdate", "agent_endpoint"]
 
@@ -72,11 +73,11 @@ class _Call:
 
 
 class CallTracker:
-    """Turns AMI events into `CallUpdate`s. The clock returns an aware datetime."""
+    """Turns AMI events into `CallUpdate`s, timed by the injected clock."""
 
     def __init__(
         self,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         lookup_context: str = "ctgw-lookup",
         abandon_seconds: float = 15.0,
@@ -102,7 +103,7 @@ class CallTracker:
             return None
         call = self._calls.get(linkedid)
         if call is None and create:
-            call = self._calls[linkedid] = _Call(linkedid[:_MAX_TEXT], self._clock())
+            call = self._calls[linkedid] = _Call(linkedid[:_MAX_TEXT], self._clock.now())
         return call
 
     def _note_channel(self, call: _Call, event: AmiMessage, uniqueid: str) -> None:
@@ -130,7 +131,7 @@ class CallTracker:
             return []
         if channel and name not in _HANGUPS:
             self._note_channel(call, event, uniqueid)
-        now = self._clock()
+        now = self._clock.now()
         if name in ("dialbegin", "dialend"):
             self._dial(call, event, name, now)
         elif name == "bridgeenter":
@@ -188,7 +189,9 @@ class CallTracker:
             agent=call.agent,
             answered_at=call.answered_at,
             ring_seconds=ring,
-            recording=call.recording,
+            # With MixMonitor's `b` option nothing is recorded before the bridge: an unanswered
+            # call's file is empty or absent, so it is not reported.
+            recording=call.recording if call.answered_at is not None else None,
             dial_status=call.dial_status,
         )
 
@@ -230,7 +233,7 @@ class CallTracker:
 
     def resynced(self, channels: Sequence[AmiMessage]) -> list[CallUpdate]:
         """Apply the CoreShowChannel list: adopt live calls, close calls whose channels vanished."""
-        now = self._clock()
+        now = self._clock.now()
         seen = self._resync_seen if self._resync_seen is not None else set()
         self._resync_seen = None
         updates: list[CallUpdate] = []

@@ -1,4 +1,5 @@
-"""A fake Asterisk manager on a real loopback socket that replays recorded transcripts."""
+"""Fakes for AMI tests: an Asterisk manager on a real loopback socket replaying recorded
+transcripts, and an in-memory call sink standing in for the store."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.ami_protocol import AmiMessage, MessageReader
+from gateway.call_follower import CallsResynced
+from gateway.call_lifecycle import CallUpdate
 
-__all__ = ["FakeAmi", "load_transcript", "transcript_messages"]
+__all__ = ["FakeAmi", "MemorySink", "load_transcript", "transcript_messages"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"
 
@@ -136,3 +139,21 @@ class FakeAmi:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+
+class MemorySink:
+    """A store stand-in keeping the newest snapshot per linkedid."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.calls: dict[str, CallUpdate] = {}
+        self.resyncs: list[CallsResynced] = []
+        self.fail_first = fail_first
+
+    async def call_updated(self, update: CallUpdate) -> None:
+        if self.fail_first:
+            self.fail_first = False
+            raise RuntimeError("store hiccup")
+        self.calls[update.linkedid] = update
+
+    async def calls_resynced(self, resync: CallsResynced) -> None:
+        self.resyncs.append(resync)

@@ -22,7 +22,7 @@ class Clock:
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    def __call__(self) -> datetime:
+    def now(self) -> datetime:
         return T0 + timedelta(seconds=self.seconds)
 
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from gateway.ami import AmiClient
 from gateway.call_follower import CallFollower
 from gateway.call_lifecycle import CallTracker
-from tests.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk
-from tests.test_call_follower import MemorySink
+from numberpool.clock import SystemClock
+from tests.fake_ami import MemorySink
+from tests.lab.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk
 
 pytestmark = pytest.mark.asterisk
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def until(predicate, timeout: float) -> None:
@@ -29,7 +25,7 @@ async def until(predicate, timeout: float) -> None:
 
 
 @pytest.fixture
-async def asterisk() -> AsyncIterator[EvalAsterisk]:
+async def eval_asterisk() -> AsyncIterator[EvalAsterisk]:
     lab = EvalAsterisk()
     if not lab.available():
         reason = f"no Asterisk root filesystem at {lab.rootfs} (run tests/lab/setup.sh as root)"
@@ -57,11 +53,11 @@ async def call(client: AmiClient, dialed: str, wait: int = 5) -> None:
     )
 
 
-async def test_calls_are_followed_across_an_asterisk_restart(asterisk):
+async def test_calls_are_followed_across_an_asterisk_restart(eval_asterisk):
     """Answered call recorded; a crash mid-call closes it on resync; after restart calls follow."""
     client = AmiClient("127.0.0.1", AMI_PORT, AMI_USER, AMI_SECRET, ping_interval=2)
     sink = MemorySink()
-    follower = CallFollower(client, CallTracker(now), sink, now)
+    follower = CallFollower(client, CallTracker(SystemClock()), sink, SystemClock())
     follower.start()
     client.start()
     try:
@@ -75,8 +71,8 @@ async def test_calls_are_followed_across_an_asterisk_restart(asterisk):
 
         await call(client, "+14155550102", wait=30)  # agent2 never answers: rings 4 s
         await until(lambda: len(sink.calls) == 2, 10)
-        await asyncio.to_thread(asterisk.crash)  # no Hangup events: only the resync can tell
-        await asyncio.to_thread(asterisk.start)
+        await asyncio.to_thread(eval_asterisk.crash)  # no Hangup events: only the resync can tell
+        await asyncio.to_thread(eval_asterisk.start)
         await until(lambda: client.logins == 2 and len(sink.resyncs) == 2, 30)
         await until(lambda: all(u.final for u in sink.calls.values()), 10)
         (cut,) = [u for u in sink.calls.values() if u.linkedid != first.linkedid]
@@ -97,18 +93,18 @@ async def test_calls_are_followed_across_an_asterisk_restart(asterisk):
         await follower.close()
 
 
-async def test_graceful_stop_mid_call_ends_the_call_by_its_hangups(asterisk):
+async def test_graceful_stop_mid_call_ends_the_call_by_its_hangups(eval_asterisk):
     """`core stop now` hangs channels up and AMI reports it before closing; AMI then reconnects."""
     client = AmiClient("127.0.0.1", AMI_PORT, AMI_USER, AMI_SECRET, ping_interval=2)
     sink = MemorySink()
-    follower = CallFollower(client, CallTracker(now), sink, now)
+    follower = CallFollower(client, CallTracker(SystemClock()), sink, SystemClock())
     follower.start()
     client.start()
     try:
         await client.wait_connected(10)
         await call(client, "+14155550102", wait=30)
         await until(lambda: len(sink.calls) == 1, 10)
-        await asyncio.to_thread(asterisk.restart)
+        await asyncio.to_thread(eval_asterisk.restart)
         await until(lambda: client.logins == 2, 30)
         (update,) = sink.calls.values()
         assert update.final and not update.closed_by_resync

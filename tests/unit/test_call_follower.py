@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
 
 from gateway.ami import AmiClient
-from gateway.call_follower import CallFollower, CallsResynced
-from gateway.call_lifecycle import CallTracker, CallUpdate
-from tests.fake_ami import FakeAmi, load_transcript
-
-
-class MemorySink:
-    """A store stand-in keeping the newest snapshot per linkedid."""
-
-    def __init__(self, fail_first: bool = False) -> None:
-        self.calls: dict[str, CallUpdate] = {}
-        self.resyncs: list[CallsResynced] = []
-        self.fail_first = fail_first
-
-    async def call_updated(self, update: CallUpdate) -> None:
-        if self.fail_first:
-            self.fail_first = False
-            raise RuntimeError("store hiccup")
-        self.calls[update.linkedid] = update
-
-    async def calls_resynced(self, resync: CallsResynced) -> None:
-        self.resyncs.append(resync)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+from gateway.call_follower import CallFollower
+from gateway.call_lifecycle import CallTracker
+from numberpool.clock import SystemClock
+from tests.fake_ami import FakeAmi, MemorySink, load_transcript
 
 
 async def until(predicate, timeout: float = 5.0) -> None:
@@ -45,7 +23,7 @@ async def test_replayed_calls_reach_the_sink_and_resync_is_reported():
     fake = await FakeAmi(after_login=load_transcript("answered-then-unanswered.txt")).start()
     client = AmiClient("127.0.0.1", fake.port, "ctgw", fake.secret, rng=random.Random(1))
     sink = MemorySink(fail_first=True)
-    follower = CallFollower(client, CallTracker(now), sink, now)
+    follower = CallFollower(client, CallTracker(SystemClock()), sink, SystemClock())
     try:
         follower.start()
         client.start()

@@ -7,7 +7,7 @@ from pathlib import Path
 from gateway.asterisk_conf import read_config
 from gateway.doctor_asterisk import check_asterisk_config, check_extensions_conf
 
-SAMPLES = Path(__file__).parent / "fixtures" / "asterisk-conf"
+SAMPLES = Path(__file__).parent.parent / "fixtures" / "asterisk-conf"
 
 
 def codes(findings) -> set[tuple[str, str]]:
