@@ -111,6 +111,9 @@ class CallTracker:
             call.live.add(uniqueid)
         if self._resync_seen is not None and uniqueid:
             self._resync_seen.add(uniqueid)
+        self._note_variables(call, event)
+
+    def _note_variables(self, call: _Call, event: AmiMessage) -> None:
         variables = event.channel_variables()
         if variables.get("MIXMONITOR_FILENAME"):
             call.recording = variables["MIXMONITOR_FILENAME"][:_MAX_TEXT]
@@ -131,6 +134,9 @@ class CallTracker:
             return []
         if channel and name not in _HANGUPS:
             self._note_channel(call, event, uniqueid)
+        elif channel:
+            # A hangup may be the first event carrying a variable set just before it.
+            self._note_variables(call, event)
         now = self._clock.now()
         if name in ("dialbegin", "dialend"):
             self._dial(call, event, name, now)

@@ -322,3 +322,13 @@ def test_recorded_asterisk_transcript_gives_answered_then_abandoned(tracker, clo
 def test_agent_endpoint_strips_the_channel_suffix(channel, endpoint):
     """The agent is the device: channel name without its sequence number and Local half."""
     assert agent_endpoint(channel) == endpoint
+
+
+def test_call_id_seen_only_on_the_hangup_is_kept(tracker, clock):
+    """A CTGW_CALL_ID first carried by the Hangup (Dial failed at once) still reaches the record."""
+    final = run(
+        tracker,
+        clock,
+        [(0, main("Newchannel")), (1, main("Hangup", ChanVariable="CTGW_CALL_ID=call-9"))],
+    )[-1]
+    assert final.final and final.call_id == "call-9"
