@@ -99,6 +99,7 @@ class AmiClient:
     event_mask: str = "call"  # only the call class: channel, dial, bridge and hangup events
     ping_interval: float = 20.0
     ping_timeout: float = 5.0
+    resync_interval: float = 600.0  # 0 turns the periodic resync off (it still runs on login)
     action_timeout: float = 10.0
     connect_timeout: float = 5.0
     backoff_base: float = 0.5
@@ -248,6 +249,34 @@ class AmiClient:
             except (TimeoutError, AmiActionError) as exc:
                 raise ConnectionError("AMI ping unanswered") from exc
 
+    async def _resync(self, log: structlog.typing.FilteringBoundLogger) -> None:
+        """List the live channels and hand them to the resync handlers."""
+        for handler in list(self._resync_handlers):
+            try:
+                handler.resync_started()
+            except Exception:
+                log.exception("ami_resync_handler_failed")
+        try:
+            _, channels = await self._send(
+                "CoreShowChannels", {}, self.action_timeout, collect=True
+            )
+        except TimeoutError as exc:
+            raise ConnectionError("AMI CoreShowChannels unanswered") from exc
+        log.info("ami_resynced", live_channels=len(channels))
+        for handler in list(self._resync_handlers):
+            try:
+                handler.resynced(channels)
+            except Exception:
+                log.exception("ami_resync_handler_failed")
+
+    async def _resync_loop(self, log: structlog.typing.FilteringBoundLogger) -> None:
+        # A resync now and then also heals what no reconnect reveals: a lost or dropped event
+        # (e.g. an oversized message) that would leave a call open for ever.
+        while self.resync_interval:
+            await asyncio.sleep(self.resync_interval)
+            await self._resync(log)
+        await asyncio.Event().wait()
+
     # --- connection lifecycle ------------------------------------------------------------
 
     async def _session(self) -> None:
@@ -261,6 +290,7 @@ class AmiClient:
         reader = MessageReader(stream, self.max_message_bytes)
         reading: asyncio.Task[None] | None = None
         pinging: asyncio.Task[None] | None = None
+        resyncing: asyncio.Task[None] | None = None
         try:
             banner = await asyncio.wait_for(reader.banner(), self.connect_timeout)
             reading = asyncio.create_task(self._read_loop(reader))
@@ -272,26 +302,19 @@ class AmiClient:
             self.logins += 1
             log.info("ami_connected", banner=banner, logins=self.logins)
             pinging = asyncio.create_task(self._ping_loop())
-            for handler in list(self._resync_handlers):
-                handler.resync_started()
-            _, channels = await self._send(
-                "CoreShowChannels", {}, self.action_timeout, collect=True
-            )
-            log.info("ami_resynced", live_channels=len(channels))
-            for handler in list(self._resync_handlers):
-                try:
-                    handler.resynced(channels)
-                except Exception:
-                    log.exception("ami_resync_handler_failed")
+            await self._resync(log)
             self._connected_event.set()
-            done, _ = await asyncio.wait({reading, pinging}, return_when=asyncio.FIRST_COMPLETED)
+            resyncing = asyncio.create_task(self._resync_loop(log))
+            done, _ = await asyncio.wait(
+                {reading, pinging, resyncing}, return_when=asyncio.FIRST_COMPLETED
+            )
             for ended in done:
                 ended.result()  # re-raise why the session ended
         finally:
             self._logged_in = False
             self._connected_event.clear()
             self._writer = None
-            for task in (reading, pinging):
+            for task in (reading, pinging, resyncing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -214,3 +214,13 @@ def test_backoff_grows_to_its_cap_with_jitter():
     assert 0.25 <= delays[0] <= 0.5
     assert all(15.0 <= d <= 30.0 for d in delays[7:])
     assert len({round(d, 6) for d in delays[7:]}) > 1
+
+
+async def test_resync_repeats_while_connected(fake, connect):
+    """Besides each login, the live channel list is fetched again every `resync_interval`."""
+    client = connect(resync_interval=0.1)
+    seen = Recorder()
+    client.on_resync(seen)
+    client.start()
+    await until(lambda: len(seen.resyncs) >= 3)
+    assert fake.logins == 1 and seen.started - len(seen.resyncs) in (0, 1)
