@@ -9,6 +9,7 @@ dialplan dials its fallback. A caller is never held by the gateway.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -92,18 +93,16 @@ class AgiServer:
         self._sessions: set[asyncio.Task[None]] = set()
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
+        # How sessions ended, by outcome ("routed", "deadline_exceeded", ...), for /metrics.
+        self.outcomes: collections.Counter[str] = collections.Counter()
 
-    @property
-    def port(self) -> int:
-        """The port bound (useful when started on port 0)."""
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self.port = 0  # the port bound, known once listening (useful when started on port 0)
 
     async def _listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=MAX_ENV_BYTES, reuse_address=True
+            self._on_connection, host, port, limit=MAX_ENV_BYTES
         )
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Stop accepting, then wait for every session (each is bounded by the deadline)."""
@@ -125,10 +124,11 @@ class AgiServer:
             await self._session(reader, writer, log)
         except Exception:
             # Last guard: one bad session must never take the server down.
+            self.outcomes["session_failed"] += 1
             log.exception("agi_session_failed")
         finally:
-            self._sessions.discard(task)
             await _close(writer)
+            self._sessions.discard(task)
 
     async def _session(
         self,
@@ -140,34 +140,35 @@ class AgiServer:
             async with asyncio.timeout(self._deadline_s):
                 env = await read_env(reader)
                 if env.get("agi_network_script") != SCRIPT:
+                    self.outcomes["unknown_script"] += 1
                     log.warning("agi_unknown_script", script=env.get("agi_network_script", ""))
                     return
                 request = request_from_env(env)
                 log = log.bind(linkedid=request.linkedid, dialed=request.dialed)
-                decision = await self._decide_safely(request, log)
+                try:
+                    decision = await self._decide(request)
+                except Exception:
+                    self.outcomes["decider_failed"] += 1
+                    log.exception("agi_decider_failed")
+                    return
         except TimeoutError:
+            self.outcomes["deadline_exceeded"] += 1
             log.warning("agi_deadline_exceeded", deadline_ms=int(self._deadline_s * 1000))
             return
         except AgiProtocolError as exc:
+            self.outcomes["bad_request"] += 1
             log.warning("agi_bad_request", reason=str(exc))
             return
         except OSError as exc:
+            self.outcomes["connection_lost"] += 1
             log.info("agi_connection_lost", reason=str(exc))
             return
         if decision is None:
+            self.outcomes["no_route"] += 1
             log.info("agi_no_route")
             return
         log = log.bind(call_id=decision.call_id)
         await self._answer(reader, writer, decision, log)
-
-    async def _decide_safely(
-        self, request: AgiRequest, log: structlog.typing.FilteringBoundLogger
-    ) -> RouteDecision | None:
-        try:
-            return await self._decide(request)
-        except Exception:
-            log.exception("agi_decider_failed")
-            return None
 
     async def _answer(
         self,
@@ -190,17 +191,22 @@ class AgiServer:
                     await writer.drain()
                     answer = await read_answer(reader)
                     if answer.kind is not AnswerKind.OK:
+                        self.outcomes["command_refused"] += 1
                         log.info("agi_command_refused", variable=name, answer=answer.kind.value)
                         return
         except TimeoutError:
+            self.outcomes["answer_timeout"] += 1
             log.warning("agi_answer_timeout")
             return
         except AgiProtocolError as exc:
+            self.outcomes["bad_answer"] += 1
             log.warning("agi_bad_answer", reason=str(exc))
             return
         except OSError as exc:
+            self.outcomes["connection_lost"] += 1
             log.info("agi_connection_lost", reason=str(exc))
             return
+        self.outcomes["routed"] += 1
         log.info("agi_routed", route=decision.route, source=decision.source)
 
 

@@ -20,7 +20,7 @@ from gateway.http_public import add_public_routes
 from gateway.metrics import Metrics
 from gateway.routing import CallRouter
 from gateway.sessions import SessionDesk
-from gateway.sites import load_sites, seed_sites
+from gateway.sites import seed_sites
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -51,8 +51,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(config.store.url)
     try:
         await seed_sites(db, config, clock.now())
-        sites = await load_sites(db, config.phone.default_region)
-        desk = SessionDesk(db, sites, clock, metrics, region=config.phone.default_region)
+        desk = SessionDesk(db, {}, clock, metrics, region=config.phone.default_region)
+        await desk.reload_if_changed()  # loads the sites and records their fingerprint
         await desk.restore()
     except BaseException:
         await db.close()
@@ -60,7 +60,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     app[DESK] = desk
     _describe(metrics, desk)
-    log.info("store_open", url=config.store.url, sites=sorted(sites))
+    log.info("store_open", url=config.store.url, sites=sorted(desk.sites))
     yield
     await db.close()
     log.info("store_closed")
@@ -75,7 +75,7 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(_HOUSEKEEPING_SECONDS)
             try:
                 desk.prune()
-                await desk.reload()
+                await desk.reload_if_changed()
             except Exception:  # keep the loop alive: the next round may succeed
                 log.exception("housekeeping_failed")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 import structlog
@@ -39,8 +39,7 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says what to do."""
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(NamedTuple):
     """One statement to run in the next group commit."""
 
     sql: str

@@ -105,6 +105,7 @@ async def open_session(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}") from None
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
+    log.debug("session_opened", session_id=answer.session.session_id, site=site_key)
     return web.Response(
         status=201,
         text=_session_body(answer, entry),
@@ -126,6 +127,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     except UnknownSession:
         raise ApiError(404, "unknown_session", "no such session") from None
     except SessionEnded:
+        log.debug("session_ended", session_id=session_id)
         raise ApiError(410, "session_ended", "the session has ended; open a new one") from None
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None

@@ -46,6 +46,13 @@ _LEASE_SQL = (
     " until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(lease_id) DO UPDATE SET"
     " last_seen = excluded.last_seen, until = excluded.until"
 )
+# Changes whenever a site, pool or number is added, changed or removed; cheap to read.
+_SETTINGS_FINGERPRINT = (
+    "SELECT (SELECT count(*) || ':' || total(rowid) FROM numbers) || '|' ||"
+    " (SELECT coalesce(group_concat(key || name || allowed_origins || destination || settings),"
+    " '') FROM sites) || '|' ||"
+    " (SELECT coalesce(group_concat(pool_id || overflow || settings), '') FROM pools)"
+)
 _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
 
 
@@ -119,6 +126,7 @@ class SessionDesk:
         self.metrics = metrics
         self.new_id = ids
         self.live: dict[str, LiveSession] = {}
+        self._fingerprint = ""
 
     async def open(
         self, site_key: str, visit: VisitContext, visitor_id: str | None
@@ -285,6 +293,16 @@ class SessionDesk:
             )
         log.info("leases_restored", leases=len(rows), live_sessions=len(self.live))
         return len(rows)
+
+    async def reload_if_changed(self) -> bool:
+        """Reload when sites, pools or numbers changed in the store (e.g. by the CLI)."""
+        row = await self.db.fetchone(_SETTINGS_FINGERPRINT)
+        fingerprint = str(row[0]) if row else ""
+        if fingerprint == self._fingerprint:
+            return False
+        await self.reload()
+        self._fingerprint = fingerprint
+        return True
 
     async def reload(self) -> None:
         """Rebuild sites from the store (admin or CLI changes), keeping every lease."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 __all__ = ["Lease", "LeaseRules", "Pool"]
 
@@ -23,9 +24,11 @@ class LeaseRules:
     probation: timedelta = timedelta(minutes=2)
 
 
-@dataclass(frozen=True)
-class Lease:
-    """One number held by one session from `started_at` until `until` (exclusive)."""
+class Lease(NamedTuple):
+    """One number held by one session from `started_at` until `until` (exclusive).
+
+    A named tuple rather than a dataclass: one is made per session, on the hot path.
+    """
 
     lease_id: str
     pool_id: str
@@ -126,7 +129,7 @@ class Pool:
         previous = slot.latest
         if previous is not None and previous.live_at(at):
             # Only a returning visitor gets here: their old lease ends as the new one starts.
-            slot.history[-1] = replace(previous, until=at)
+            slot.history[-1] = previous._replace(until=at)
         lease = Lease(
             lease_id=lease_id,
             pool_id=self.pool_id,
@@ -149,7 +152,7 @@ class Pool:
         lease = slot.latest if slot else None
         if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
             return None
-        renewed = replace(lease, last_seen=at, until=at + self.rules.grace)
+        renewed = lease._replace(last_seen=at, until=at + self.rules.grace)
         slot.history[-1] = renewed
         self._changed(slot, at)
         return renewed
@@ -160,7 +163,7 @@ class Pool:
         lease = slot.latest if slot else None
         if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
             return None
-        ended = replace(lease, until=at)
+        ended = lease._replace(until=at)
         slot.history[-1] = ended
         self._changed(slot, at)
         return ended

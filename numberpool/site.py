@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from numberpool.pool import Lease, Pool
 from numberpool.visit import VisitContext
@@ -67,8 +68,7 @@ class Rule:
         return bool(needle) and needle in visit.referrer.lower()
 
 
-@dataclass(frozen=True)
-class NumberOffer:
+class NumberOffer(NamedTuple):
     """What the page shows in place of `target`, and the lease behind it, if any."""
 
     target: str

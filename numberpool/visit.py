@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["CLICK_IDS", "UTM_FIELDS", "VisitContext", "visit_from_url"]
@@ -11,8 +11,7 @@ UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 CLICK_IDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "bd_vid")
 
 
-@dataclass(frozen=True)
-class VisitContext:
+class VisitContext(NamedTuple):
     url: str = ""
     landing_page: str = ""
     referrer: str = ""
@@ -39,7 +38,9 @@ class VisitContext:
 
     def as_dict(self) -> dict[str, str]:
         """The context's fields, without the raw parameter list."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
+        fields = self._asdict()
+        del fields["params"]
+        return fields
 
     @property
     def source(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.appkeys import DB, DESK
+from gateway.db import Write
 from numberpool.site import AttributionKind
 from tests.api.conftest import BROWSER, ORIGIN, POOL, demo_config, open_session
 from tests.conftest import FakeClock
@@ -211,3 +212,23 @@ async def test_healthz_and_metrics(client) -> None:
     text = await metrics.text()
     assert 'ctgw_sessions_total{site="demo"} 1' in text
     assert 'ctgw_pool_live_leases{pool="demo:+14155550100",site="demo"} 1' in text
+
+
+async def test_numbers_added_in_the_store_are_served_after_reload(client, clock) -> None:
+    """A number the CLI adds to the store joins the running pool; no change, no reload."""
+    desk = client.app[DESK]
+    assert await desk.reload_if_changed() is False
+    for _ in range(10):
+        await open_session(client)
+    await client.app[DB].write(
+        [
+            Write(
+                "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)",
+                ("+14155550131", "demo:+14155550100", "2026-01-05T09:00:00.000000Z"),
+            )
+        ]
+    )
+    assert await desk.reload_if_changed() is True
+    body = await (await open_session(client)).json()
+    assert body["numbers"][0]["number"] == "+14155550131"
+    assert desk.sites["demo"].site.pools[0].live_count(clock.now()) == 11

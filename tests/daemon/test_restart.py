@@ -51,11 +51,13 @@ overflow = "+14155550120"
 
 
 async def start_daemon(config: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [*CTGW, "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # Logs go to a file: a pipe nobody reads fills up and freezes the daemon mid-test.
+    log = config.with_name(f"daemon-{port}-{len(list(config.parent.glob('daemon-*')))}.log")
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            [*CTGW, "serve", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=sink
+        )
+    proc.log_path = log  # type: ignore[attr-defined]
     async with aiohttp.ClientSession() as http:
         for _ in range(100):
             try:
@@ -65,17 +67,18 @@ async def start_daemon(config: Path, port: int) -> subprocess.Popen[bytes]:
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
     proc.kill()
-    raise AssertionError(f"daemon did not start: {proc.communicate()[1].decode()[-2000:]}")
+    proc.wait()
+    raise AssertionError(f"daemon did not start: {log.read_text()[-2000:]}")
 
 
 def stop_daemon(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     try:
-        _, err = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    return proc.returncode, err.decode()
+    return proc.returncode, proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
 async def test_sigterm_finishes_requests_and_restart_keeps_leases(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from tests.lab.asterisk import (
     LabPorts,
     asterisk_root,
     free_port,
+    remove_stale_labs,
 )
 from tests.lab.phone import AgentPhone, baresip_path
 
@@ -43,6 +44,7 @@ def asterisk() -> Iterator[AsteriskLab]:
     if os.geteuid() != 0 or shutil.which("chroot") is None:
         _missing("the Asterisk lab needs root and chroot")
     assert root is not None
+    remove_stale_labs(root)
     ports = LabPorts(
         ami=free_port(),
         sip=free_port(socket.SOCK_DGRAM),
@@ -71,7 +73,10 @@ def agent_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
     )
     try:
         phone.start()
-        phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
+        try:
+            phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nasterisk:\n{asterisk.tail()}") from None
         yield phone
     finally:
         phone.stop()

@@ -16,7 +16,7 @@ import pytest
 from gateway.agi import RouteDecision
 from tests.integration.conftest import RouteTable, new_call_id
 from tests.lab.ami import AmiEvent, TestAmi
-from tests.lab.asterisk import PROJECT
+from tests.lab.asterisk import AMI_SECRET, AMI_USER, PROJECT
 
 pytestmark = pytest.mark.asterisk
 
@@ -240,3 +240,54 @@ async def test_recording_switch_records_the_answered_call(
             break
         await asyncio.sleep(0.1)
     assert recorded.stat().st_size > 8000  # over half a second of 8 kHz audio
+
+
+async def test_a_dialed_number_with_dial_string_characters_goes_to_the_fallback(
+    ami: TestAmi, gateway, routes: RouteTable
+):
+    """A dialed 'number' carrying '&' (which would add a Dial destination) never reaches a dial
+    string or the gateway: the caller gets the fallback."""
+    call = new_call_id()
+    await ami.originate("+14155550123&Local:evil", "test-inbound", CALLER, call)
+    event = await ami.wait_for(reached(call))
+    assert event["Route"] == "fallback"
+    assert routes.requests == []
+
+
+async def test_calls_are_routed_again_after_asterisk_restarts(asterisk, gateway, agent_phone):
+    """After Asterisk restarts on the same ports, the next call is routed by the same gateway
+    and the registered phone is still reachable."""
+    asterisk.restart()
+    assert "agent1/sip:agent1" in asterisk.rx("pjsip show contacts")
+    client = await TestAmi.connect(asterisk.ports.ami, AMI_USER, AMI_SECRET)
+    try:
+        call = new_call_id()
+        await client.originate("+14155550123", "test-inbound", CALLER, call)
+        assert (await client.wait_for(reached(call)))["Route"] == "sales"
+    finally:
+        await client.close()
+
+
+async def test_an_unset_lookup_timeout_still_bounds_a_stalled_gateway(ami: TestAmi, asterisk):
+    """With CTGW_LOOKUP_TIMEOUT missing from [globals], a gateway that accepts and never answers
+    still sends the caller to the fallback within 3 s (the dialplan's default is 2 s)."""
+
+    release = asyncio.Event()
+
+    async def stall(reader, writer):
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", asterisk.ports.agi)
+    await ami.action("Setvar", Variable="CTGW_LOOKUP_TIMEOUT", Value="")
+    try:
+        call = new_call_id()
+        start = time.monotonic()
+        await ami.originate("+14155550123", "test-inbound", CALLER, call)
+        assert (await ami.wait_for(reached(call)))["Route"] == "fallback"
+        assert time.monotonic() - start < 3
+    finally:
+        await ami.action("Setvar", Variable="CTGW_LOOKUP_TIMEOUT", Value=asterisk.lookup_timeout)
+        release.set()
+        server.close()
+        await server.wait_closed()

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["AsteriskLab", "LabPorts", "asterisk_root", "free_port"]
+__all__ = ["AsteriskLab", "LabPorts", "asterisk_root", "free_port", "remove_stale_labs"]
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = Path("/var/cache/ctgw/asterisk-rootfs")
@@ -62,6 +62,18 @@ def asterisk_root() -> Path | None:
     return None
 
 
+def remove_stale_labs(root: Path) -> None:
+    """Remove lab directories whose Asterisk is gone (a test run killed before its cleanup)."""
+    for lab in (root / "tmp").glob("ctgw-lab-*"):
+        pid_file = lab / "run" / "asterisk.pid"
+        try:
+            alive = Path(f"/proc/{int(pid_file.read_text().strip())}").exists()
+        except (OSError, ValueError):
+            alive = time.time() - lab.stat().st_mtime < 3600  # starting up, or no pid yet
+        if not alive:
+            shutil.rmtree(lab, ignore_errors=True)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A loopback port free right now (never a default telephony port)."""
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -88,7 +100,6 @@ class AsteriskLab:
     lookup_timeout: str = "2"
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     process: subprocess.Popen[bytes] | None = None
-    _proc_mounted: bool = False
 
     @property
     def inner(self) -> Path:
@@ -201,23 +212,27 @@ class AsteriskLab:
         return ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command]
 
     def rx(self, command: str, timeout: float = 10) -> str:
-        """Run one CLI command on this Asterisk and return its output."""
-        out = subprocess.run(
-            self._cli(command),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        """Run one CLI command on this Asterisk and return its output ("" if it timed out)."""
+        try:
+            out = subprocess.run(
+                self._cli(command), capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return ""
         return out.stdout.decode(errors="replace")
 
     def start(self, boot_timeout: float = 30) -> None:
         """Start Asterisk and return once it is fully booted (dialplan loaded)."""
         self.write_config()
-        subprocess.run(["mount", "-t", "proc", "proc", str(self.root / "proc")], check=True)
-        self._proc_mounted = True
         console = (self.outer / "log" / "console").open("wb")
+        # /proc is mounted in a mount namespace of Asterisk's own: it goes away with the
+        # process, so a killed test run never leaves a mount behind, and labs never share one.
+        boot = (
+            'mount -t proc proc "$1/proc" && exec chroot "$1" /usr/sbin/asterisk -f -n -q -C "$2"'
+        )
+        namespace = ["unshare", "--mount", "--propagation", "private", "--"]
         self.process = subprocess.Popen(
-            ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-q", "-C", self.conf],
+            [*namespace, "sh", "-c", boot, "sh", str(self.root), self.conf],
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=subprocess.STDOUT,
@@ -243,8 +258,8 @@ class AsteriskLab:
             time.sleep(0.1)
         raise RuntimeError(f"asterisk did not boot in {boot_timeout} s:\n{self.tail()}")
 
-    def stop(self) -> None:
-        """Stop Asterisk (politely, then by force), unmount /proc and remove the lab files."""
+    def stop(self, keep_files: bool = False) -> None:
+        """Stop Asterisk (politely, then by force) and remove the lab files."""
         try:
             if self.process is not None and self.process.poll() is None:
                 try:
@@ -255,10 +270,14 @@ class AsteriskLab:
                     self.process.wait(timeout=5)
         finally:
             self.process = None
-            if self._proc_mounted:
-                subprocess.run(["umount", str(self.root / "proc")], check=False)
-                self._proc_mounted = False
-            shutil.rmtree(self.outer, ignore_errors=True)
+            if not keep_files:
+                shutil.rmtree(self.outer, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports (for reconnect tests). The astdb is kept, so
+        registered phones (PJSIP contacts) stay reachable."""
+        self.stop(keep_files=True)
+        self.start()
 
     def tail(self, lines: int = 40) -> str:
         """The last lines of Asterisk's log, for failure messages."""

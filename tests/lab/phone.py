@@ -82,7 +82,7 @@ class AgentPhone:
         )
         log.close()
 
-    def wait_registered(self, contacts: Callable[[], str], timeout: float = 10) -> None:
+    def wait_registered(self, contacts: Callable[[], str], timeout: float = 20) -> None:
         """Wait until `contacts()` (Asterisk's `pjsip show contacts`) lists this phone."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

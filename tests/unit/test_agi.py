@@ -106,6 +106,7 @@ async def fake_asterisk(
 async def test_routed_call_sets_call_id_source_and_route_last(server, decider):
     """A decided call gets CTGW_CALL_ID, CTGW_SOURCE and then CTGW_ROUTE, and the socket closes."""
     assert await fake_asterisk(server, env_block()) == ROUTED
+    assert server.outcomes == {"routed": 1}
     [request] = decider.requests
     assert request.dialed == "+14155550123"
     assert request.caller == "+12025550100"
@@ -227,6 +228,7 @@ async def test_a_decision_later_than_the_deadline_is_never_sent(decider):
         assert time.monotonic() - start < 0.6
         assert decider.finished == 0
         assert "agi_deadline_exceeded" in [log["event"] for log in logs]
+        assert agi.outcomes == {"deadline_exceeded": 1}
     finally:
         await agi.close()
 
@@ -236,6 +238,7 @@ async def test_no_decision_or_a_failing_decider_gets_no_answer(server, decider, 
     """A decider that returns None or raises leaves the dialplan to its fallback."""
     decider.result = result
     assert await fake_asterisk(server, env_block()) == []
+    assert server.outcomes == {"no_route" if result == "none" else "decider_failed": 1}
     decider.result = "route"
     assert await fake_asterisk(server, env_block()) == ROUTED
 

@@ -32,8 +32,11 @@ if [ -x "$root/usr/sbin/asterisk" ] && [ -e "$root/.ctgw-complete" ]; then
   exit 0
 fi
 
+# Builds cut short earlier (machine reset, kill -9) left only temp dirs: remove them.
+rm -rf --one-file-system "$root".build.*
 tmp="$(mktemp -d "$root.build.XXXXXX")"
 trap 'rm -rf --one-file-system "$tmp"' EXIT
+trap 'exit 1' INT TERM
 # The package index reached here is a snapshot whose Release file has expired (see LAB.md).
 mmdebstrap --variant=essential --mode=root --include=asterisk \
   --aptopt='Acquire::Check-Valid-Until "false"' "$suite" "$tmp"
