@@ -1,1 +1,1 @@
-"""Benchmarks: scripts that print measured figures (not run by pytest)."""
+"""Benchmarks and evaluations run by hand; their figures go to docs/decisions-*.md."""

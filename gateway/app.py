@@ -11,7 +11,9 @@ import structlog
 from aiohttp import web
 
 from gateway.agi import start_agi_server
-from gateway.appkeys import AGI, CLOCK, CONFIG, DB, DESK, METRICS
+from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, METRICS
+from gateway.call_follower import following_calls
+from gateway.call_ledger import CallLedger
 from gateway.config import Config, ConfigError
 from gateway.db import Database
 from gateway.http_admin import add_admin_routes
@@ -41,6 +43,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(_ami)
     app.cleanup_ctx.append(_fastagi)
     add_public_routes(app)
     add_admin_routes(app)
@@ -86,6 +89,19 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _ami(app: web.Application) -> AsyncIterator[None]:
+    """One long-lived AMI connection following calls into the store, when enabled."""
+    config = app[CONFIG]
+    if not config.ami.enabled:
+        yield
+        return
+    ledger = CallLedger(app[DB], app[METRICS])
+    async with following_calls(config.ami, ledger, app[CLOCK]) as client:
+        app[AMI] = client
+        log.info("ami_following", host=config.ami.host, port=config.ami.port)
+        yield
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:

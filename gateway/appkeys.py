@@ -5,16 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.agi import AgiServer
+from gateway.ami import AmiClient
 from gateway.config import Config
 from gateway.db import Database
 from gateway.metrics import Metrics
 from gateway.sessions import SessionDesk
 from numberpool.clock import Clock
 
-__all__ = ["AGI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "METRICS"]
+__all__ = ["AGI", "AMI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "METRICS"]
 
 CONFIG = web.AppKey("config", Config)
 AGI = web.AppKey("agi", AgiServer)
+AMI = web.AppKey("ami", AmiClient)
 CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 DB = web.AppKey("db", Database)

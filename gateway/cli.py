@@ -21,6 +21,7 @@ from gateway.apikeys import create_key
 from gateway.app import create_app, describe_urls
 from gateway.config import Config, ConfigError, load_config
 from gateway.db import Database, StoreError, Write, sqlite_path, ts
+from gateway.doctor_asterisk import check_asterisk_config
 from gateway.logs import configure_logging
 from gateway.phone import InvalidNumber, normalise
 from gateway.sites import load_sites, pool_id_for, seed_sites
@@ -255,7 +256,24 @@ async def _doctor(config: Config, args: argparse.Namespace) -> int:
             problems += 1
     else:
         print("ami: disabled in config")
-    return 1 if problems else 0
+    lines, errors = await asyncio.to_thread(_asterisk_findings, config)
+    print("\n".join(lines))
+    return 1 if problems or errors else 0
+
+
+def _asterisk_findings(config: Config) -> tuple[list[str], int]:
+    """Asterisk's own config checked by the doctor: printable lines and the error count."""
+    etc = Path(config.asterisk.config_dir)
+    if not etc.is_dir():
+        return [f"asterisk: config folder {etc} not found (set [asterisk] config_dir); skipped"], 0
+    findings = check_asterisk_config(
+        etc, username=config.ami.username, click_to_call=config.asterisk.click_to_call
+    )
+    lines = []
+    for finding in findings:
+        where = f" ({finding.file}:{finding.line})" if finding.file else ""
+        lines.append(f"asterisk: {finding.level.upper()} {finding.code}: {finding.message}{where}")
+    return lines, sum(f.level == "error" for f in findings)
 
 
 _COMMANDS: dict[

@@ -18,6 +18,7 @@ from gateway.phone import InvalidNumber, normalise
 __all__ = [
     "AgiSettings",
     "AmiSettings",
+    "AsteriskSettings",
     "Config",
     "ConfigError",
     "HttpSettings",
@@ -70,6 +71,16 @@ class AmiSettings:
     username: str = field(default="ctgw", metadata={"help": "manager.conf user"})
     secret: str = field(default="", metadata={"help": "manager.conf secret (use CTGW_AMI_SECRET)"})
     enabled: bool = field(default=False, metadata={"help": "connect to AMI"})
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    config_dir: str = field(
+        default="/etc/asterisk", metadata={"help": "Asterisk's config folder, read by ctgw doctor"}
+    )
+    click_to_call: bool = field(
+        default=False, metadata={"help": "the AMI user may originate calls (click-to-call)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
+    asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
     log: LogSettings = field(default_factory=LogSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
     sites: list[SiteSettings] = field(default_factory=list)
@@ -171,7 +183,7 @@ class Config:
 # What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
 _DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._:+-]+(/[A-Za-z0-9@._:+-]+)*")
 
-_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "log", "phone")
+_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone")
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

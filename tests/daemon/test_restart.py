@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -244,3 +245,23 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert "0001_initial.sql" in first.stdout
     assert "up to date" in second.stdout
+
+
+def test_doctor_reports_asterisk_config_findings(tmp_path: Path) -> None:
+    """`ctgw doctor` passes on a careful Asterisk config and fails naming a risky one."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-conf"
+    config = write_config(tmp_path, free_port())
+    results = {}
+    for name in ("good", "bad"):
+        env = {**os.environ, "CTGW_ASTERISK_CONFIG_DIR": str(fixtures / name)}
+        results[name] = subprocess.run(
+            [*CTGW, "doctor", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+    assert results["good"].returncode == 0, results["good"].stdout
+    assert "store: ok" in results["good"].stdout
+    assert results["bad"].returncode == 1
+    assert "asterisk: ERROR" in results["bad"].stdout

@@ -3,6 +3,8 @@ attributed to that visit, routed to the agent's phone and recorded."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,15 +13,21 @@ from aiohttp.test_utils import TestClient
 
 from gateway.apikeys import create_key
 from gateway.app import create_app
-from gateway.appkeys import DB
+from gateway.appkeys import AMI, DB
+from gateway.calls import find_call
 from gateway.config import parse_config
 from tests.api.conftest import demo_config, open_session
 from tests.conftest import FakeClock
 from tests.integration.conftest import new_call_id
 from tests.lab.ami import TestAmi
-from tests.lab.asterisk import AsteriskLab
+from tests.lab.asterisk import AMI_SECRET, AMI_USER, CTGW_AMI_SECRET, AsteriskLab
+
+CALLER = '"Ada" <+12025550100>'
 
 pytestmark = pytest.mark.asterisk
+
+
+RING_ONLY = "+14155550151"  # a static number routed to a destination that never answers
 
 
 @pytest.fixture
@@ -28,6 +36,47 @@ async def daemon(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestC
     raw = demo_config(tmp_path)
     raw["agi"] = {"port": asterisk.ports.agi}
     return await aiohttp_client(create_app(parse_config(raw, source="test"), clock=FakeClock()))
+
+
+@pytest.fixture
+async def following(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
+    """The whole daemon: FastAGI on the lab's port and AMI following calls as the ctgw user."""
+    raw = demo_config(tmp_path)
+    raw["agi"] = {"port": asterisk.ports.agi}
+    raw["ami"] = {
+        "enabled": True,
+        "port": asterisk.ports.ami,
+        "username": "ctgw",
+        "secret": CTGW_AMI_SECRET,
+    }
+    raw["sites"][0]["static_numbers"].append(
+        {"number": RING_ONLY, "source": "radio", "destination": "Local/nobody@test-ring"}
+    )
+    client = await aiohttp_client(create_app(parse_config(raw, source="test")))
+    await wait_until(lambda: AMI in client.app and client.app[AMI].connected, 10)
+    return client
+
+
+async def wait_until(check, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def final_record(client: TestClient, linkedid: str, timeout: float = 30) -> dict:
+    """The call record of `linkedid` once AMI has completed it."""
+    db = client.app[DB]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = await db.fetchone("SELECT call_id FROM calls WHERE linkedid = ?", (linkedid,))
+        if row is not None:
+            call = await find_call(db, row["call_id"])
+            if call is not None and call["ended_at"]:
+                return call
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"call {linkedid} was not completed within {timeout} s")
 
 
 async def test_call_to_a_leased_number_is_attributed_and_answered_by_the_agent(
@@ -66,3 +115,60 @@ async def test_call_to_a_leased_number_is_attributed_and_answered_by_the_agent(
         "spring",
         "G9",
     )
+
+
+async def test_answered_call_record_has_agent_ring_and_talk_time(following, ami, agent_phone):
+    """The agent's phone answers: AMI completes the record as answered with agent and times."""
+    session = await (await open_session(following)).json()
+    call = new_call_id()
+    await ami.originate(session["numbers"][0]["number"], "test-inbound", CALLER, call, 4)
+    record = await final_record(following, call)
+    assert record["state"] == "answered"
+    assert "agent1" in record["agent"]
+    assert record["ring_seconds"] is not None and 0 <= record["ring_seconds"] < 5
+    assert record["talk_seconds"] is not None and 1 <= record["talk_seconds"] <= 6
+    assert record["attribution"]["session_id"] == session["session_id"]
+    outbox = await following.app[DB].fetchall("SELECT topic, payload FROM outbox")
+    assert [r["topic"] for r in outbox] == ["call.completed"]
+
+
+async def test_caller_hanging_up_while_ringing_is_abandoned(following, ami):
+    """Nobody answers and the caller gives up after 3 s: the record is abandoned."""
+    call = new_call_id()
+    await ami.originate(RING_ONLY, "test-inbound", CALLER, call, 30)
+    ringing = await ami.wait_for(
+        lambda e: (
+            (e.get("Event") == "DialBegin" and e.get("Uniqueid") == call)
+            or (e.get("Event") == "Newchannel" and e.get("Uniqueid") == call)
+        )
+    )
+    await asyncio.sleep(3)
+    await ami.action("Hangup", Channel=ringing["Channel"])
+    record = await final_record(following, call)
+    assert record["state"] == "abandoned"
+    assert record["agent"] == "" and record["talk_seconds"] in (None, 0, 0.0)
+
+
+async def test_long_unanswered_call_is_missed(following, ami):
+    """Nobody answers until the dialplan's ring timeout (20 s): the record is missed."""
+    call = new_call_id()
+    await ami.originate(RING_ONLY, "test-inbound", CALLER, call, 30)
+    record = await final_record(following, call, timeout=40)
+    assert record["state"] == "missed"
+
+
+async def test_after_asterisk_restarts_ami_reconnects_and_completes_the_next_call(
+    following, asterisk, agent_phone
+):
+    """Asterisk restarted under the running gateway: AMI logs in again, the next call completes."""
+    await asyncio.to_thread(asterisk.restart)
+    await wait_until(lambda: following.app[AMI].connected, 20)
+    client = await TestAmi.connect(asterisk.ports.ami, AMI_USER, AMI_SECRET)
+    try:
+        session = await (await open_session(following)).json()
+        call = new_call_id()
+        await client.originate(session["numbers"][0]["number"], "test-inbound", CALLER, call, 3)
+        record = await final_record(following, call)
+    finally:
+        await client.close()
+    assert record["state"] == "answered" and "agent1" in record["agent"]

@@ -205,7 +205,9 @@ class AsteriskLab:
             "[test-dest]\n"
             "exten => _[a-z].,1,UserEvent(CtgwReached,Route: ${EXTEN})\n"
             " same => n,Answer()\n same => n,Wait(1)\n same => n,Hangup()\n\n"
-            "[test-agent-out]\nexten => _X.,1,Hangup()\n"
+            "[test-agent-out]\nexten => _X.,1,Hangup()\n\n"
+            "; A destination that rings and never answers (missed and abandoned calls).\n"
+            "[test-ring]\nexten => _[a-z].,1,Ringing()\n same => n,Wait(120)\n"
         )
 
     def _cli(self, command: str) -> list[str]:

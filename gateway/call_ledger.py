@@ -1,0 +1,117 @@
+"""The store side of call following: AMI snapshots complete the call records the route began."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import structlog
+
+from gateway.call_follower import CallsResynced
+from gateway.call_lifecycle import CallUpdate
+from gateway.db import Database, Write, from_ts, ts
+from gateway.metrics import Metrics
+
+__all__ = ["CallLedger"]
+
+log = structlog.get_logger()
+
+# Unanswered calls shorter than this are abandoned, longer ones missed (PRODUCT.md).
+_ABANDON_SECONDS = 15.0
+
+# Only open records change: a finished call is never rewritten by a late or duplicate event.
+_UPDATE_SQL = (
+    "UPDATE calls SET state = ?, agent = ?, answered_at = ?, ended_at = ?, ring_seconds = ?,"
+    " talk_seconds = ?, recording = ?, hangup_cause = ? WHERE linkedid = ? AND ended_at IS NULL"
+)
+_OUTBOX_SQL = "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?)"
+
+
+def _cause(update: CallUpdate) -> str:
+    if update.closed_by_resync:
+        return "closed on resync"
+    if update.hangup_cause is None:
+        return ""
+    return f"{update.hangup_cause} {update.hangup_cause_txt or ''}".strip()
+
+
+class CallLedger:
+    """A `CallSink` writing AMI call snapshots into the calls table, keyed by linkedid."""
+
+    def __init__(self, db: Database, metrics: Metrics) -> None:
+        self.db = db
+        self.metrics = metrics
+
+    async def call_updated(self, update: CallUpdate) -> None:
+        row = await self.db.fetchone(
+            "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (update.linkedid,)
+        )
+        if row is None or row["ended_at"] is not None:
+            return  # not a call the gateway routed, or already final
+        ended = update.ended_at if update.final else None
+        writes = [
+            Write(
+                _UPDATE_SQL,
+                (
+                    update.state,
+                    update.agent or "",
+                    ts(update.answered_at) if update.answered_at else None,
+                    ts(ended) if ended else None,
+                    update.ring_seconds,
+                    update.talk_seconds,
+                    update.recording or "",
+                    _cause(update),
+                    update.linkedid,
+                ),
+                rank=70,
+            )
+        ]
+        if update.final and ended is not None:
+            payload = {"call_id": row["call_id"], "site": row["site"], "state": update.state}
+            writes.append(
+                Write(
+                    _OUTBOX_SQL,
+                    ("call.completed", json.dumps(payload), ts(ended), ts(ended)),
+                    rank=80,
+                )
+            )
+            self.metrics.inc("ctgw_calls_completed_total", site=row["site"], state=update.state)
+        await self.db.write(writes)
+        log.debug(
+            "call_record_updated",
+            call_id=row["call_id"],
+            state=update.state,
+            agent=update.agent,
+            final=update.final,
+        )
+
+    async def calls_resynced(self, resync: CallsResynced) -> None:
+        """Close open records whose calls Asterisk no longer has (ended while nobody listened)."""
+        rows = await self.db.fetchall(
+            "SELECT call_id, linkedid, started_at, answered_at FROM calls"
+            " WHERE ended_at IS NULL AND started_at < ?",
+            (ts(resync.at),),
+        )
+        writes = []
+        for row in rows:
+            if row["linkedid"] in resync.live_linkedids:
+                continue
+            state = _closed_state(from_ts(row["started_at"]), row["answered_at"], resync.at)
+            writes.append(
+                Write(
+                    "UPDATE calls SET state = ?, ended_at = ?, hangup_cause = 'closed on resync'"
+                    " WHERE call_id = ? AND ended_at IS NULL",
+                    (state, ts(resync.at), row["call_id"]),
+                    rank=70,
+                )
+            )
+            log.info("call_closed_on_resync", call_id=row["call_id"], state=state)
+        await self.db.write(writes)
+
+
+def _closed_state(started_at: datetime, answered_at: str | None, at: datetime) -> str:
+    if answered_at:
+        return "answered"
+    if (at - started_at).total_seconds() < _ABANDON_SECONDS:
+        return "abandoned"
+    return "missed"
