@@ -20,7 +20,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_demo_config_loads() -> None:
     """conf/gateway.toml is a valid config with the demo site and its pool of 10."""
     config = load_config(ROOT / "conf" / "gateway.toml", environ={})
-    (site,) = config.sites
+    site = config.sites[0]
+    assert [s.key for s in config.sites] == ["demo", "demo-uk"]
     assert site.key == "demo" and len(site.pools[0].numbers) == 10
     assert site.pools[0].overflow and site.static_numbers
 
