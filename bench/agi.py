@@ -5,6 +5,7 @@ Run by hand: `.venv/bin/python bench/agi.py [--seconds 3]`. Each server runs in 
 env block of the ctgw-lookup leg, answers each command `200 result=1` and times the session from
 connect to the server's close. The trivial server in the same run is the ceiling: it reads the
 env block, sets the three variables and closes, with no bounds, deadline or logging.
+Every call has its own linkedid and caller, so the daemon kind records each one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ ENV = (
     b"agi_arg_4: +14155550123\n\n"
 )
 LEVELS = (1, 50, 200)
+# trivial: the ceiling; ctgw: our FastAGI server with a fixed decision; daemon: the whole
+# gateway deciding for real (attribution and the call record committed before the answer).
+KINDS = ("trivial", "ctgw", "daemon")
 
 
 # --- servers (run in a child process) ---------------------------------------------------
@@ -82,13 +86,68 @@ async def serve_ctgw(port: int) -> None:
     await asyncio.Event().wait()
 
 
+async def serve_daemon(port: int) -> None:
+    """The whole gateway: FastAGI with the real route decision (attribution, call record and
+    contact written to SQLite before the answer), as `ctgw serve` runs it."""
+    import tempfile
+
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.config import parse_config
+    from gateway.logs import configure_logging
+
+    configure_logging("info", "json")  # stderr goes to /dev/null (see run_against)
+    tmp = tempfile.mkdtemp(prefix="ctgw-bench-agi-")
+    config = parse_config(
+        {
+            "http": {"port": 0},
+            "store": {"url": f"sqlite:///{tmp}/bench.db"},
+            "agi": {"port": port, "deadline_ms": 300},
+            "sites": [
+                {
+                    "key": "bench",
+                    "destination": "PJSIP/agent1",
+                    "pools": [
+                        {
+                            "target": "+14155550100",
+                            "numbers": [f"+141555501{i:02d}" for i in range(1, 50)],
+                        }
+                    ],
+                    "static_numbers": [{"number": "+14155550150", "source": "billboard"}],
+                }
+            ],
+        },
+        source="bench",
+    )
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 # --- the fake Asterisk ------------------------------------------------------------------
+
+_CALLS = iter(range(1, 1 << 62))
+
+
+def env_for_new_call() -> bytes:
+    """The env block of a new call: its own linkedid and caller, a pool or a static number."""
+    n = next(_CALLS)
+    dialed = b"+14155550150" if n % 2 else b"+14155550101"
+    return (
+        ENV.replace(b"agi_arg_1: 1795591796.0", b"agi_arg_1: bench-%d" % n)
+        .replace(b"agi_callerid: +12025550100", b"agi_callerid: +1202555%04d" % (n % 10000))
+        .replace(b"agi_extension: +14155550123", b"agi_extension: " + dialed)
+        .replace(b"agi_arg_4: +14155550123", b"agi_arg_4: " + dialed)
+    )
 
 
 async def one_call(port: int) -> float:
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(ENV)
+    writer.write(env_for_new_call())
     commands = 0
     while await reader.readline():
         commands += 1
@@ -170,6 +229,7 @@ def run_against(kind: str, seconds: float, rate: float) -> dict[str, Row]:
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--port", str(port)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL if kind == "daemon" else None,
         cwd=Path(__file__).resolve().parents[1],
     )
     try:
@@ -193,15 +253,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per level")
     parser.add_argument("--rate", type=float, default=500, help="open-loop calls per second")
-    parser.add_argument("--serve", choices=("trivial", "ctgw"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        serve = serve_trivial if args.serve == "trivial" else serve_ctgw
+        serve = {"trivial": serve_trivial, "ctgw": serve_ctgw, "daemon": serve_daemon}[args.serve]
         asyncio.run(serve(args.port))
         return
-    results = {kind: run_against(kind, args.seconds, args.rate) for kind in ("trivial", "ctgw")}
+    results = {kind: run_against(kind, args.seconds, args.rate) for kind in KINDS}
     print(f"FastAGI route, {args.seconds:g} s per level, {os.cpu_count()} CPUs")
     print(
         f"{'server':8} {'load':>12} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failed':>6}"
@@ -213,10 +273,13 @@ def main() -> None:
                 f"{kind:8} {load_name:>12} {p50:8.2f} {p99:8.2f} {rate:9.0f} {errors:6}"
                 f" {cpu * 1e6:19.0f}"
             )
-    for load_name in results["ctgw"]:
-        ratio = results["ctgw"][load_name][2] / results["trivial"][load_name][2]
-        cpu = results["trivial"][load_name][4] / results["ctgw"][load_name][4]
-        print(f"ctgw / ceiling at {load_name}: {ratio:.2f}x calls/s, {cpu:.2f}x CPU efficiency")
+    for kind in ("ctgw", "daemon"):
+        for load_name in results[kind]:
+            ratio = results[kind][load_name][2] / results["trivial"][load_name][2]
+            cpu = results["trivial"][load_name][4] / results[kind][load_name][4]
+            print(
+                f"{kind} / ceiling at {load_name}: {ratio:.2f}x calls/s, {cpu:.2f}x CPU efficiency"
+            )
     print(
         "failed: sessions that did not get all three variables (for ctgw: closed at the deadline,"
         " so Asterisk would dial the fallback) or could not connect."
