@@ -36,7 +36,7 @@ async def find_key(db: Database, key: str) -> str | None:
     """The name of the live key `key`, or None."""
     if not key.startswith(_PREFIX) or len(key) > 128:
         return None
-    row = await db.fetchone(
+    row = db.lookup(
         "SELECT name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (hash_key(key),)
     )
     return str(row["name"]) if row else None

@@ -43,7 +43,7 @@ class CallLedger:
         self.metrics = metrics
 
     async def call_updated(self, update: CallUpdate) -> None:
-        row = await self.db.fetchone(
+        row = self.db.lookup(
             "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (update.linkedid,)
         )
         if row is None or row["ended_at"] is not None:

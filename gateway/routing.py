@@ -26,6 +26,7 @@ __all__ = ["CallRouter", "attribution_snapshot", "source_label"]
 log = structlog.get_logger()
 
 _MAX_NAME = 80
+_DIALED_CACHE = 4096
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._/()-]+")
 
 _CALL_SQL = (
@@ -116,15 +117,22 @@ class CallRouter:
         self.clock = clock
         self.metrics = metrics
         self.region = region
+        # Carriers send the same few dialed numbers in the same shapes: parse each shape once.
+        self._dialed: dict[str, str] = {}
 
     async def decide(self, request: AgiRequest) -> RouteDecision | None:
         """The route for a call, or None so the dialplan dials its fallback."""
         at = self.clock.now()
-        try:
-            dialed = normalise(request.dialed, self.region)
-        except InvalidNumber as exc:
-            log.warning("call_unroutable", reason=str(exc), linkedid=request.linkedid[:64])
-            return None
+        dialed = self._dialed.get(request.dialed)
+        if dialed is None:
+            try:
+                dialed = normalise(request.dialed, self.region)
+            except InvalidNumber as exc:
+                log.warning("call_unroutable", reason=str(exc), linkedid=request.linkedid[:64])
+                return None
+            if len(self._dialed) >= _DIALED_CACHE:
+                self._dialed.clear()
+            self._dialed[request.dialed] = dialed
         entry = self.desk.site_for_number(dialed)
         if entry is None:
             log.warning("call_unknown_number", dialed=dialed, linkedid=request.linkedid[:64])
@@ -134,12 +142,12 @@ class CallRouter:
         if not route:
             log.warning("call_no_destination", dialed=dialed, site=entry.site.key)
             return None
-        existing = await self._existing_call(request.linkedid)
+        existing = self._existing_call(request.linkedid)
         if existing is not None:
             # Asterisk asked again for the same call (a retried lookup): same answer.
             return RouteDecision(route, existing[0], existing[1])
         attribution = entry.site.attribute(dialed, at)
-        visit = await self._visit(attribution.session_id)
+        visit = self._visit(attribution.session_id)
         snapshot = attribution_snapshot(attribution, visit)
         caller = _caller_number(request.caller, self.region)
         name = _clean_name(request.caller_name)
@@ -147,9 +155,7 @@ class CallRouter:
         first_time = True
         contact_id = None
         if caller:
-            row = await self.db.fetchone(
-                "SELECT contact_id FROM contacts WHERE number = ?", (caller,)
-            )
+            row = self.db.lookup("SELECT contact_id FROM contacts WHERE number = ?", (caller,))
             first_time = row is None
             contact_id = row["contact_id"] if row else secrets.token_hex(8)
         writes = [
@@ -196,20 +202,20 @@ class CallRouter:
         )
         return RouteDecision(route, call_id, label)
 
-    async def _existing_call(self, linkedid: str) -> tuple[str, str] | None:
+    def _existing_call(self, linkedid: str) -> tuple[str, str] | None:
         if not linkedid:
             return None
-        row = await self.db.fetchone(
+        row = self.db.lookup(
             "SELECT call_id, attribution FROM calls WHERE linkedid = ?", (linkedid[:64],)
         )
         if row is None:
             return None
         return str(row["call_id"]), source_label(json.loads(row["attribution"]))
 
-    async def _visit(self, session_id: str) -> Any | None:
+    def _visit(self, session_id: str) -> Any | None:
         if not session_id:
             return None
-        return await self.db.fetchone(
+        return self.db.lookup(
             f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
             (session_id,),
         )

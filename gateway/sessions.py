@@ -210,9 +210,7 @@ class SessionDesk:
         now = self.clock.now()
         session = self.live.get(session_id)
         if session is None:
-            row = await self.db.fetchone(
-                "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-            )
+            row = self.db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
             if row is None:
                 raise UnknownSession(session_id)
             raise SessionEnded(session_id)
