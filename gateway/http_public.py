@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -63,7 +64,12 @@ async def preflight(request: web.Request) -> web.Response:
     )
 
 
-def _session_body(answer: SessionAnswer, entry: SiteEntry) -> str:
+def _seconds_left(until: datetime, now: datetime) -> float:
+    """Seconds until `until`, for clients whose clock may be wrong."""
+    return round(max(0.0, (until - now).total_seconds()), 3)
+
+
+def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str:
     return json.dumps(
         {
             "session_id": answer.session.session_id,
@@ -79,6 +85,7 @@ def _session_body(answer: SessionAnswer, entry: SiteEntry) -> str:
             ],
             "heartbeat_seconds": answer.heartbeat_seconds,
             "expires_at": ts(answer.session.expires_at),
+            "expires_in": _seconds_left(answer.session.expires_at, now),
         }
     )
 
@@ -108,7 +115,7 @@ async def open_session(request: web.Request) -> web.Response:
     log.debug("session_opened", session_id=answer.session.session_id, site=site_key)
     return web.Response(
         status=201,
-        text=_session_body(answer, entry),
+        text=_session_body(answer, entry, desk.clock.now()),
         content_type="application/json",
         headers={**headers, **_NO_STORE},
     )
@@ -132,7 +139,11 @@ async def heartbeat(request: web.Request) -> web.Response:
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
     return web.json_response(
-        {"session_id": session_id, "expires_at": ts(session.expires_at)},
+        {
+            "session_id": session_id,
+            "expires_at": ts(session.expires_at),
+            "expires_in": _seconds_left(session.expires_at, desk.clock.now()),
+        },
         headers={**headers, **_NO_STORE},
     )
 

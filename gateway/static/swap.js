@@ -190,10 +190,11 @@
       return r.status == 410 ? { gone: 1 } : r.ok ? r.json() : null;
     }).catch(function () { return null; });
   }
-  // ISO 8601 from the gateway (microseconds cut to the milliseconds every engine parses),
-  // or epoch seconds/milliseconds.
-  function expiry(v) {
-    return typeof v == 'number' ? (v < 1e12 ? v * 1000 : v) :
+  // The lease end on this browser's clock: `expires_in` (seconds from now) is immune to a
+  // wrong clock; else ISO 8601 (microseconds cut to the milliseconds every engine parses).
+  function expiry(r) {
+    var v = r.expires_at;
+    return typeof r.expires_in == 'number' ? now() + r.expires_in * 1000 :
       Date.parse(String(v).replace(/(\.\d{3})\d+/, '$1')) || now() + 6e4;
   }
   // Campaign tags in this URL; a landing with other tags than the session's is a new touch.
@@ -211,7 +212,7 @@
       busy = 0;
       if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
       use(keep({
-        i: r.session_id, e: expiry(r.expires_at), h: r.heartbeat_seconds || 60, b: now(), a: a,
+        i: r.session_id, e: expiry(r), h: r.heartbeat_seconds || 60, b: now(), a: a,
         n: r.numbers.map(function (x) { return { target: x.target, number: x.number, display: x.display }; })
       }));
     });
@@ -228,7 +229,7 @@
         if (s != sess) return;
         // The lease has ended: forget it; the next time the page is shown starts a new one.
         if (r && r.gone) { sess = null; write(KEY, '', 0); return; }
-        if (r) { s.b = now(); s.e = r.expires_at ? expiry(r.expires_at) : s.e; keep(s); }
+        if (r) { s.b = now(); s.e = r.expires_at || r.expires_in ? expiry(r) : s.e; keep(s); }
         beat(s.h * 1000);
       });
     }, Math.max(ms, 0));

@@ -22,6 +22,7 @@ async def test_session_gets_a_pool_number_with_display(client) -> None:
     assert number["number"] == POOL[0]
     assert number["display"] == "(415) 555-0101"
     assert body["heartbeat_seconds"] == 60
+    assert body["expires_in"] == 120.0  # probation until the first heartbeat
 
 
 async def test_overflow_number_past_ten_live_sessions(client) -> None:
@@ -45,6 +46,7 @@ async def test_heartbeat_extends_then_410_after_expiry(client, clock: FakeClock)
     clock.advance(seconds=60)
     resp = await client.post(f"/v1/sessions/{sid}/heartbeat")
     assert resp.status == 200
+    assert (await resp.json())["expires_in"] == 900.0
     clock.advance(minutes=14)
     assert (await client.post(f"/v1/sessions/{sid}/heartbeat")).status == 200
     clock.advance(minutes=15)
