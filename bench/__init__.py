@@ -1,1 +1,1 @@
-"""Benchmarks and evaluations run by hand; their figures go to docs/decisions-*.md."""
+"""Benchmarks and evaluations run by hand; their figures go to docs/decisions.md."""
