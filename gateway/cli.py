@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import gc
 import json
 import os
 import signal
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(config: Config, args: argparse.Namespace) -> int:
     log = structlog.get_logger()
+    # The daemon keeps many long-lived objects (leases, sessions) and makes many short-lived ones
+    # per request; with the default young-generation threshold (700) the collector ran often
+    # enough to put 40 ms pauses in the session API's p99. Measured: p99 47 ms -> 9 ms.
+    gc.set_threshold(50_000, 50, 100)
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
