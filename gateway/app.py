@@ -56,7 +56,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(config.store.url)
     try:
         await seed_sites(db, config, clock.now())
-        desk = SessionDesk(db, {}, clock, metrics, region=config.phone.default_region)
+        desk = SessionDesk(db, {}, clock, metrics)
         await desk.reload_if_changed()  # loads the sites and records their fingerprint
         await desk.restore()
     except BaseException:

@@ -164,7 +164,7 @@ async def _add_numbers(config: Config, site_key: str, target: str, raw: list[str
         raise CliError(str(exc)) from None
 
     async def work(db: Database) -> int:
-        sites = await load_sites(db, region)
+        sites = await load_sites(db)
         entry = sites.get(site_key)
         if entry is None:
             raise CliError(f"no site '{site_key}' (known: {', '.join(sorted(sites)) or 'none'})")

@@ -37,9 +37,8 @@ def normalise(text: str, default_region: str = "US") -> str:
     raise InvalidNumber(f"{text!r}: {reason}" if not reason.startswith(repr(text)) else reason)
 
 
-def display(e164: str, region: str = "US") -> str:
-    """Format an E.164 number the way people in `region` write it."""
+def display(e164: str) -> str:
+    """Format an E.164 number the way people in its own country write it (a site's visitors
+    are mostly local: (415) 555-0101 in the US, 020 7946 0001 in the UK)."""
     parsed = phonenumbers.parse(e164, None)
-    if phonenumbers.region_code_for_number(parsed) == region.upper():
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)

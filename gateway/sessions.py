@@ -116,10 +116,8 @@ class SessionDesk:
         sites: dict[str, SiteEntry],
         clock: Clock,
         metrics: Metrics,
-        region: str = "US",
         ids: Callable[[], str] = new_id,
     ) -> None:
-        self.region = region
         self.db = db
         self.sites = sites
         self.clock = clock
@@ -304,7 +302,7 @@ class SessionDesk:
 
     async def reload(self) -> None:
         """Rebuild sites from the store (admin or CLI changes), keeping every lease."""
-        fresh = await load_sites(self.db, self.region)
+        fresh = await load_sites(self.db)
         now = self.clock.now()
         # No await from here on: the swap is atomic for every other request.
         for key, entry in fresh.items():

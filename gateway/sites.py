@@ -25,7 +25,6 @@ class SiteEntry:
     allowed_origins: frozenset[str] = frozenset()
     destination: str = ""
     displays: dict[str, str] = field(default_factory=dict)
-    region: str = "US"
     destinations: dict[str, str] = field(default_factory=dict)
 
     def destination_for(self, dialed: str) -> str:
@@ -38,7 +37,7 @@ class SiteEntry:
     def display(self, number: str) -> str:
         shown = self.displays.get(number)
         if shown is None:
-            shown = self.displays[number] = display(number, self.region)
+            shown = self.displays[number] = display(number)
         return shown
 
 
@@ -121,7 +120,7 @@ async def seed_sites(db: Database, config: Config, at: datetime) -> None:
     await db.write(writes)
 
 
-async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
+async def load_sites(db: Database) -> dict[str, SiteEntry]:
     """Build the runtime sites from the store (leases are restored separately)."""
     entries: dict[str, SiteEntry] = {}
     for row in await db.fetchall("SELECT * FROM sites ORDER BY key"):
@@ -141,7 +140,6 @@ async def load_sites(db: Database, region: str) -> dict[str, SiteEntry]:
             name=row["name"],
             allowed_origins=frozenset(json.loads(row["allowed_origins"])),
             destination=row["destination"],
-            region=region,
             destinations={
                 s["number"]: s["destination"]
                 for s in settings.get("static_numbers", [])
