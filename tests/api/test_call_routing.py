@@ -119,3 +119,71 @@ async def test_probable_attribution_after_the_lease_ended(make_client, tmp_path,
         (variables["CTGW_CALL_ID"],),
     )
     assert row["attribution_kind"] == "probable" and row["session_id"] == session["session_id"]
+
+
+async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
+    """AMI snapshots complete the routed record once; later or unknown snapshots change nothing."""
+    from gateway.call_ledger import CallLedger
+    from gateway.call_lifecycle import CallUpdate
+    from gateway.metrics import Metrics
+
+    variables = routed(
+        await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="9.0"))
+    )
+    ledger = CallLedger(client.app[DB], Metrics())
+    start = clock.now()
+    answered = CallUpdate(
+        linkedid="9.0",
+        state="answered",
+        started_at=start,
+        agent="PJSIP/agent1",
+        answered_at=start,
+        ended_at=clock.advance(seconds=42),
+        ring_seconds=3.0,
+        talk_seconds=39.0,
+        recording="/var/spool/asterisk/monitor/ctgw-9.0.wav",
+        hangup_cause=16,
+        hangup_cause_txt="Normal Clearing",
+        final=True,
+    )
+    await ledger.call_updated(answered)
+    late = CallUpdate(
+        linkedid="9.0",
+        state="missed",
+        started_at=start,
+        final=True,
+        ended_at=clock.advance(seconds=5),
+    )
+    await ledger.call_updated(late)
+    await ledger.call_updated(CallUpdate(linkedid="nope", state="missed", started_at=start))
+    row = await client.app[DB].fetchone(
+        "SELECT state, agent, talk_seconds, recording, hangup_cause FROM calls WHERE call_id = ?",
+        (variables["CTGW_CALL_ID"],),
+    )
+    assert (row["state"], row["agent"], row["talk_seconds"]) == ("answered", "PJSIP/agent1", 39.0)
+    assert row["recording"].endswith("ctgw-9.0.wav") and row["hangup_cause"] == "16 Normal Clearing"
+    outbox = await client.app[DB].fetchall("SELECT topic FROM outbox")
+    assert [r["topic"] for r in outbox] == ["call.completed"]
+
+
+async def test_resync_closes_calls_that_ended_unseen(client, clock) -> None:
+    """After a reconnect, open records whose calls Asterisk no longer has are closed by age."""
+    from gateway.call_follower import CallsResynced
+    from gateway.call_ledger import CallLedger
+    from gateway.metrics import Metrics
+
+    short = routed(await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="1.1")))
+    clock.advance(seconds=30)
+    recent = routed(await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="1.2")))
+    live = routed(await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="1.3")))
+    clock.advance(seconds=5)
+    await CallLedger(client.app[DB], Metrics()).calls_resynced(
+        CallsResynced(live_linkedids=frozenset({"1.3"}), at=clock.now())
+    )
+    states = {
+        r["call_id"]: (r["state"], r["ended_at"] is not None)
+        for r in await client.app[DB].fetchall("SELECT call_id, state, ended_at FROM calls")
+    }
+    assert states[short["CTGW_CALL_ID"]] == ("missed", True)  # rang 35 s, never answered
+    assert states[recent["CTGW_CALL_ID"]] == ("abandoned", True)  # 5 s
+    assert states[live["CTGW_CALL_ID"]] == ("ringing", False)
