@@ -99,6 +99,17 @@ def _user_findings(user: Section, username: str, click_to_call: bool) -> list[Fi
     needed = [("read", "call", read), ("write", "reporting", write)]
     if click_to_call:
         needed.append(("write", "originate", write))
+    if not click_to_call and "originate" in write:
+        findings.append(
+            Finding(
+                "warning",
+                "ami_user_unneeded_originate",
+                f"AMI user [{user.name}] may originate calls but click-to-call is off: "
+                "remove `originate` from its write classes",
+                str(user.file),
+                user.line_of("write"),
+            )
+        )
     for direction, cls, granted in needed:
         if cls not in granted and "all" not in granted:
             findings.append(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.asterisk_conf import read_config
-from gateway.doctor_asterisk import check_asterisk_config, check_extensions_conf
+from gateway.doctor_asterisk import (
+    check_asterisk_config,
+    check_extensions_conf,
+    check_manager_conf,
+)
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "asterisk-conf"
 
@@ -104,3 +108,16 @@ def test_include_loops_and_garbage_do_not_crash(tmp_path):
     assert any("include loop" in e for e in config.errors)
     assert any("not 'key = value'" in e for e in config.errors)
     assert config.section("general") is not None
+
+
+def test_originate_without_click_to_call_is_a_warning(tmp_path):
+    """The ctgw user holding `originate` while click-to-call is off is named; with it on, not."""
+    (tmp_path / "manager.conf").write_text(
+        "[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
+        "channelvars = CTGW_CALL_ID,CTGW_SOURCE,MIXMONITOR_FILENAME\n\n"
+        "[ctgw]\nsecret = s\nread = call\nwrite = reporting,originate\n"
+    )
+    off = check_manager_conf(tmp_path / "manager.conf", click_to_call=False)
+    on = check_manager_conf(tmp_path / "manager.conf", click_to_call=True)
+    assert "ami_user_unneeded_originate" in {f.code for f in off}
+    assert "ami_user_unneeded_originate" not in {f.code for f in on}
