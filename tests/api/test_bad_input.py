@@ -119,3 +119,52 @@ async def test_admin_site_create_reports_config_errors(client, admin_key) -> Non
         "/v1/sessions", json={"site": "shop", "url": "https://shop.example/"}, headers=BROWSER
     )
     assert (await resp.json())["numbers"][0]["number"] == "+14155550161"
+
+
+async def test_random_input_never_gets_a_server_error(client, admin_key) -> None:
+    """Hundreds of random bodies, paths and headers get 2xx/4xx answers, never a 5xx."""
+    import json
+    import random
+
+    rng = random.Random(42)
+    values = [
+        None,
+        True,
+        0,
+        -1,
+        1e308,
+        "",
+        "demo",
+        "x" * 5000,
+        "\ud800",
+        "\x00",
+        [],
+        {},
+        "https://x.example/?utm_source=" + "%" * 50,
+        "tel:+1",
+        "+14155550101",
+    ]
+    keys = ["site", "url", "referrer", "visitor_id", "number", "target", "key", "pools"]
+    statuses = []
+    for _ in range(300):
+        body = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(0, 5))}
+        raw = json.dumps(body).encode() if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 64))
+        path = rng.choice(
+            [
+                "/v1/sessions",
+                "/v1/sites",
+                "/v1/numbers",
+                f"/v1/sessions/{rng.choice(['x', '..', '%00', 'a' * 100])}/heartbeat",
+            ]
+        )
+        headers = {**BROWSER, "Content-Type": rng.choice(["application/json", "text/plain", "x/y"])}
+        if rng.random() < 0.5:
+            headers["Authorization"] = f"Bearer {admin_key}"
+        if rng.random() < 0.3:
+            headers["Origin"] = rng.choice(["null", "https://evil.example", ""])
+        resp = await client.post(path, data=raw, headers=headers)
+        statuses.append(resp.status)
+        if resp.status >= 400:
+            assert "error" in await resp.json()
+    assert max(statuses) < 500, sorted(set(statuses))
+    assert len({s for s in statuses if 400 <= s < 500}) >= 3  # many kinds of refusal seen
