@@ -226,6 +226,13 @@ class Pool:
                 keep.append(slot.history[-1])
             dropped += len(slot.history) - len(keep)
             slot.history = keep
+        # Only the latest holder of a number can get it back: forget every other visitor, so
+        # this map stays as small as the pool however many visitors come.
+        self._last_number_of = {
+            slot.latest.visitor_id: number
+            for number, slot in self._slots.items()
+            if slot.latest is not None
+        }
         return dropped
 
     # -- choosing --------------------------------------------------------------------------

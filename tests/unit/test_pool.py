@@ -341,3 +341,15 @@ def test_heap_choice_matches_a_full_scan(clock: FakeClock) -> None:
             session = rng.choice(list(holders))
             pool.release(holders.pop(session), session, now)
         assert pool.peak_live >= pool.live_count(now)
+
+
+def test_prune_keeps_only_latest_holders_as_returning_visitors(clock: FakeClock) -> None:
+    """After pruning, only the latest holder of each number is remembered as returning."""
+    pool = Pool("p1", "+14155550100", NUMBERS[:1], RULES)
+    for i in range(5):
+        pool.lease(f"l{i}", f"s{i}", f"v{i}", clock.now())
+        clock.advance(minutes=25)
+    pool.prune(clock.now())
+    assert pool._last_number_of == {"v4": NUMBERS[0]}
+    again = pool.lease("l9", "s9", "v4", clock.now())
+    assert again is not None and again.number == NUMBERS[0]
