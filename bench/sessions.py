@@ -65,7 +65,7 @@ def wait_up(port: int) -> None:
 
 
 def write_config(tmp: Path, port: int) -> Path:
-    numbers = [f"+1{area}555{i:04d}" for area in (415, 212) for i in range(0, 3000)]
+    numbers = [f"+1{area}555{i:04d}" for area in (415, 212, 312) for i in range(0, 3000)]
     path = tmp / "bench.toml"
     path.write_text(
         f"""

@@ -17,7 +17,7 @@ from gateway.agi import AgiRequest, RouteDecision
 from gateway.db import Database, Write, ts
 from gateway.metrics import Metrics
 from gateway.phone import InvalidNumber, normalise
-from gateway.sessions import SessionDesk
+from gateway.sessions import SessionDesk, new_id
 from numberpool.clock import Clock
 from numberpool.site import Attribution, AttributionKind
 
@@ -151,7 +151,7 @@ class CallRouter:
         snapshot = attribution_snapshot(attribution, visit)
         caller = _caller_number(request.caller, self.region)
         name = _clean_name(request.caller_name)
-        call_id = secrets.token_hex(12)
+        call_id = new_id()
         first_time = True
         contact_id = None
         if caller:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,8 +58,13 @@ _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?,
 
 
 def new_id() -> str:
-    """A random 128-bit id as 32 hex digits (unguessable: it authorises heartbeats)."""
-    return secrets.token_hex(16)
+    """A time-ordered id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
+
+    Unguessable (it authorises heartbeats), and ordered so that new rows land at the end of
+    the primary-key B-tree: random keys dirtied a page per row and made each group commit
+    write about three times as much WAL (measured: 26 -> 12 us per stored session).
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 class UnknownSite(LookupError):
