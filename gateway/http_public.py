@@ -180,7 +180,10 @@ async def amp_number(request: web.Request) -> web.Response:
         request.headers.get("User-Agent", "")[:_MAX_UA],
     )
     try:
-        answer = await desk.open(site_key, visit, request.query.get("visitor_id") or None)
+        # An AMP page cannot heartbeat: its lease holds for the full grace, not the probation.
+        answer = await desk.open(
+            site_key, visit, request.query.get("visitor_id") or None, heartbeats=False
+        )
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
     if not answer.offers:

@@ -133,9 +133,17 @@ class SessionDesk:
         self._fingerprint = ""
 
     async def open(
-        self, site_key: str, visit: VisitContext, visitor_id: str | None
+        self,
+        site_key: str,
+        visit: VisitContext,
+        visitor_id: str | None,
+        *,
+        heartbeats: bool = True,
     ) -> SessionAnswer:
-        """Open a session: decide its numbers, lease them, and commit before answering."""
+        """Open a session: decide its numbers, lease them, and commit before answering.
+
+        `heartbeats=False` for pages that cannot send them (AMP): their leases get the full grace.
+        """
         entry = self.sites.get(site_key)
         if entry is None:
             raise UnknownSite(site_key)
@@ -144,7 +152,9 @@ class SessionDesk:
             visitor_id = self.new_id()
         session_id = self.new_id()
         lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
-        offers = entry.site.offer(visit, session_id, visitor_id, now, lease_ids.__next__)
+        offers = entry.site.offer(
+            visit, session_id, visitor_id, now, lease_ids.__next__, heartbeats=heartbeats
+        )
         leases = [o.lease for o in offers if o.lease is not None]
         expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
         session = LiveSession(session_id, site_key, visitor_id, expires_at, leases)

@@ -120,8 +120,20 @@ class Pool:
 
     # -- leasing ---------------------------------------------------------------------------
 
-    def lease(self, lease_id: str, session_id: str, visitor_id: str, at: datetime) -> Lease | None:
-        """Lease a number to a session, or None when the pool is exhausted (counted)."""
+    def lease(
+        self,
+        lease_id: str,
+        session_id: str,
+        visitor_id: str,
+        at: datetime,
+        *,
+        heartbeats: bool = True,
+    ) -> Lease | None:
+        """Lease a number to a session, or None when the pool is exhausted (counted).
+
+        A session that will heartbeat holds the number for the probation until its first
+        heartbeat; one that cannot (an AMP page) holds it for the full grace.
+        """
         slot = self._returning_slot(visitor_id) or self._free_slot(at)
         if slot is None:
             self.exhausted_count += 1
@@ -138,7 +150,8 @@ class Pool:
             visitor_id=visitor_id,
             started_at=at,
             last_seen=at,
-            until=at + min(self.rules.probation, self.rules.grace),
+            until=at
+            + (min(self.rules.probation, self.rules.grace) if heartbeats else self.rules.grace),
         )
         slot.history.append(lease)
         self._last_number_of[visitor_id] = slot.number

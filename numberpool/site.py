@@ -111,6 +111,8 @@ class Site:
         visitor_id: str,
         at: datetime,
         new_lease_id: Callable[[], str],
+        *,
+        heartbeats: bool = True,
     ) -> list[NumberOffer]:
         """Decide each target's number for a new session: rules, then pools (leasing)."""
         offers: list[NumberOffer] = []
@@ -123,7 +125,9 @@ class Site:
             elif pool is None or bot or not self._allowed(pool, visit):
                 offers.append(NumberOffer(target, target, OfferKind.NONE))
             else:
-                lease = pool.lease(new_lease_id(), session_id, visitor_id, at)
+                lease = pool.lease(
+                    new_lease_id(), session_id, visitor_id, at, heartbeats=heartbeats
+                )
                 if lease is not None:
                     offers.append(NumberOffer(target, lease.number, OfferKind.POOL, lease))
                 elif pool.overflow:

@@ -234,3 +234,16 @@ async def test_numbers_added_in_the_store_are_served_after_reload(client, clock)
     body = await (await open_session(client)).json()
     assert body["numbers"][0]["number"] == "+14155550131"
     assert desk.sites["demo"].site.pools[0].live_count(clock.now()) == 11
+
+
+async def test_amp_lease_lives_the_full_grace(client, clock) -> None:
+    """An AMP page cannot heartbeat, so its lease holds for the grace, not the probation."""
+    resp = await client.get("/v1/amp/demo", headers=BROWSER)
+    number = (await resp.json())["phoneNumber"]
+    desk = client.app[DESK]
+    clock.advance(minutes=10)
+    during = desk.attribute(number, clock.now())
+    assert during is not None and during.kind is AttributionKind.ACTIVE
+    clock.advance(minutes=6)
+    after = desk.attribute(number, clock.now())
+    assert after is not None and after.kind is AttributionKind.PROBABLE
