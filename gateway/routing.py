@@ -20,6 +20,7 @@ from gateway.phone import InvalidNumber, normalise
 from gateway.sessions import SessionDesk, new_id
 from numberpool.clock import Clock
 from numberpool.site import Attribution, AttributionKind
+from numberpool.visit import VisitContext
 
 __all__ = ["CallRouter", "attribution_snapshot", "source_label"]
 
@@ -41,10 +42,8 @@ _CONTACT_SQL = (
     " calls = contacts.calls + 1, last_touch = excluded.last_touch,"
     " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE contacts.name END"
 )
-_VISIT_FIELDS = (
-    "visitor_id, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, landing_page,"
-    " referrer"
-)
+# The sessions columns that make up a VisitContext (the stored visit of a call).
+_VISIT_FIELDS = ", ".join(f for f in VisitContext._fields if f != "params")
 
 
 def source_label(snapshot: dict[str, Any]) -> str:
@@ -58,7 +57,7 @@ def source_label(snapshot: dict[str, Any]) -> str:
     return _LABEL_UNSAFE.sub("", label)[:40].strip() or "call"
 
 
-def attribution_snapshot(attribution: Attribution, visit: Any | None) -> dict[str, Any]:
+def attribution_snapshot(attribution: Attribution, visit: VisitContext | None) -> dict[str, Any]:
     """The attribution fields of a call record, copied from the visit at call time."""
     snap: dict[str, Any] = {
         "kind": attribution.kind.value,
@@ -80,30 +79,18 @@ def attribution_snapshot(attribution: Attribution, visit: Any | None) -> dict[st
             campaign=attribution.static.campaign,
         )
     elif visit is not None:
+        # The visit's own rules imply source and medium when the URL had no UTM tags.
         snap.update(
-            source=visit["utm_source"],
-            medium=visit["utm_medium"],
-            campaign=visit["utm_campaign"],
-            term=visit["utm_term"],
-            content=visit["utm_content"],
-            gclid=visit["gclid"],
-            landing_page=visit["landing_page"],
-            referrer=visit["referrer"],
+            source=visit.source,
+            medium=visit.medium,
+            campaign=visit.utm_campaign,
+            term=visit.utm_term,
+            content=visit.utm_content,
+            gclid=visit.gclid,
+            landing_page=visit.landing_page,
+            referrer=visit.referrer,
         )
-        if not snap["source"]:
-            snap["source"] = _implied_source(visit)
-            snap["medium"] = snap["medium"] or ("cpc" if visit["gclid"] else "")
     return snap
-
-
-def _implied_source(visit: Any) -> str:
-    if visit["gclid"]:
-        return "google"
-    referrer = str(visit["referrer"])
-    if referrer:
-        host = referrer.split("//", 1)[-1].split("/", 1)[0]
-        return host.removeprefix("www.")
-    return "(direct)"
 
 
 class CallRouter:
@@ -212,13 +199,14 @@ class CallRouter:
             return None
         return str(row["call_id"]), source_label(json.loads(row["attribution"]))
 
-    def _visit(self, session_id: str) -> Any | None:
+    def _visit(self, session_id: str) -> VisitContext | None:
         if not session_id:
             return None
-        return self.db.lookup(
+        row = self.db.lookup(
             f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
             (session_id,),
         )
+        return VisitContext(**{key: row[key] for key in row.keys()}) if row else None
 
 
 def _caller_number(text: str, region: str) -> str:
