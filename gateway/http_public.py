@@ -84,7 +84,7 @@ def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str
                 for o in answer.offers
             ],
             "heartbeat_seconds": answer.heartbeat_seconds,
-            "expires_at": ts(answer.session.expires_at),
+            "expires_at": answer.expires_text,
             "expires_in": _seconds_left(answer.session.expires_at, now),
         }
     )

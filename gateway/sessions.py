@@ -67,6 +67,13 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+def _shown_json(offers: list[NumberOffer]) -> str:
+    """The offers as stored with the session: JSON of E.164 numbers and kind names only."""
+    return json.dumps(
+        [{"target": o.target, "number": o.number, "kind": o.kind.value} for o in offers]
+    )
+
+
 class UnknownSite(LookupError):
     """No site has this key."""
 
@@ -93,10 +100,14 @@ class SessionAnswer:
     session: LiveSession
     offers: list[NumberOffer]
     heartbeat_seconds: int
+    expires_text: str  # session.expires_at as stored, formatted once
 
 
-def lease_write(lease: Lease) -> Write:
-    started = ts(lease.started_at)
+def lease_write(lease: Lease, stamps: dict[datetime, str] | None = None) -> Write:
+    """The upsert of a lease row; `stamps` holds timestamps the caller has formatted already."""
+    stamps = {} if stamps is None else stamps
+    started = stamps.get(lease.started_at) or ts(lease.started_at)
+    until = stamps.get(lease.until) or ts(lease.until)
     return Write(
         _LEASE_SQL,
         (
@@ -107,7 +118,7 @@ def lease_write(lease: Lease) -> Write:
             lease.visitor_id,
             started,
             started if lease.last_seen == lease.started_at else ts(lease.last_seen),
-            ts(lease.until),
+            until,
         ),
         rank=30,
     )
@@ -158,8 +169,8 @@ class SessionDesk:
         leases = [o.lease for o in offers if o.lease is not None]
         expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
         session = LiveSession(session_id, site_key, visitor_id, expires_at, leases)
-        stamp = ts(now)
-        shown = [{"target": o.target, "number": o.number, "kind": o.kind.value} for o in offers]
+        stamp, expires = ts(now), ts(expires_at)
+        stamps = {now: stamp, expires_at: expires}
         writes = [
             Write(
                 _SESSION_SQL,
@@ -169,7 +180,7 @@ class SessionDesk:
                     visitor_id,
                     stamp,
                     stamp,
-                    ts(expires_at),
+                    expires,
                     visit.url,
                     visit.landing_page,
                     visit.referrer,
@@ -185,11 +196,11 @@ class SessionDesk:
                     visit.fbclid,
                     visit.msclkid,
                     visit.bd_vid,
-                    json.dumps(shown),
+                    _shown_json(offers),
                 ),
                 rank=20,
             ),
-            *(lease_write(lease) for lease in leases),
+            *(lease_write(lease, stamps) for lease in leases),
         ]
         for lease in leases:
             pool = entry.site.pool_by_id(lease.pool_id)
@@ -200,7 +211,7 @@ class SessionDesk:
             if offer.kind is OfferKind.OVERFLOW:
                 pool = next(p for p in entry.site.pools if p.target == offer.target)
                 writes.append(
-                    Write(_EVENT_SQL, (pool.pool_id, "exhausted", ts(now), session_id), rank=40)
+                    Write(_EVENT_SQL, (pool.pool_id, "exhausted", stamp, session_id), rank=40)
                 )
                 self.metrics.inc("ctgw_pool_exhausted_total", site=site_key, pool=pool.pool_id)
         try:
@@ -217,7 +228,7 @@ class SessionDesk:
         heartbeat = min(
             (int(p.rules.heartbeat.total_seconds()) for p in entry.site.pools), default=60
         )
-        return SessionAnswer(session, offers, heartbeat)
+        return SessionAnswer(session, offers, heartbeat, expires)
 
     async def heartbeat(self, session_id: str) -> LiveSession:
         """Renew a session's leases; SessionEnded once they have ended."""
