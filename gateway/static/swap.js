@@ -10,7 +10,7 @@
   var domain = tag.getAttribute('data-cookie-domain');
   // The API lives where the script came from (path prefix included).
   var api = tag.src.split(/[?#]/)[0].replace(/\/[^/]*$/, '');
-  var KEY = 'ctgw_' + site;
+  var KEY = 'ctgw_' + site, PEND = KEY + '_p';
   var TAGS = /[?&](utm_[a-z]+|gclid|gbraid|wbraid|fbclid|msclkid|bd_vid)=[^&#]*/g;
   var SEP = '[-\\s.()/\\u00a0\\u2010-\\u2015]{0,3}';
   var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|SELECT|OPTION|NOSCRIPT|TEMPLATE|svg)$/;
@@ -199,15 +199,25 @@
   }
   // Campaign tags in this URL; a landing with other tags than the session's is a new touch.
   function tags() { return (location.search.match(TAGS) || []).sort().join(''); }
-  function start() {
+  function start(tries) {
     var s = stored(), a = tags();
     if (s && (!a || a == s.a)) return use(s);
     if (busy) return;
+    // Another tab of this visitor (same landing tags) is opening a session right now: wait up
+    // to 3 s for it rather than lease a second number; the mark goes when that request ends.
+    var p = read(PEND).split('|');
+    tries = tries || 0;
+    if (p[1] == a && now() - p[0] < 3000 && tries < 30) {
+      timer = setTimeout(function () { start(tries + 1); }, 100);
+      return;
+    }
     busy = 1;
+    write(PEND, now() + '|' + a, 3);
     var vid = read('ctgw_vid');
     var body = { site: site, url: location.href, referrer: D.referrer };
     if (vid) body.visitor_id = vid;
     call('/v1/sessions', body).then(function (r) {
+      if (!gone) write(PEND, '', 0);
       if (!r || !r.numbers || !r.session_id) return;
       busy = 0;
       if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
@@ -244,7 +254,11 @@
     else if (pairs.length) { sess = null; start(); }
   }
   D.addEventListener('visibilitychange', shown);
-  W.addEventListener('pagehide', function () { gone = 1; clearTimeout(timer); });
+  W.addEventListener('pagehide', function () {
+    // Leaving before our session came: other tabs must not wait for it.
+    if (busy && !sess) write(PEND, '', 0);
+    gone = 1; clearTimeout(timer);
+  });
   W.addEventListener('pageshow', function (ev) { if (ev.persisted) { gone = 0; shown(); } });
 
   W.ctgw = { swap: swap, numbers: [] };

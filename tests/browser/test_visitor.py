@@ -140,3 +140,67 @@ def test_script_running_before_the_body_swaps_what_is_parsed_later(
         arg=f"{shown[:3]}-{shown[3:6]}-{shown[6:]}",
         timeout=2000,
     )
+
+
+def _hold_session_requests(context: Any) -> list[Any]:
+    """Intercept POST /v1/sessions and hold each one until the test lets it go."""
+    held: list[Any] = []
+    context.route("**/v1/sessions", lambda route: held.append(route))
+    return held
+
+
+def _wait_for(page: Any, held: list[Any], count: int) -> None:
+    for _ in range(100):
+        if len(held) >= count:
+            return
+        page.wait_for_timeout(20)
+    raise AssertionError(f"{len(held)} session requests held, expected {count}")
+
+
+def test_tabs_opened_at_once_by_a_new_visitor_share_one_session(
+    gateway: Gateway, context: Any
+) -> None:
+    """A brand-new visitor opens two tabs while the first tab's session is still being opened:
+    the second tab waits for that session instead of leasing a second number."""
+    held = _hold_session_requests(context)
+    first = open_page(context, f"{gateway.url}/demo/")
+    _wait_for(first.page, held, 1)
+    second = open_page(context, f"{gateway.url}/demo/")
+    second.page.wait_for_timeout(300)  # long enough for a second request to show up
+    for route in held:
+        route.continue_()
+    number = first.numbers()
+    assert second.numbers() == number
+    assert second.session_id() == first.session_id()
+    assert len(held) == 1, "the second tab asked for a session of its own"
+    assert second.sessions_created() == 0
+
+
+def test_second_tab_opens_its_own_session_when_the_first_tab_fails(
+    gateway: Gateway, context: Any
+) -> None:
+    """If the first tab's request fails, the waiting tab does not wait in vain."""
+    held = _hold_session_requests(context)
+    first = open_page(context, f"{gateway.url}/demo/")
+    _wait_for(first.page, held, 1)
+    second = open_page(context, f"{gateway.url}/demo/")
+    held[0].abort()
+    _wait_for(second.page, held, 2)
+    held[1].continue_()
+    assert second.numbers()
+    assert second.sessions_created() == 1
+    assert first.page.evaluate("window.__ctgw.events.length") == 0
+    # (the first tab's console has Chromium's own "Failed to load resource" line)
+    assert not second.console and not first.errors and not second.errors
+
+
+def test_a_landing_with_other_campaign_tags_does_not_wait(gateway: Gateway, context: Any) -> None:
+    """A tab from another ad click is a new touch: it opens its own session at once."""
+    held = _hold_session_requests(context)
+    first = open_page(context, f"{gateway.url}/demo/?utm_source=google&gclid=one")
+    _wait_for(first.page, held, 1)
+    second = open_page(context, f"{gateway.url}/demo/?utm_source=bing&msclkid=two")
+    _wait_for(second.page, held, 2)
+    for route in held:
+        route.continue_()
+    assert first.numbers() != second.numbers()
