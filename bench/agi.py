@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import statistics
@@ -98,6 +99,7 @@ async def serve_daemon(port: int) -> None:
     from gateway.logs import configure_logging
 
     configure_logging("info", "json")  # stderr goes to /dev/null (see run_against)
+    gc.set_threshold(50_000, 50, 100)  # as `ctgw serve` sets it
     tmp = tempfile.mkdtemp(prefix="ctgw-bench-agi-")
     config = parse_config(
         {

@@ -207,11 +207,15 @@ class AgiServer:
             log.info("agi_connection_lost", reason=str(exc))
             return
         self.outcomes["routed"] += 1
-        log.info("agi_routed", route=decision.route, source=decision.source)
+        # The decision itself is logged once, at info, by the router ("call_routed"); failures
+        # to deliver it are logged above. One line per call keeps logging off the hot path.
+        log.debug("agi_routed", route=decision.route, source=decision.source)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
+    if writer.transport.get_write_buffer_size() == 0:
+        return  # nothing left to send: the socket is closed on the loop's next pass
     try:
         async with asyncio.timeout(_CLOSE_TIMEOUT_S):
             await writer.wait_closed()

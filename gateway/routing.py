@@ -183,6 +183,7 @@ class CallRouter:
             call_id=call_id,
             site=entry.site.key,
             dialed=dialed,
+            route=route,
             attribution=attribution.kind.value,
             session_id=attribution.session_id or None,
             first_time=first_time,
