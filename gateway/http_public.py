@@ -70,23 +70,15 @@ def _seconds_left(until: datetime, now: datetime) -> float:
 
 
 def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str:
-    return json.dumps(
-        {
-            "session_id": answer.session.session_id,
-            "visitor_id": answer.session.visitor_id,
-            "numbers": [
-                {
-                    "target": o.target,
-                    "number": o.number,
-                    "display": entry.display(o.number),
-                    "kind": o.kind.value,
-                }
-                for o in answer.offers
-            ],
-            "heartbeat_seconds": answer.heartbeat_seconds,
-            "expires_at": answer.expires_text,
-            "expires_in": _seconds_left(answer.session.expires_at, now),
-        }
+    """The answer to POST /v1/sessions, assembled from pieces that are JSON already: the
+    session id is generated hex, each number entry comes JSON-encoded from the site's cache."""
+    session = answer.session
+    numbers = ", ".join(entry.offer_json(o.target, o.number, o.kind.value) for o in answer.offers)
+    return (
+        f'{{"session_id": "{session.session_id}", "visitor_id": {json.dumps(session.visitor_id)},'
+        f' "numbers": [{numbers}], "heartbeat_seconds": {int(answer.heartbeat_seconds)},'
+        f' "expires_at": "{answer.expires_text}",'
+        f' "expires_in": {_seconds_left(session.expires_at, now)!r}}}'
     )
 
 

@@ -25,6 +25,7 @@ class SiteEntry:
     allowed_origins: frozenset[str] = frozenset()
     destination: str = ""
     displays: dict[str, str] = field(default_factory=dict)
+    offers_json: dict[tuple[str, str, str], str] = field(default_factory=dict)
     destinations: dict[str, str] = field(default_factory=dict)
 
     def destination_for(self, dialed: str) -> str:
@@ -39,6 +40,16 @@ class SiteEntry:
         if shown is None:
             shown = self.displays[number] = display(number)
         return shown
+
+    def offer_json(self, target: str, number: str, kind: str) -> str:
+        """One entry of a session answer's `numbers`, as JSON; made once per distinct entry
+        (their count is bounded by the site's configured numbers)."""
+        key = (target, number, kind)
+        text = self.offers_json.get(key)
+        if text is None:
+            item = {"target": target, "number": number, "display": self.display(number)}
+            text = self.offers_json[key] = json.dumps({**item, "kind": kind})
+        return text
 
 
 def pool_id_for(site_key: str, target: str) -> str:

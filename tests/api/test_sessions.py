@@ -16,12 +16,26 @@ async def test_session_gets_a_pool_number_with_display(client) -> None:
     resp = await open_session(client, referrer="https://www.google.com/")
     assert resp.status == 201
     body = await resp.json()
-    assert set(body) >= {"session_id", "visitor_id", "numbers", "heartbeat_seconds", "expires_at"}
+    assert set(body) == {
+        "session_id",
+        "visitor_id",
+        "numbers",
+        "heartbeat_seconds",
+        "expires_at",
+        "expires_in",
+    }
     (number,) = body["numbers"]
-    assert number["target"] == "+14155550100"
-    assert number["number"] == POOL[0]
-    assert number["display"] == "(415) 555-0101"
+    assert number == {
+        "target": "+14155550100",
+        "number": POOL[0],
+        "display": "(415) 555-0101",
+        "kind": "pool",
+    }
     assert body["heartbeat_seconds"] == 60
+    row = client.app[DB].lookup(
+        "SELECT visitor_id, expires_at FROM sessions WHERE session_id = ?", (body["session_id"],)
+    )
+    assert (row["visitor_id"], row["expires_at"]) == (body["visitor_id"], body["expires_at"])
     assert body["expires_in"] == 120.0  # probation until the first heartbeat
 
 
