@@ -90,7 +90,9 @@ cooldown_seconds = 0
     return path
 
 
-def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
+def run_wrk(
+    port: int, seconds: int, connections: int, script: Path, path: str = "/v1/sessions"
+) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
@@ -100,7 +102,7 @@ def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str
             "--latency",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}/v1/sessions",
+            f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
         text=True,

@@ -11,7 +11,13 @@ from aiohttp import web
 from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
 from gateway.db import StoreError, ts
 from gateway.http_errors import ApiError, read_json_object, text_field
-from gateway.sessions import SessionAnswer, SessionEnded, UnknownSession, UnknownSite
+from gateway.sessions import (
+    SessionAnswer,
+    SessionDesk,
+    SessionEnded,
+    UnknownSession,
+    UnknownSite,
+)
 from gateway.sites import SiteEntry
 from numberpool.visit import visit_from_url
 
@@ -83,6 +89,11 @@ def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str
 
 
 async def open_session(request: web.Request) -> web.Response:
+    return await answer_session(request, request.app[DESK])
+
+
+async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
+    """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store)."""
     # Any content type is read as JSON, so the script can send text/plain and skip a preflight.
     data = await read_json_object(request)
     site_key = text_field(data, "site", max_len=64, required=True)
@@ -91,7 +102,6 @@ async def open_session(request: web.Request) -> web.Response:
     visitor_id = text_field(data, "visitor_id", max_len=64)
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
-    desk = request.app[DESK]
     entry = desk.sites.get(site_key)
     if entry is None:
         raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}")
