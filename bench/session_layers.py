@@ -42,6 +42,9 @@ class _NoStore:
     async def write(self, writes: Sequence[object]) -> None:
         return None
 
+    def submit(self, writes: Sequence[object], done: asyncio.Future[None]) -> None:
+        done.set_result(None)
+
 
 async def _serve(config_path: Path) -> None:
     from aiohttp import web

@@ -212,15 +212,18 @@ class Database:
         """
         if not writes:
             return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submit(writes, done)
+        await done
+
+    def submit(self, writes: Sequence[Write], done: asyncio.Future[None]) -> None:
+        """Queue statements for the next group commit; `done` gets its outcome."""
         if self._closed:
             raise StoreError("store is closed")
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
         self._batch.append(_Pending(writes, done))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        await done
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         async with self._reader.execute(sql, tuple(params)) as cursor:

@@ -41,6 +41,11 @@ class SiteEntry:
             shown = self.displays[number] = display(number)
         return shown
 
+    def heartbeat_seconds(self) -> int:
+        """The heartbeat interval the swap script is told: the shortest of the site's pools."""
+        beats = [int(p.rules.heartbeat.total_seconds()) for p in self.site.pools]
+        return min(beats, default=60)
+
     def offer_json(self, target: str, number: str, kind: str) -> str:
         """One entry of a session answer's `numbers`, as JSON; made once per distinct entry
         (their count is bounded by the site's configured numbers)."""
