@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from gateway.appkeys import DB, DESK
 from gateway.db import Write
@@ -261,3 +262,35 @@ async def test_amp_lease_lives_the_full_grace(client, clock) -> None:
     clock.advance(minutes=6)
     after = desk.attribute(number, clock.now())
     assert after is not None and after.kind is AttributionKind.PROBABLE
+
+
+async def test_failed_commit_answers_503_and_frees_the_numbers(client, tmp_path) -> None:
+    """A group commit that fails answers 503 to its sessions and leases nothing: the numbers
+    are free again and no session is kept alive; the next commit works."""
+    db = sqlite3.connect(tmp_path / "ctgw.db")
+    db.execute(
+        "CREATE TRIGGER fail_me BEFORE INSERT ON sessions WHEN NEW.url LIKE '%fail-me%'"
+        " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+    db.commit()
+    failed = await asyncio.gather(
+        *(
+            open_session(client, url=f"https://www.demo-plumbing.example/fail-me/{i}")
+            for i in range(3)
+        )
+    )
+    assert [r.status for r in failed] == [503, 503, 503]
+    assert {(await r.json())["error"]["code"] for r in failed} == {"store_unavailable"}
+    desk = client.app[DESK]
+    pool = desk.sites["demo"].site.pools[0]
+    assert pool.live_count(desk.clock.now()) == 0
+    assert desk.live == {}
+    db.execute("DROP TRIGGER fail_me")
+    db.commit()
+    db.close()
+    ok = await open_session(client)
+    assert ok.status == 201
+    body = await ok.json()
+    assert pool.live_count(desk.clock.now()) == 1
+    rows = await client.app[DB].fetchall("SELECT session_id FROM sessions")
+    assert [r["session_id"] for r in rows] == [body["session_id"]]
