@@ -16,30 +16,35 @@
   var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|SELECT|OPTION|NOSCRIPT|TEMPLATE|svg)$/;
   var INLINE = /^(A|ABBR|B|BDI|BDO|BIG|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|TT|U|VAR|WBR)$/;
   var pairs = [], map = {}, find = null, sess = null, timer = 0, busy = 0, gone = 0;
-  var queue = [], frame = 0, observer = null;
+  var queue = [], frame = 0, observer = null, jar = null;
 
   function now() { return Date.now(); }
 
   // Storage: a first-party cookie (optionally for a parent domain); localStorage when the
   // browser refuses cookies. One store only: each access is a round trip to the browser process.
-  function read(k) {
+  // `c`: the cookie string when the caller read it already (one read for several keys).
+  function cookies() {
+    if (jar == null) jar = navigator.cookieEnabled;  // asked once a page: it is a round trip too
+    return jar;
+  }
+  function read(k, c) {
     try {
-      var m = D.cookie.match('(?:^|; )' + k + '=([^;]*)');
-      if (!m && !navigator.cookieEnabled) m = [0, localStorage.getItem(k)];
+      var m = (c == null ? D.cookie : c).match('(?:^|; )' + k + '=([^;]*)');
+      if (!m && !cookies()) m = [0, localStorage.getItem(k)];
       return m && m[1] ? decodeURIComponent(m[1]) : '';
     } catch (e) { return ''; }
   }
   function write(k, v, age) {
     try {
-      if (navigator.cookieEnabled) D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
+      if (cookies()) D.cookie = k + '=' + encodeURIComponent(v) + ';path=/;max-age=' + age + ';samesite=lax' +
         (domain ? ';domain=' + domain : '') + (location.protocol == 'https:' ? ';secure' : '');
       else if (age) localStorage.setItem(k, encodeURIComponent(v));
       else localStorage.removeItem(k);
     } catch (e) { return; }
   }
-  function stored() {
+  function stored(c) {
     try {
-      var s = JSON.parse(read(KEY));
+      var s = JSON.parse(read(KEY, c));
       return s && s.e > now() ? s : null;
     } catch (e) { return null; }
   }
@@ -200,12 +205,14 @@
   // Campaign tags in this URL; a landing with other tags than the session's is a new touch.
   function tags() { return (location.search.match(TAGS) || []).sort().join(''); }
   function start(tries) {
-    var s = stored(), a = tags();
+    var c = '';
+    try { c = D.cookie; } catch (e) { c = ''; }
+    var s = stored(c), a = tags();
     if (s && (!a || a == s.a)) return use(s);
     if (busy) return;
     // Another tab of this visitor (same landing tags) is opening a session right now: wait up
     // to 3 s for it rather than lease a second number; the mark goes when that request ends.
-    var p = read(PEND).split('|');
+    var p = read(PEND, c).split('|');
     tries = tries || 0;
     if (p[1] == a && now() - p[0] < 3000 && tries < 30) {
       timer = setTimeout(function () { start(tries + 1); }, 100);
@@ -213,7 +220,7 @@
     }
     busy = 1;
     write(PEND, now() + '|' + a, 3);
-    var vid = read('ctgw_vid');
+    var vid = read('ctgw_vid', c);
     var body = { site: site, url: location.href, referrer: D.referrer };
     if (vid) body.visitor_id = vid;
     call('/v1/sessions', body).then(function (r) {
