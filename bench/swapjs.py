@@ -55,50 +55,68 @@ def _median(values: list[float]) -> str:
 
 
 def _site_pages(root: Path, gateway_url: str) -> None:
-    """The demo landing page as a customer site serves it: with and without the embed tag."""
+    """The demo landing page as a customer site serves it: with the embed tag, without it, and
+    with a one-statement async script of its own in its place (the floor any script costs)."""
     (root / "demo").mkdir(parents=True)
     for name in ("demo.css", "demo.js"):
         (root / "demo" / name).write_bytes((DEMO_DIR / name).read_bytes())
+    (root / "demo" / "empty.js").write_text("window.__e = 1;\n")
     page = (DEMO_DIR / "index.html").read_text()
     tag = '<script async src="/swap.js" data-site="demo"></script>\n'
     assert tag in page
     embedded = page.replace('src="/swap.js"', f'src="{gateway_url}/swap.js"')
     (root / "demo" / "with.html").write_text(embedded)
     (root / "demo" / "without.html").write_text(page.replace(tag, ""))
+    (root / "demo" / "empty.html").write_text(
+        page.replace(tag, '<script async src="/demo/empty.js"></script>\n')
+    )
+
+
+# Page variants, measured in rotation: (file, waits for swapped numbers).
+VARIANTS = {
+    "with swap.js": ("with", True),
+    "without": ("without", False),
+    "empty script": ("empty", False),
+}
 
 
 def _measure(browser: Any, base: str, runs: int) -> None:
-    with_url, without_url = f"{base}/demo/with.html", f"{base}/demo/without.html"
     for label, fresh in (("first visit (new visitor, cold cache)", True), ("repeat view", False)):
-        loads: dict[bool, list[float]] = {True: [], False: []}
+        loads: dict[str, list[float]] = {name: [] for name in VARIANTS}
         swaps: list[float] = []
         ratios: list[float] = []
         shared = None if fresh else browser.new_context()
         if shared is not None:
-            _load(shared, with_url, True)  # warm the cache and the stored session
-            _load(shared, without_url, False)
+            for page_name, swapped in VARIANTS.values():  # warm the cache and the stored session
+                _load(shared, f"{base}/demo/{page_name}.html", swapped)
+        names = list(VARIANTS)
         for run in range(runs):
-            # Pairs in alternating order, so drift and order effects hit both sides alike.
-            pair: dict[bool, float] = {}
-            for swapped in (True, False) if run % 2 else (False, True):
+            # Each run rotates the order, so drift and order effects hit every variant alike.
+            order = names[run % len(names) :] + names[: run % len(names)]
+            pair: dict[str, float] = {}
+            for name in order:
+                page_name, swapped = VARIANTS[name]
                 context = shared or browser.new_context()
-                load_ms, swap_ms = _load(context, with_url if swapped else without_url, swapped)
-                pair[swapped] = load_ms
-                loads[swapped].append(load_ms)
+                load_ms, swap_ms = _load(context, f"{base}/demo/{page_name}.html", swapped)
+                pair[name] = load_ms
+                loads[name].append(load_ms)
                 if swap_ms is not None:
                     swaps.append(swap_ms)
                 if shared is None:
                     context.close()
-            ratios.append(pair[True] / pair[False])
+            ratios.append(pair["with swap.js"] / pair["without"])
         if shared is not None:
             shared.close()
-        ratio = statistics.median(loads[True]) / statistics.median(loads[False])
-        print(f"\n{label}, {runs} pairs")
+        base_ms = statistics.median(loads["without"])
+        print(f"\n{label}, {runs} runs of each page")
         print(f"  navigation start -> numbers swapped  {_median(swaps)}")
-        print(f"  load event, with swap.js             {_median(loads[True])}")
-        print(f"  load event, without swap.js          {_median(loads[False])}")
+        for name in names:
+            print(f"  load event, {name:24s} {_median(loads[name])}")
+        ratio = statistics.median(loads["with swap.js"]) / base_ms
+        floor = statistics.median(loads["empty script"]) / base_ms
         print(f"  ratio of medians with/without        {ratio:.3f}  (target <= 1.05)")
         print(f"  median of paired ratios              {statistics.median(ratios):.3f}")
+        print(f"  floor: one-statement script/without  {floor:.3f}")
 
 
 LARGE_PAGE = """(n) => {
