@@ -55,8 +55,9 @@ def _median(values: list[float]) -> str:
 
 
 def _site_pages(root: Path, gateway_url: str) -> None:
-    """The demo landing page as a customer site serves it: with the embed tag, without it, and
-    with a one-statement async script of its own in its place (the floor any script costs)."""
+    """The demo landing page as a customer site serves it: with the embed tag, without it,
+    with a one-statement async script of its own in its place (the floor any script costs),
+    and with the tag but no data-site (swap.js fetched and compiled, then idle)."""
     (root / "demo").mkdir(parents=True)
     for name in ("demo.css", "demo.js"):
         (root / "demo" / name).write_bytes((DEMO_DIR / name).read_bytes())
@@ -70,6 +71,8 @@ def _site_pages(root: Path, gateway_url: str) -> None:
     (root / "demo" / "empty.html").write_text(
         page.replace(tag, '<script async src="/demo/empty.js"></script>\n')
     )
+    # swap.js fetched and run, but with no data-site it stops at once: the cost of the tag alone.
+    (root / "demo" / "inert.html").write_text(embedded.replace(' data-site="demo"', ""))
 
 
 # Page variants, measured in rotation: (file, waits for swapped numbers).
@@ -77,6 +80,7 @@ VARIANTS = {
     "with swap.js": ("with", True),
     "without": ("without", False),
     "empty script": ("empty", False),
+    "swap.js, no data-site": ("inert", False),
 }
 
 
@@ -116,7 +120,9 @@ def _measure(browser: Any, base: str, runs: int) -> None:
         floor = statistics.median(loads["empty script"]) / base_ms
         print(f"  ratio of medians with/without        {ratio:.3f}  (target <= 1.05)")
         print(f"  median of paired ratios              {statistics.median(ratios):.3f}")
+        inert = statistics.median(loads["swap.js, no data-site"]) / base_ms
         print(f"  floor: one-statement script/without  {floor:.3f}")
+        print(f"  swap.js tag alone (no data-site)     {inert:.3f}")
 
 
 LARGE_PAGE = """(n) => {
