@@ -8,6 +8,7 @@ import sqlite3
 from gateway.appkeys import DB, DESK
 from gateway.db import Write
 from numberpool.site import AttributionKind
+from numberpool.visit import visit_from_url
 from tests.api.conftest import BROWSER, ORIGIN, POOL, demo_config, open_session
 from tests.conftest import FakeClock
 
@@ -294,3 +295,18 @@ async def test_failed_commit_answers_503_and_frees_the_numbers(client, tmp_path)
     assert pool.live_count(desk.clock.now()) == 1
     rows = await client.app[DB].fetchall("SELECT session_id FROM sessions")
     assert [r["session_id"] for r in rows] == [body["session_id"]]
+
+
+async def test_sessions_asked_together_are_decided_and_committed_together(client) -> None:
+    """Sessions asked for in one pass of the event loop share one batch and one commit; each
+    gets its own number, and each is in the store when its answer comes."""
+    desk, db = client.app[DESK], client.app[DB]
+    before = db.commits
+    visit = visit_from_url("https://www.demo-plumbing.example/?gclid=batch", "", "Mozilla/5.0")
+    answers = await asyncio.gather(*(desk.open("demo", visit, None) for _ in range(5)))
+    assert db.commits == before + 1
+    numbers = [a.offers[0].number for a in answers]
+    assert numbers == POOL[:5]
+    rows = await db.fetchall("SELECT session_id, gclid FROM sessions")
+    assert {r["session_id"] for r in rows} == {a.session.session_id for a in answers}
+    assert {r["gclid"] for r in rows} == {"batch"}
