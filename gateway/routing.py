@@ -139,6 +139,7 @@ class CallRouter:
         caller = _caller_number(request.caller, self.region)
         name = _clean_name(request.caller_name)
         call_id = new_id()
+        stamp = ts(at)
         first_time = True
         contact_id = None
         if caller:
@@ -155,7 +156,7 @@ class CallRouter:
                     caller,
                     name,
                     request.linkedid[:64],
-                    ts(at),
+                    stamp,
                     int(first_time),
                     contact_id,
                     route,
@@ -168,14 +169,15 @@ class CallRouter:
             ),
         ]
         if caller and contact_id:
-            touch = json.dumps({**snapshot, "at": ts(at), "call_id": call_id})
+            touch = json.dumps({**snapshot, "at": stamp, "call_id": call_id})
             writes.append(
-                Write(
-                    _CONTACT_SQL, (contact_id, caller, name, ts(at), ts(at), touch, touch), rank=55
-                )
+                Write(_CONTACT_SQL, (contact_id, caller, name, stamp, stamp, touch, touch), rank=55)
             )
-        # The AGI deadline cancels this coroutine; the record is still written in full.
-        await asyncio.shield(self.db.write(writes))
+        # The AGI deadline cancels this coroutine; the record is still written in full (the
+        # rows are in the group commit already; the shield keeps our future from being cancelled).
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.db.submit(writes, committed)
+        await asyncio.shield(committed)
         label = source_label(snapshot)
         self.metrics.inc("ctgw_calls_total", site=entry.site.key, kind=attribution.kind.value)
         log.info(
