@@ -162,7 +162,26 @@ async def test_cors_allows_only_the_sites_origins(client) -> None:
     )
     assert bad.status == 403
     assert (await bad.json())["error"]["code"] == "origin_not_allowed"
-    assert "Access-Control-Allow-Origin" not in bad.headers
+    # The page may read the error (no number in it), so Chromium logs no CORS error on top.
+    assert bad.headers["Access-Control-Allow-Origin"] == "*"
+    rows = await client.app[DB].fetchall("SELECT count(*) AS n FROM sessions")
+    assert rows[0]["n"] == 1
+
+
+async def test_unknown_site_error_is_readable_by_the_page(client) -> None:
+    """A typo in data-site gets a 404 the page can read, so the console shows no CORS error."""
+    resp = await client.post(
+        "/v1/sessions",
+        json={"site": "typo", "url": "https://x.example/"},
+        headers={**BROWSER, "Origin": "https://shop.example"},
+    )
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "unknown_site"
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    no_origin = await client.post(
+        "/v1/sessions", json={"site": "typo", "url": "https://x.example/"}, headers=BROWSER
+    )
+    assert "Access-Control-Allow-Origin" not in no_origin.headers
 
 
 async def test_preflight_answers_allowed_origin_only(client) -> None:
