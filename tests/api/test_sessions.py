@@ -329,3 +329,18 @@ async def test_sessions_asked_together_are_decided_and_committed_together(client
     rows = await db.fetchall("SELECT session_id, gclid FROM sessions")
     assert {r["session_id"] for r in rows} == {a.session.session_id for a in answers}
     assert {r["gclid"] for r in rows} == {"batch"}
+
+
+async def test_410_is_readable_by_the_page_after_the_session_was_forgotten(
+    client, clock: FakeClock
+) -> None:
+    """Once housekeeping has dropped an ended session from memory (or after a restart), its
+    heartbeat still answers 410 with a CORS grant, so swap.js can read it and stop beating."""
+    body = await (await open_session(client)).json()
+    sid = body["session_id"]
+    clock.advance(minutes=20)
+    desk = client.app[DESK]
+    desk.live.pop(sid)  # what pruning does to an ended session
+    resp = await client.post(f"/v1/sessions/{sid}/heartbeat", headers={"Origin": ORIGIN})
+    assert resp.status == 410
+    assert resp.headers["Access-Control-Allow-Origin"] in (ORIGIN, "*")
