@@ -192,7 +192,8 @@
       headers: { 'Content-Type': 'text/plain' }, body: body ? JSON.stringify(body) : null
     }).then(function (r) {
       clearTimeout(t);
-      return r.status == 410 ? { gone: 1 } : r.ok ? r.json() : null;
+      // 410: the lease has ended; 404: the gateway does not know the session (a wiped store).
+      return r.status == 410 || r.status == 404 ? { gone: 1 } : r.ok ? r.json() : null;
     }).catch(function () { return null; });
   }
   // The lease end on this browser's clock: `expires_in` (seconds from now) is immune to a
@@ -244,7 +245,7 @@
       if (gone || !s || D.visibilityState == 'hidden') return;
       call('/v1/sessions/' + encodeURIComponent(s.i) + '/heartbeat').then(function (r) {
         if (s != sess) return;
-        // The lease has ended: forget it; the next time the page is shown starts a new one.
+        // The lease has ended or is unknown: forget it; the next show starts a new one.
         if (r && r.gone) { sess = null; write(KEY, '', 0); return; }
         if (r) { s.b = now(); s.e = r.expires_at || r.expires_in ? expiry(r) : s.e; keep(s); }
         beat(s.h * 1000);

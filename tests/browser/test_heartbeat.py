@@ -200,3 +200,30 @@ def test_renewed_session_with_a_new_number_replaces_the_old_one_on_the_page(
     assert visit.text("#f-dash") == f"{shown[:3]}-{shown[3:6]}-{shown[6:]}"
     assert visit.text("#f-paren") == f"({shown[:3]}) {shown[3:6]}-{shown[6:]}"
     assert visit.href("#f-tel") == f"tel:{second['number']}"
+
+
+# Gives the stored session an id the gateway has never seen (a wiped store, a copied cookie).
+_FORGE_SESSION = """() => {
+  const m = document.cookie.match(/(?:^|; )ctgw_demo=([^;]*)/);
+  const s = JSON.parse(decodeURIComponent(m[1]));
+  s.i = '0'.repeat(32);
+  s.b = Date.now();
+  document.cookie = 'ctgw_demo=' + encodeURIComponent(JSON.stringify(s)) + ';path=/;max-age=86400';
+}"""
+
+
+def test_heartbeat_for_a_session_the_gateway_does_not_know_forgets_it(
+    gateway: Gateway, context: Any
+) -> None:
+    """A 404 on a heartbeat (the gateway has no such session) ends the session like a 410:
+    no heartbeats every interval for a number the gateway does not hold for this visitor."""
+    first = open_page(context, f"{gateway.url}/demo/")
+    first.numbers()
+    first.page.evaluate(_FORGE_SESSION)
+    first.page.close()
+    visit = open_page(context, f"{gateway.url}/demo/")
+    visit.numbers()
+    assert visit.sessions_created() == 0, "the forged session was used from the cookie"
+    visit.page.wait_for_timeout(3500)  # three heartbeat intervals
+    assert visit.count("/heartbeat") == 1, "heartbeats went on after the 404"
+    assert "ctgw_demo=" not in visit.page.evaluate("document.cookie")
