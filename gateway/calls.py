@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
+
 from gateway.db import Database, ts
+from gateway.phone import display
 
 __all__ = [
     "ATTRIBUTION_FIELDS",
@@ -43,7 +46,9 @@ CSV_COLUMNS = (
     "started_at",
     "state",
     "dialed",
+    "dialed_display",
     "caller",
+    "caller_display",
     "caller_name",
     "agent",
     "ring_seconds",
@@ -142,11 +147,34 @@ def _is_number(text: str) -> bool:
 
 
 def calls_csv(calls: Iterable[dict[str, Any]]) -> str:
-    """Calls as CSV with a header row, one call a line, attribution flattened."""
+    """Calls as CSV with a header row, one call a line, attribution flattened.
+
+    Made to open right in a spreadsheet: a UTF-8 byte order mark (Excel reads UTF-8 only with
+    it), and each number also in its national format (Excel turns `+442079460000` into
+    4.42079E+11; `020 7946 0000` stays text).
+    """
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
+    shown: dict[str, str] = {}
     for call in calls:
         flat = {**call, **{f"attribution_{k}": v for k, v in call["attribution"].items()}}
+        flat["dialed_display"] = _display(flat.get("dialed"), shown)
+        flat["caller_display"] = _display(flat.get("caller"), shown)
         writer.writerow([_cell(flat.get(col)) for col in CSV_COLUMNS])
     return out.getvalue()
+
+
+def _display(number: Any, shown: dict[str, str]) -> str:
+    """A stored E.164 number as people in its country write it; '' when there is none."""
+    if not isinstance(number, str) or not number:
+        return ""
+    text = shown.get(number)
+    if text is None:
+        try:
+            text = display(number)
+        except phonenumbers.NumberParseException:
+            text = ""
+        shown[number] = text
+    return text

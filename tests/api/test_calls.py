@@ -31,7 +31,9 @@ async def seed_calls(client, count: int = 40) -> list[dict]:
                 "site": "demo" if i % 5 else "other",
                 "dialed": "+14155550101",
                 "caller": f"+1202555{i:04d}",
-                "caller_name": '=HYPERLINK("evil")' if i == 7 else f"Caller {i}",
+                "caller_name": '=HYPERLINK("evil")'
+                if i == 7
+                else f"Caller {i}" + (" José Müller" if i == 11 else ""),
                 "started_at": f"2026-01-{1 + i // 4:02d}T10:{i % 60:02d}:00.000000Z",
                 "state": state,
                 "attribution": json.dumps(attribution),
@@ -133,9 +135,14 @@ async def test_calls_csv_download_defuses_formulas(client, admin_key) -> None:
         "/v1/calls.csv?site=demo", headers={"Authorization": f"Bearer {admin_key}"}
     )
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    raw = await resp.read()
+    assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 byte order mark, for Excel"
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert len(rows) == 32
     by_id = {r["call_id"]: r for r in rows}
     assert by_id["call007"]["caller_name"] == '\'=HYPERLINK("evil")'
     assert by_id["call001"]["caller"] == "+12025550001"
+    assert by_id["call001"]["caller_display"] == "(202) 555-0001"
+    assert by_id["call001"]["dialed_display"] == "(415) 555-0101"
+    assert by_id["call011"]["caller_name"] == "Caller 11 José Müller"
     assert by_id["call001"]["attribution_gclid"] == "G1"
