@@ -1,6 +1,7 @@
 """Session-create throughput and latency of the real daemon, against a bare aiohttp ceiling.
 
-Run by hand: `.venv/bin/python bench/sessions.py [--seconds 10] [--connections 32]`.
+Run by hand: `.venv/bin/python bench/sessions.py [--seconds 10] [--connections 32 [64 ...]]`;
+with several connection counts each server is measured at each, and the best are compared too.
 Needs `wrk` (apt-get install wrk). Prints requests/s and p50/p99 for both servers, the ratio,
 and checks that every session the daemon answered is in the store after it stopped.
 """
