@@ -16,17 +16,17 @@
   var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|SELECT|OPTION|NOSCRIPT|TEMPLATE|svg)$/;
   var INLINE = /^(A|ABBR|B|BDI|BDO|BIG|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|TT|U|VAR|WBR)$/;
   var pairs = [], map = {}, find = null, sess = null, timer = 0, busy = 0, gone = 0;
-  var queue = [], frame = 0, observer = null, jar = null;
+  var queue = [], frame = 0, observer = null, jar = null, waiting = 0;
 
   function now() { return Date.now(); }
 
   // Storage: a first-party cookie (optionally for a parent domain); localStorage when the
   // browser refuses cookies. One store only: each access is a round trip to the browser process.
-  // `c`: the cookie string when the caller read it already (one read for several keys).
   function cookies() {
     if (jar == null) jar = navigator.cookieEnabled;  // asked once a page: it is a round trip too
     return jar;
   }
+  // `c`: the cookie string when the caller read it already (one read for several keys).
   function read(k, c) {
     try {
       var m = (c == null ? D.cookie : c).match('(?:^|; )' + k + '=([^;]*)');
@@ -215,7 +215,8 @@
     // to 3 s for it rather than lease a second number; the mark goes when that request ends.
     var p = read(PEND, c).split('|');
     tries = tries || 0;
-    if (p[1] == a && now() - p[0] < 3000 && tries < 30) {
+    waiting = p[1] == a && now() - p[0] < 3000 && tries < 30;
+    if (waiting) {
       timer = setTimeout(function () { start(tries + 1); }, 100);
       return;
     }
@@ -259,7 +260,8 @@
     // Same session (maybe kept alive by another tab), a newer one from another tab, or none.
     if (s && sess && s.i == sess.i) { sess = s; beat(s.b + s.h * 1000 - now()); }
     else if (s) use(s);
-    else if (pairs.length) { sess = null; start(); }
+    // A new session after a lease ended, or the wait for another tab's session, cut short.
+    else if (pairs.length || waiting) { sess = null; start(); }
   }
   D.addEventListener('visibilitychange', shown);
   W.addEventListener('pagehide', function () {

@@ -227,3 +227,31 @@ def test_heartbeat_for_a_session_the_gateway_does_not_know_forgets_it(
     visit.page.wait_for_timeout(3500)  # three heartbeat intervals
     assert visit.count("/heartbeat") == 1, "heartbeats went on after the 404"
     assert "ctgw_demo=" not in visit.page.evaluate("document.cookie")
+
+
+def test_tab_hidden_while_waiting_for_another_tabs_session_still_gets_one(
+    gateway: Gateway, cdp_browser: Any
+) -> None:
+    """A tab waiting for another tab's session, hidden meanwhile, asks for its own session when
+    shown again if that other tab's request failed."""
+    context = cdp_browser.contexts[0]
+    held: list[Any] = []
+    context.route("**/v1/sessions", lambda route: held.append(route))
+    first = open_page(context, f"{gateway.url}/demo/")
+    for _ in range(100):
+        if held:
+            break
+        first.page.wait_for_timeout(20)
+    second = open_page(context, f"{gateway.url}/demo/")
+    other = _hide(context, second)
+    held[0].abort()
+    first.page.wait_for_timeout(300)
+    _show(second)
+    for _ in range(100):
+        if len(held) > 1:
+            break
+        second.page.wait_for_timeout(20)
+    assert len(held) == 2, "the shown tab did not ask for a session"
+    held[1].continue_()
+    assert second.numbers()
+    other.close()
