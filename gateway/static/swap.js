@@ -211,11 +211,12 @@
     var s = stored(c), a = tags();
     if (s && (!a || a == s.a)) return use(s);
     if (busy) return;
-    // Another tab of this visitor (same landing tags) is opening a session right now: wait up
-    // to 3 s for it rather than lease a second number; the mark goes when that request ends.
+    // Another tab of this visitor is opening a session this page would keep (same tags, or
+    // this page has none): wait up to 3 s for it rather than lease a second number; the mark
+    // goes when that request ends.
     var p = read(PEND, c).split('|');
     tries = tries || 0;
-    waiting = p[1] == a && now() - p[0] < 3000 && tries < 30;
+    waiting = p.length > 1 && (!a || p[1] == a) && now() - p[0] < 3000 && tries < 30;
     if (waiting) {
       timer = setTimeout(function () { start(tries + 1); }, 100);
       return;

@@ -204,3 +204,18 @@ def test_a_landing_with_other_campaign_tags_does_not_wait(gateway: Gateway, cont
     for route in held:
         route.continue_()
     assert first.numbers() != second.numbers()
+
+
+def test_untagged_tab_opened_at_once_waits_for_the_ad_click_tabs_session(
+    gateway: Gateway, context: Any
+) -> None:
+    """An untagged page keeps the visitor's session, so it also waits for one being opened."""
+    held = _hold_session_requests(context)
+    first = open_page(context, f"{gateway.url}/demo/?utm_source=google&gclid=one")
+    _wait_for(first.page, held, 1)
+    second = open_page(context, f"{gateway.url}/demo/")
+    second.page.wait_for_timeout(300)
+    for route in held:
+        route.continue_()
+    assert second.numbers() == first.numbers()
+    assert len(held) == 1
