@@ -16,6 +16,7 @@ __all__ = ["ApiError", "error_middleware", "error_response", "read_json_object",
 log = structlog.get_logger()
 
 _PUBLIC_SESSION_PATH = "/v1/sessions"
+_AMP_PATH = "/v1/amp/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,11 +76,21 @@ def _cors_of(request: web.Request) -> dict[str, str] | None:
     allowed = request.get(CORS_ORIGIN)
     if allowed:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
-    if request.path.startswith(_PUBLIC_SESSION_PATH) and "Origin" in request.headers:
-        # An error for a page whose origin or site key is not (or no longer) configured: let
-        # the page read it. The body holds no number, and without the grant Chromium adds a
-        # "blocked by CORS policy" console error to the page, on top of the failed request.
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    # An error for a page whose origin or site key is not (or no longer) configured: let the
+    # page read it. The body holds no number, and without the grant Chromium adds a "blocked
+    # by CORS policy" console error to the page, on top of the failed request.
+    if request.path.startswith(_PUBLIC_SESSION_PATH):
         return {"Access-Control-Allow-Origin": "*"}
+    if request.path.startswith(_AMP_PATH):
+        # amp-call-tracking sends credentials, so the grant names the origin, as on success.
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
     return None
 
 

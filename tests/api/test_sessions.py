@@ -218,6 +218,12 @@ async def test_amp_answers_the_amp_call_tracking_contract(client) -> None:
     assert resp.headers["AMP-Access-Control-Allow-Source-Origin"] == ORIGIN
     bad = await client.get("/v1/amp/demo", params={"__amp_source_origin": "https://evil.example"})
     assert bad.status == 403
+    amp_cache = "https://www-demo-plumbing-example.cdn.ampproject.org"
+    typo = await client.get("/v1/amp/typo", headers={**BROWSER, "Origin": amp_cache})
+    assert typo.status == 404
+    # Readable by the AMP runtime (it sends credentials), so no CORS error in the page.
+    assert typo.headers["Access-Control-Allow-Origin"] == amp_cache
+    assert typo.headers["Access-Control-Allow-Credentials"] == "true"
 
 
 async def test_no_number_is_leased_twice_under_concurrency(make_client, tmp_path) -> None:
