@@ -247,8 +247,14 @@
       if (gone || !s || D.visibilityState == 'hidden') return;
       call('/v1/sessions/' + encodeURIComponent(s.i) + '/heartbeat').then(function (r) {
         if (s != sess) return;
-        // The lease has ended or is unknown: forget it; the next show starts a new one.
-        if (r && r.gone) { sess = null; write(KEY, '', 0); return; }
+        // The lease has ended or is unknown: forget it (the next show starts a new one), unless
+        // another tab has stored the visitor's next session: go on with that one.
+        if (r && r.gone) {
+          sess = null;
+          var cur = stored();
+          if (cur && cur.i != s.i) use(cur); else write(KEY, '', 0);
+          return;
+        }
         if (r) { s.b = now(); s.e = r.expires_at || r.expires_in ? expiry(r) : s.e; keep(s); }
         beat(s.h * 1000);
       });

@@ -219,3 +219,28 @@ def test_untagged_tab_opened_at_once_waits_for_the_ad_click_tabs_session(
         route.continue_()
     assert second.numbers() == first.numbers()
     assert len(held) == 1
+
+
+def test_ended_session_in_one_tab_does_not_wipe_the_session_of_another(
+    gateway: Gateway, context: Any
+) -> None:
+    """Tab A's session is superseded when the same visitor lands from an ad click in tab B
+    (returning visitor: same number, new session). A's next heartbeat gets 410; A must not
+    forget B's session, which is the visitor's stored one now, and goes on with it."""
+    first = open_page(context, f"{gateway.url}/demo/")
+    first.numbers()
+    old_id = first.session_id()
+    second = open_page(context, f"{gateway.url}/demo/?utm_source=google&gclid=abc")
+    second.numbers()
+    new_id = second.session_id()
+    assert new_id != old_id
+    second.page.close()  # B stops beating (its beats would rewrite the cookie every second)
+    first.page.wait_for_timeout(2500)  # A beats (1 s interval here), gets its 410
+    cookie = first.page.evaluate("document.cookie")
+    assert f"%22i%22%3A%22{new_id}%22" in cookie, "the visitor's current session was wiped"
+    last = "window.__ctgw.events[window.__ctgw.events.length - 1].detail.session_id"
+    assert first.page.evaluate(last) == new_id, "tab A did not go on with the current session"
+    third = open_page(context, f"{gateway.url}/demo/")
+    third.numbers()
+    assert third.sessions_created() == 0
+    assert third.session_id() == new_id
