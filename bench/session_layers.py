@@ -106,19 +106,9 @@ def main() -> None:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        script = tmp / "post.lua"
-        script.write_text(session_bench.LUA, encoding="utf-8")
-        port = session_bench.free_port()
-        ceiling = subprocess.Popen([sys.executable, "-c", session_bench.CEILING_APP, str(port)])
-        try:
-            session_bench.wait_up(port)
-            session_bench.run_wrk(port, 2, args.connections, script, "/v1/sessions")
-            results["ceiling"] = session_bench.run_wrk(
-                port, args.seconds, args.connections, script, "/v1/sessions"
-            )["rps"]
-        finally:
-            ceiling.send_signal(signal.SIGTERM)
-            ceiling.wait(10)
+        script = session_bench.wrk_script(tmp)
+        top = session_bench.measure_ceiling(script, args.seconds, args.connections)
+        results["ceiling"] = top["rps"]
         port = session_bench.free_port()
         config = session_bench.write_config(tmp, port)
         gateway = subprocess.Popen([sys.executable, __file__, "--serve", str(config)])

@@ -233,17 +233,8 @@ def main() -> None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        script = tmp / "post.lua"
-        script.write_text(session_bench.LUA, encoding="utf-8")
-        port = session_bench.free_port()
-        ceiling = subprocess.Popen([sys.executable, "-c", session_bench.CEILING_APP, str(port)])
-        try:
-            session_bench.wait_up(port)
-            session_bench.run_wrk(port, 2, args.connections, script)
-            top = session_bench.run_wrk(port, args.seconds, args.connections, script)
-        finally:
-            ceiling.send_signal(signal.SIGTERM)
-            ceiling.wait(10)
+        script = session_bench.wrk_script(tmp)
+        top = session_bench.measure_ceiling(script, args.seconds, args.connections)
         port = session_bench.free_port()
         config = session_bench.write_config(tmp, port)
         sock = tmp / "owner.sock"

@@ -129,6 +129,26 @@ def run_wrk(
     }
 
 
+def wrk_script(tmp: Path) -> Path:
+    """The wrk script that posts the session body."""
+    script = tmp / "post.lua"
+    script.write_text(LUA, encoding="utf-8")
+    return script
+
+
+def measure_ceiling(script: Path, seconds: int, connections: int) -> dict[str, float]:
+    """The bare aiohttp handler in its own process, warmed up, then measured with wrk."""
+    port = free_port()
+    ceiling = subprocess.Popen([sys.executable, "-c", CEILING_APP, str(port)])
+    try:
+        wait_up(port)
+        run_wrk(port, 2, connections, script)  # warm-up
+        return run_wrk(port, seconds, connections, script)
+    finally:
+        ceiling.send_signal(signal.SIGTERM)
+        ceiling.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -145,19 +165,10 @@ def main() -> None:
     levels: list[int] = args.connections
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        script = tmp / "post.lua"
-        script.write_text(LUA, encoding="utf-8")
+        script = wrk_script(tmp)
         results: dict[tuple[str, int], dict[str, float]] = {}
-        ceiling_port = free_port()
-        ceiling = subprocess.Popen([sys.executable, "-c", CEILING_APP, str(ceiling_port)])
-        try:
-            wait_up(ceiling_port)
-            for level in levels:
-                run_wrk(ceiling_port, 2, level, script)  # warm-up
-                results["ceiling", level] = run_wrk(ceiling_port, args.seconds, level, script)
-        finally:
-            ceiling.send_signal(signal.SIGTERM)
-            ceiling.wait(10)
+        for level in levels:
+            results["ceiling", level] = measure_ceiling(script, args.seconds, level)
         port = free_port()
         config = write_config(tmp, port)
         daemon = subprocess.Popen(
