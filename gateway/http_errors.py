@@ -82,7 +82,8 @@ def _cors_of(request: web.Request) -> dict[str, str] | None:
     # An error for a page whose origin or site key is not (or no longer) configured: let the
     # page read it. The body holds no number, and without the grant Chromium adds a "blocked
     # by CORS policy" console error to the page, on top of the failed request.
-    if request.path.startswith(_PUBLIC_SESSION_PATH):
+    # POST only: the page's own calls (open, heartbeat), not the admin API's GET of a session.
+    if request.method == "POST" and request.path.startswith(_PUBLIC_SESSION_PATH):
         return {"Access-Control-Allow-Origin": "*"}
     if request.path.startswith(_AMP_PATH):
         # amp-call-tracking sends credentials, so the grant names the origin, as on success.
