@@ -11,7 +11,15 @@ from aiohttp import web
 
 from gateway.appkeys import CONFIG, CORS_ORIGIN
 
-__all__ = ["ApiError", "error_middleware", "error_response", "read_json_object", "text_field"]
+__all__ = [
+    "ApiError",
+    "error_body",
+    "error_cors",
+    "error_middleware",
+    "error_response",
+    "read_json_object",
+    "text_field",
+]
 
 log = structlog.get_logger()
 
@@ -47,8 +55,12 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message}})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+    return web.Response(
+        status=status,
+        text=error_body(code, message),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 @web.middleware
@@ -73,19 +85,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _cors_of(request: web.Request) -> dict[str, str] | None:
-    allowed = request.get(CORS_ORIGIN)
+    return error_cors(
+        request.method, request.path, request.headers.get("Origin"), request.get(CORS_ORIGIN)
+    )
+
+
+def error_cors(
+    method: str, path: str, origin: str | None, allowed: str | None
+) -> dict[str, str] | None:
+    """The CORS headers of an error answer: `allowed` is the origin the site allowed, if any."""
     if allowed:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
-    origin = request.headers.get("Origin")
     if origin is None:
         return None
     # An error for a page whose origin or site key is not (or no longer) configured: let the
     # page read it. The body holds no number, and without the grant Chromium adds a "blocked
     # by CORS policy" console error to the page, on top of the failed request.
     # POST only: the page's own calls (open, heartbeat), not the admin API's GET of a session.
-    if request.method == "POST" and request.path.startswith(_PUBLIC_SESSION_PATH):
+    if method == "POST" and path.startswith(_PUBLIC_SESSION_PATH):
         return {"Access-Control-Allow-Origin": "*"}
-    if request.path.startswith(_AMP_PATH):
+    if path.startswith(_AMP_PATH):
         # amp-call-tracking sends credentials, so the grant names the origin, as on success.
         return {
             "Access-Control-Allow-Origin": origin,
@@ -93,6 +112,11 @@ def _cors_of(request: web.Request) -> dict[str, str] | None:
             "Vary": "Origin",
         }
     return None
+
+
+def error_body(code: str, message: str) -> str:
+    """The JSON body of every error answer."""
+    return json.dumps({"error": {"code": code, "message": message}})
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

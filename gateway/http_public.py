@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -10,8 +12,9 @@ from aiohttp import web
 
 from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
 from gateway.db import StoreError, ts
-from gateway.http_errors import ApiError, read_json_object, text_field
+from gateway.http_errors import ApiError, error_body, error_cors, read_json_object, text_field
 from gateway.sessions import (
+    Opening,
     SessionAnswer,
     SessionDesk,
     SessionEnded,
@@ -21,7 +24,15 @@ from gateway.sessions import (
 from gateway.sites import SiteEntry
 from numberpool.visit import visit_from_url
 
-__all__ = ["add_public_routes"]
+__all__ = [
+    "SessionReply",
+    "SessionRequest",
+    "add_public_routes",
+    "begin_session",
+    "finish_session",
+    "read_session_request",
+    "session_error",
+]
 
 log = structlog.get_logger()
 
@@ -92,8 +103,37 @@ async def open_session(request: web.Request) -> web.Response:
     return await answer_session(request, request.app[DESK])
 
 
-async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
-    """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store)."""
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A checked POST /v1/sessions: what the page sent, and the two headers that matter."""
+
+    site: str
+    url: str
+    referrer: str
+    visitor_id: str
+    user_agent: str
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReply:
+    """The answer to a POST /v1/sessions, ready to send (or to pass to an HTTP front)."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+
+    def response(self) -> web.Response:
+        return web.Response(
+            status=self.status,
+            text=self.body,
+            content_type="application/json",
+            headers=self.headers,
+        )
+
+
+async def read_session_request(request: web.Request) -> SessionRequest:
+    """Read and check the request: every check that needs no site settings (HTTP fronts too)."""
     # Any content type is read as JSON, so the script can send text/plain and skip a preflight.
     data = await read_json_object(request)
     site_key = text_field(data, "site", max_len=64, required=True)
@@ -102,25 +142,65 @@ async def answer_session(request: web.Request, desk: SessionDesk) -> web.Respons
     visitor_id = text_field(data, "visitor_id", max_len=64)
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
-    entry = desk.sites.get(site_key)
+    return SessionRequest(
+        site_key,
+        url,
+        referrer,
+        visitor_id,
+        request.headers.get("User-Agent", "")[:_MAX_UA],
+        request.headers.get("Origin"),
+    )
+
+
+def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, SiteEntry]:
+    """Check the site and origin, and queue the session for the desk's next batch."""
+    entry = desk.sites.get(req.site)
     if entry is None:
-        raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}")
-    headers = _check_origin(request, entry)
-    user_agent = request.headers.get("User-Agent", "")[:_MAX_UA]
-    visit = visit_from_url(url, referrer, user_agent)
+        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}")
+    if req.origin is not None and req.origin not in entry.allowed_origins:
+        raise ApiError(
+            403, "origin_not_allowed", f"origin {req.origin[:200]} is not allowed for this site"
+        )
+    visit = visit_from_url(req.url, req.referrer, req.user_agent)
     try:
-        answer = await desk.open(site_key, visit, visitor_id or None)
+        return desk.begin(req.site, visit, req.visitor_id or None), entry
     except UnknownSite:
-        raise ApiError(404, "unknown_site", f"no site has the key {site_key!r}") from None
+        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}") from None
+
+
+def finish_session(
+    desk: SessionDesk, req: SessionRequest, job: Opening, entry: SiteEntry
+) -> SessionReply:
+    """The answer once the session's commit is done (ApiError 503 when it failed)."""
+    try:
+        answer = desk.finish(job)
+    except UnknownSite:
+        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}") from None
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
-    log.debug("session_opened", session_id=answer.session.session_id, site=site_key)
-    return web.Response(
-        status=201,
-        text=_session_body(answer, entry, desk.clock.now()),
-        content_type="application/json",
-        headers={**headers, **_NO_STORE},
-    )
+    log.debug("session_opened", session_id=answer.session.session_id, site=req.site)
+    headers = dict(_NO_STORE)
+    if req.origin is not None:
+        headers["Access-Control-Allow-Origin"] = req.origin
+        headers["Vary"] = "Origin"
+    return SessionReply(201, _session_body(answer, entry, desk.clock.now()), headers)
+
+
+def session_error(error: ApiError, req: SessionRequest, *, allowed: bool) -> SessionReply:
+    """An error answer as the error middleware would give it (`allowed`: origin passed)."""
+    cors = error_cors("POST", "/v1/sessions", req.origin, req.origin if allowed else None)
+    return SessionReply(error.status, error_body(error.code, error.message), cors or {})
+
+
+async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
+    """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store)."""
+    req = await read_session_request(request)
+    job, entry = begin_session(desk, req)
+    if req.origin is not None:
+        request[CORS_ORIGIN] = req.origin  # errors from here on carry the grant too
+    with contextlib.suppress(Exception):  # finish_session raises it as an ApiError
+        await job.done
+    return finish_session(desk, req, job, entry).response()
 
 
 async def heartbeat(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -23,6 +24,7 @@ from numberpool.visit import VisitContext
 
 __all__ = [
     "LiveSession",
+    "Opening",
     "SessionAnswer",
     "SessionDesk",
     "SessionEnded",
@@ -106,7 +108,7 @@ class SessionAnswer:
 
 
 @dataclass
-class _Opening:
+class Opening:
     """A session asked for, waiting for the next batch to decide it and commit it."""
 
     site_key: str
@@ -157,7 +159,7 @@ class SessionDesk:
         self.new_id = ids
         self.live: dict[str, LiveSession] = {}
         self._fingerprint = ""
-        self._opening: list[_Opening] = []
+        self._opening: list[Opening] = []
         self._open_scheduled = False
 
     async def open(
@@ -174,25 +176,46 @@ class SessionDesk:
         The sessions asked for in one pass of the event loop are decided together, one after
         another, then committed together (see `_open_batch`).
         """
+        job = self.begin(site_key, visit, visitor_id, heartbeats=heartbeats)
+        with contextlib.suppress(Exception):  # finish() raises it, after releasing the numbers
+            await job.done
+        return self.finish(job)
+
+    def begin(
+        self,
+        site_key: str,
+        visit: VisitContext,
+        visitor_id: str | None,
+        *,
+        heartbeats: bool = True,
+    ) -> Opening:
+        """Queue a session for the next batch; `finish(job)` once `job.done` is done.
+
+        For callers that open many sessions at once (the lease channel of the HTTP fronts):
+        they wait on all the futures together instead of one task per session.
+        """
         if site_key not in self.sites:
             raise UnknownSite(site_key)
         loop = asyncio.get_running_loop()
-        job = _Opening(site_key, visit, visitor_id, heartbeats, loop.create_future())
+        job = Opening(site_key, visit, visitor_id, heartbeats, loop.create_future())
         self._opening.append(job)
         if not self._open_scheduled:
             self._open_scheduled = True
             loop.call_soon(self._open_batch)
-        try:
-            await job.done
-        except StoreError:
-            # The page must not show a number the store does not know is leased.
-            if job.answer is not None:
+        return job
+
+    def finish(self, job: Opening) -> SessionAnswer:
+        """The answer of a job whose commit is done; raises what failed it (StoreError after
+        releasing its numbers: the page must not show a number the store does not know)."""
+        error = job.done.exception()
+        if error is not None:
+            if isinstance(error, StoreError) and job.answer is not None:
                 self._release(job.answer, job.at)
-            raise
+            raise error
         answer = job.answer
         assert answer is not None  # set before the commit was queued
         self.live[answer.session.session_id] = answer.session
-        self.metrics.inc("ctgw_sessions_total", site=site_key)
+        self.metrics.inc("ctgw_sessions_total", site=job.site_key)
         return answer
 
     def _open_batch(self) -> None:
@@ -212,7 +235,7 @@ class SessionDesk:
             except Exception as exc:  # a bug or a closed store: that request fails, not the rest
                 job.done.set_exception(exc)
 
-    def _decide(self, job: _Opening) -> list[Write]:
+    def _decide(self, job: Opening) -> list[Write]:
         """Lease the numbers of one new session; its answer goes on the job, its rows back."""
         entry = self.sites.get(job.site_key)
         if entry is None:
