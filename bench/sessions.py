@@ -65,13 +65,14 @@ def wait_up(port: int) -> None:
     raise SystemExit(f"server on {port} did not start")
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, workers: int = 0) -> Path:
     numbers = [f"+1{area}555{i:04d}" for area in (415, 212, 312) for i in range(0, 3000)]
     path = tmp / "bench.toml"
     path.write_text(
         f"""
 [http]
 port = {port}
+workers = {workers}
 [store]
 url = "sqlite:///{tmp / "bench.db"}"
 [log]
@@ -159,6 +160,12 @@ def main() -> None:
         default=[32],
         help="wrk connections; several values measure each server at each and compare the best",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="[http] workers of the measured daemon (0: one process answers HTTP itself)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
@@ -170,7 +177,7 @@ def main() -> None:
         for level in levels:
             results["ceiling", level] = measure_ceiling(script, args.seconds, level)
         port = free_port()
-        config = write_config(tmp, port)
+        config = write_config(tmp, port, args.workers)
         daemon = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
         )
@@ -191,6 +198,7 @@ def main() -> None:
         stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
         leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
         db.close()
+    print(f"daemon   [http] workers = {args.workers}")
     for (name, level), r in results.items():
         print(
             f"{name:8s} {level:4d} conns {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "

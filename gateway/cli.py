@@ -23,6 +23,8 @@ from gateway.app import create_app, describe_urls
 from gateway.config import Config, ConfigError, load_config
 from gateway.db import Database, StoreError, Write, sqlite_path, ts
 from gateway.doctor_asterisk import check_asterisk_config
+from gateway.fronts import listening_socket, serving_fronts
+from gateway.http_front import run_front
 from gateway.logs import configure_logging
 from gateway.phone import InvalidNumber, normalise
 from gateway.sites import load_sites, pool_id_for, seed_sites
@@ -50,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="TOML config (default conf/gateway.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", parents=[common], help="run the gateway")
+    front = sub.add_parser("front", parents=[common], help="(started by serve: an HTTP front)")
+    front.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
+    front.add_argument("--channel", required=True, help="the lease channel's Unix socket")
+    front.add_argument("--core", required=True, help="the gateway app's Unix socket")
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="action", required=True)
     db.add_parser("migrate", parents=[common], help="apply pending migrations")
     keys = sub.add_parser("keys", help="admin API keys").add_subparsers(
@@ -105,22 +111,46 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise CliError(
-                f"cannot listen on {config.http.host}:{config.http.port}: {exc.strerror}; "
-                "set [http] port or CTGW_HTTP_PORT"
-            ) from None
-        log.info("gateway_started", config=config.source, **describe_urls(config))
-        await stop.wait()
-        log.info("gateway_stopping")
+        if config.http.workers:
+            try:
+                listener = listening_socket(config.http.host, config.http.port)
+            except OSError as exc:
+                raise CliError(_cannot_listen(config, exc)) from None
+            async with serving_fronts(config, _config_path(args.config), runner, listener):
+                log.info(
+                    "gateway_started",
+                    config=config.source,
+                    http_fronts=config.http.workers,
+                    **describe_urls(config),
+                )
+                await stop.wait()
+                log.info("gateway_stopping")  # the fronts finish their requests first
+        else:
+            site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise CliError(_cannot_listen(config, exc)) from None
+            log.info("gateway_started", config=config.source, **describe_urls(config))
+            await stop.wait()
+            log.info("gateway_stopping")
     finally:
         # Finishes in-flight requests, then runs the cleanup contexts (store closed cleanly).
         await runner.cleanup()
     log.info("gateway_stopped")
     return 0
+
+
+def _cannot_listen(config: Config, exc: OSError) -> str:
+    return (
+        f"cannot listen on {config.http.host}:{config.http.port}: {exc.strerror}; "
+        "set [http] port or CTGW_HTTP_PORT"
+    )
+
+
+async def _front(config: Config, args: argparse.Namespace) -> int:
+    """An HTTP front process, started by `ctgw serve` when `[http] workers` is set."""
+    return await run_front(config, args.fd, Path(args.channel), Path(args.core))
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
@@ -285,6 +315,7 @@ _COMMANDS: dict[
     tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
 ] = {
     ("serve", None): _serve,
+    ("front", None): _front,
     ("db", "migrate"): _migrate,
     ("keys", "create"): _keys_create,
     ("numbers", "add"): _numbers_add,

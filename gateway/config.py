@@ -47,6 +47,10 @@ class HttpSettings:
     port: int = field(default=8080, metadata={"help": "HTTP API port"})
     public_url: str = field(default="", metadata={"help": "URL websites reach us at (for links)"})
     max_body_bytes: int = field(default=16384, metadata={"help": "largest accepted request body"})
+    workers: int = field(
+        default=0,
+        metadata={"help": "HTTP front processes (0: the gateway process answers HTTP itself)"},
+    )
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,8 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError(f"{src}: 'log.level' must be debug, info, warning or error")
     if config.log.format not in ("json", "console"):
         raise ConfigError(f"{src}: 'log.format' must be json or console")
+    if config.http.workers > 64:
+        raise ConfigError(f"{src}: 'http.workers' must be 0-64 (one per core is plenty)")
     for section, port in (("http", config.http.port), ("agi", config.agi.port)):
         if port > 65535:
             raise ConfigError(f"{src}: '{section}.port' must be 0-65535")
