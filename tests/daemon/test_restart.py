@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from gateway.app import create_app
 from gateway.appkeys import DESK
@@ -29,18 +30,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(tmp_path: Path, port: int) -> Path:
+def write_config(tmp_path: Path, port: int, *, workers: int = 0, origin: str = "") -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
 [http]
 port = {port}
+workers = {workers}
 [store]
 url = "sqlite:///{tmp_path / "ctgw.db"}"
 [agi]
 enabled = false
 [[sites]]
 key = "demo"
+allowed_origins = [{f'"{origin}"' if origin else ""}]
 [[sites.pools]]
 target = "+14155550100"
 numbers = [{", ".join(f'"+141555501{i:02d}"' for i in range(1, 11))}]
@@ -82,10 +85,15 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     return proc.returncode, proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
-async def test_sigterm_finishes_requests_and_restart_keeps_leases(tmp_path: Path) -> None:
-    """Every session answered before SIGTERM is stored; after restart its lease still holds."""
+@pytest.mark.parametrize("workers", [0, 1])
+async def test_sigterm_finishes_requests_and_restart_keeps_leases(
+    tmp_path: Path, workers: int
+) -> None:
+    """Every session answered before SIGTERM is stored; after restart its lease still holds.
+
+    With `[http] workers`, the HTTP fronts finish their requests before the gateway stops."""
     port = free_port()
-    config = write_config(tmp_path, port)
+    config = write_config(tmp_path, port, workers=workers)
     proc = await start_daemon(config, port)
     base = f"http://127.0.0.1:{port}"
     try:

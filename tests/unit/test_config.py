@@ -39,6 +39,8 @@ def test_defaults_without_file() -> None:
         ("[http]\nprot = 1\n", "unknown key 'http.prot'"),
         ("[agi]\ndeadline_ms = 'fast'\n", "'agi.deadline_ms' must be an integer"),
         ("[http]\nport = 70000\n", "'http.port' must be 0-65535"),
+        ("[http]\nworkers = 65\n", "'http.workers' must be 0-64"),
+        ("[http]\nworkers = -1\n", "'http.workers' must not be negative"),
         ("[nope]\n", "unknown key 'nope'"),
         ("[[sites]]\nname = 'x'\n", "'sites[0].key' is required"),
         (
