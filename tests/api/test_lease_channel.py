@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from gateway.appkeys import DESK
-from gateway.http_public import SessionRequest
+from gateway.http_public import SessionReply, SessionRequest
 from gateway.lease_channel import (
     CHUNK,
     ChannelClosed,
     LeaseChannel,
+    _read_replies,
+    _reply_frame,
     answer_batch,
     serving_lease_channel,
 )
@@ -112,3 +114,15 @@ def test_buffered_ids_are_unique_time_ordered_hex() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)
     assert len({i[12:] for i in ids}) == 50
+
+
+def test_reply_frames_carry_bodies_byte_for_byte() -> None:
+    replies = [
+        SessionReply(201, '{"a": "José"}', {"Vary": "Origin"}),
+        SessionReply(404, "", {}),
+        SessionReply(503, '{"error": "\\n"}', {"Access-Control-Allow-Origin": "*"}),
+    ]
+    frame = _reply_frame(replies)
+    assert _read_replies(frame[4:]) == replies
+    with pytest.raises(ValueError):
+        _read_replies(frame[4:] + b"x")
