@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -63,6 +64,20 @@ def wait_up(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"server on {port} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (the daemon's HTTP fronts)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def write_config(tmp: Path, port: int, workers: int = 0) -> Path:
@@ -174,6 +189,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         script = wrk_script(tmp)
         results: dict[tuple[str, int], dict[str, float]] = {}
+        cpu: dict[int, dict[str, float]] = {}
         for level in levels:
             results["ceiling", level] = measure_ceiling(script, args.seconds, level)
         port = free_port()
@@ -183,9 +199,15 @@ def main() -> None:
         )
         try:
             wait_up(port)
+            procs = {"gateway": daemon.pid, **{f"front {pid}": pid for pid in children(daemon.pid)}}
             for level in levels:
                 run_wrk(port, 2, level, script)
+                before = {name: cpu_seconds(pid) for name, pid in procs.items()}
                 results["ctgw", level] = run_wrk(port, args.seconds, level, script)
+                cpu[level] = {
+                    name: (cpu_seconds(pid) - before[name]) / args.seconds
+                    for name, pid in procs.items()
+                }
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
                 metrics = resp.read().decode()
         finally:
@@ -208,6 +230,15 @@ def main() -> None:
     for level in levels:
         ratio = results["ctgw", level]["rps"] / results["ceiling", level]["rps"]
         print(f"ratio    {ratio:.2f}x of the bare aiohttp ceiling at {level} connections")
+    for level in levels:
+        rate = results["ctgw", level]["rps"]
+        print(
+            f"cpu      {level:4d} conns  "
+            + ", ".join(
+                f"{name} {cores * 100:.0f} % of a core ({cores * 1e6 / rate:.0f} µs/session)"
+                for name, cores in cpu[level].items()
+            )
+        )
     if len(levels) > 1:
         best = {n: max(results[n, level]["rps"] for level in levels) for n in ("ctgw", "ceiling")}
         print(f"ratio    {best['ctgw'] / best['ceiling']:.2f}x, best against best (target >= 0.5x)")

@@ -79,7 +79,10 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(_HOUSEKEEPING_SECONDS)
             try:
-                desk.prune()
+                more = desk.prune()
+                while more:  # a slice at a time: requests go on in between
+                    await asyncio.sleep(0)
+                    more = desk.prune()
                 await desk.reload_if_changed()
             except Exception:  # keep the loop alive: the next round may succeed
                 log.exception("housekeeping_failed")

@@ -350,3 +350,28 @@ async def test_410_is_readable_by_the_page_after_the_session_was_forgotten(
     resp = await client.post(f"/v1/sessions/{sid}/heartbeat", headers={"Origin": ORIGIN})
     assert resp.status == 410
     assert resp.headers["Access-Control-Allow-Origin"] in (ORIGIN, "*")
+
+
+async def test_prune_forgets_ended_sessions_a_slice_at_a_time(client, clock) -> None:
+    """Ended sessions are forgotten in slices; one kept alive by heartbeats stays, and the
+    store keeps them all."""
+    bodies = [await (await open_session(client)).json() for _ in range(5)]
+    desk = client.app[DESK]
+    kept = bodies[0]["session_id"]
+    clock.advance(seconds=60)
+    resp = await client.post(f"/v1/sessions/{kept}/heartbeat", headers=BROWSER)
+    assert resp.status == 200
+    clock.advance(
+        seconds=75
+    )  # past the others' probation (and its 10 s bucket), not the renewed one
+    assert desk.prune(limit=2) is True  # more are due: the caller yields, then goes on
+    assert 3 <= len(desk.live) <= 4
+    slices = 1
+    while desk.prune(limit=2):
+        slices += 1
+    assert slices >= 2
+    assert set(desk.live) == {kept}
+    clock.advance(minutes=16)  # past the renewed session's grace too
+    assert desk.prune() is False and desk.live == {}
+    stored = client.app[DB].lookup("SELECT count(*) FROM sessions")
+    assert stored is not None and stored[0] == 5
