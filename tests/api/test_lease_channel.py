@@ -126,3 +126,22 @@ def test_reply_frames_carry_bodies_byte_for_byte() -> None:
     assert _read_replies(frame[4:]) == replies
     with pytest.raises(ValueError):
         _read_replies(frame[4:] + b"x")
+
+
+async def test_a_bug_fails_its_own_request_only(make_client, monkeypatch) -> None:
+    client = await make_client()
+    desk = client.app[DESK]
+    decide = desk._decide
+
+    def flaky(job, now, stamps):
+        if job.visitor_id == "buggy-visitor":
+            raise RuntimeError("a bug")
+        return decide(job, now, stamps)
+
+    monkeypatch.setattr(desk, "_decide", flaky)
+    replies = await answer_batch(
+        desk, [request(), request(visitor="buggy-visitor", origin=ORIGIN), request()]
+    )
+    assert [r.status for r in replies] == [201, 500, 201]
+    assert json.loads(replies[1].body)["error"]["code"] == "internal"
+    assert replies[1].headers["Access-Control-Allow-Origin"] == ORIGIN
