@@ -68,7 +68,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     log.info("store_open", url=config.store.url, sites=sorted(desk.sites))
     yield
     await db.close()
-    log.info("store_closed")
+    log.info("store_closed", commits=db.commits)
 
 
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
