@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from gateway.config import Config
 from gateway.http_errors import ApiError, error_middleware
 from gateway.http_public import read_session_request
 from gateway.lease_channel import ChannelClosed, LeaseChannel
+from gateway.process import prepare_runner
 
 __all__ = ["create_front_app", "run_front"]
 
@@ -119,16 +118,10 @@ async def pass_on(request: web.Request) -> web.StreamResponse:
 
 async def run_front(config: Config, listen_fd: int, channel_path: Path, core_path: Path) -> int:
     """Serve on the inherited listening socket until SIGTERM/SIGINT or the core goes away."""
-    gc.set_threshold(50_000, 50, 100)  # as `ctgw serve`
     structlog.contextvars.bind_contextvars(process="http_front")
     listener = socket.socket(fileno=listen_fd)
     app = create_front_app(config, channel_path, core_path)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    runner, stop = await prepare_runner(app)
     channel_closed = asyncio.ensure_future(app[CHANNEL].closed.wait())
     stopping = asyncio.ensure_future(stop.wait())
     try:
