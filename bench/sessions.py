@@ -1,9 +1,11 @@
 """Session-create throughput and latency of the real daemon, against a bare aiohttp ceiling.
 
-Run by hand: `.venv/bin/python bench/sessions.py [--seconds 10] [--connections 32 [64 ...]]`;
-with several connection counts each server is measured at each, and the best are compared too.
+Run by hand: `.venv/bin/python bench/sessions.py [--seconds 10] [--connections 32 [64 ...]]
+[--workers 1]`; with several connection counts each server is measured at each (each level on a
+fresh ceiling process and a fresh daemon with an empty store), and the best are compared too.
 Needs `wrk` (apt-get install wrk). Prints requests/s and p50/p99 for both servers, the ratio,
-and checks that every session the daemon answered is in the store after it stopped.
+the CPU each daemon process used, and checks that every session the daemon answered is in the
+store after it stopped.
 """
 
 from __future__ import annotations
@@ -165,6 +167,35 @@ def measure_ceiling(script: Path, seconds: int, connections: int) -> dict[str, f
         ceiling.wait(10)
 
 
+def measure_daemon(
+    tmp: Path, script: Path, seconds: int, level: int, workers: int
+) -> tuple[dict[str, float], dict[str, float], tuple[int, int, int]]:
+    """`ctgw serve` on a fresh store, warmed up, measured with wrk; then stopped, and its store
+    counted: (wrk figures, cores used by each process, (answered, stored, leases))."""
+    port = free_port()
+    config = write_config(tmp, port, workers)
+    daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config)])
+    try:
+        wait_up(port)
+        procs = {"gateway": daemon.pid, **{f"front {pid}": pid for pid in children(daemon.pid)}}
+        run_wrk(port, 2, level, script)
+        before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+        result = run_wrk(port, seconds, level, script)
+        cores = {name: (cpu_seconds(pid) - before[name]) / seconds for name, pid in procs.items()}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+            metrics = resp.read().decode()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    found = re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', metrics)
+    answered = int(float(found.group(1))) if found else 0
+    db = sqlite3.connect(tmp / "bench.db")
+    stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
+    db.close()
+    return result, cores, (answered, stored, leases)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -185,41 +216,21 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     levels: list[int] = args.connections
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    cpu: dict[int, dict[str, float]] = {}
+    durable: dict[int, tuple[int, int, int]] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         script = wrk_script(tmp)
-        results: dict[tuple[str, int], dict[str, float]] = {}
-        cpu: dict[int, dict[str, float]] = {}
         for level in levels:
+            # Each level on a fresh ceiling and a fresh daemon with an empty store, one after
+            # the other: a daemon kept across levels carries what earlier levels left in it.
             results["ceiling", level] = measure_ceiling(script, args.seconds, level)
-        port = free_port()
-        config = write_config(tmp, port, args.workers)
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
-        )
-        try:
-            wait_up(port)
-            procs = {"gateway": daemon.pid, **{f"front {pid}": pid for pid in children(daemon.pid)}}
-            for level in levels:
-                run_wrk(port, 2, level, script)
-                before = {name: cpu_seconds(pid) for name, pid in procs.items()}
-                results["ctgw", level] = run_wrk(port, args.seconds, level, script)
-                cpu[level] = {
-                    name: (cpu_seconds(pid) - before[name]) / args.seconds
-                    for name, pid in procs.items()
-                }
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
-                metrics = resp.read().decode()
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
-        answered = int(
-            float(re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', metrics).group(1))
-        )  # type: ignore[union-attr]
-        db = sqlite3.connect(tmp / "bench.db")
-        stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
-        leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
-        db.close()
+            run_dir = tmp / f"level-{level}"
+            run_dir.mkdir()
+            results["ctgw", level], cpu[level], durable[level] = measure_daemon(
+                run_dir, script, args.seconds, level, args.workers
+            )
     print(f"daemon   [http] workers = {args.workers}")
     for (name, level), r in results.items():
         print(
@@ -242,11 +253,12 @@ def main() -> None:
     if len(levels) > 1:
         best = {n: max(results[n, level]["rps"] for level in levels) for n in ("ctgw", "ceiling")}
         print(f"ratio    {best['ctgw'] / best['ceiling']:.2f}x, best against best (target >= 0.5x)")
-    verdict = "all committed" if stored >= answered else f"MISSING {answered - stored}"
-    print(
-        f"durable  {stored} sessions and {leases} leases stored; "
-        f"the daemon answered {answered} sessions: {verdict}"
-    )
+    for level, (answered, stored, leases) in durable.items():
+        verdict = "all committed" if stored >= answered else f"MISSING {answered - stored}"
+        print(
+            f"durable  {level:4d} conns  {stored} sessions and {leases} leases stored; "
+            f"the daemon answered {answered} sessions: {verdict}"
+        )
 
 
 if __name__ == "__main__":
