@@ -240,6 +240,11 @@ class Database:
             row = await cursor.fetchone()
             return row
 
+    def flush(self) -> None:
+        """Commit what is queued now instead of at the end of this loop pass: for a caller
+        that holds a whole batch already (the lease channel) and answers it at once."""
+        self._flush()
+
     def _flush(self) -> None:
         """Commit every queued request in one transaction and wake them (on the loop)."""
         self._flush_scheduled = False

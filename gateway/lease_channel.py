@@ -103,8 +103,9 @@ def _request(item: Any) -> SessionRequest:
     return SessionRequest(*item)
 
 
-async def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
-    """Answer many session requests as one batch of the desk: one commit, no task per session."""
+def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
+    """Answer many session requests as one batch of the desk, at once: the decisions and one
+    commit happen in this call, with no task, future wait or loop pass per session or frame."""
     replies: list[SessionReply | None] = [None] * len(requests)
     started: list[tuple[int, Opening, SiteEntry]] = []
     for index, req in enumerate(requests):
@@ -119,7 +120,10 @@ async def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> lis
             continue
         started.append((index, job, entry))
     if started:
-        await asyncio.gather(*(job.done for _, job, _ in started), return_exceptions=True)
+        try:
+            desk.settle()
+        except Exception:  # a bug: the jobs left undone answer 500 below
+            log.exception("lease_channel_settle_failed")
     for index, job, entry in started:
         req = requests[index]
         try:
@@ -135,35 +139,21 @@ async def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> lis
 async def _serve_front(
     desk: SessionDesk, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """One front's connection: frames answered in the order they came."""
-    answers: asyncio.Queue[asyncio.Future[list[SessionReply]] | None] = asyncio.Queue()
-
-    async def send() -> None:
-        while (answer := await answers.get()) is not None:
-            try:
-                replies = await answer
-            except Exception:  # a bug: the front answers 503 when the channel closes
-                log.exception("lease_channel_batch_failed")
-                writer.close()
-                return
-            writer.write(_reply_frame(replies))
-
-    sender = asyncio.create_task(send())
+    """One front's connection: each frame answered as soon as it is read, so the front gets
+    the answers of one frame while the next is decided (answering frames that came together
+    as one batch made the two processes take turns)."""
     try:
         while True:
             items = await _read_frame(reader)
             if not isinstance(items, list):
                 raise ValueError("lease channel frame is not a list")
             requests = [_request(item) for item in items]
-            answers.put_nowait(asyncio.ensure_future(answer_batch(desk, requests)))
+            writer.write(_reply_frame(answer_batch(desk, requests)))
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # the front stopped
     except ValueError as exc:
         log.error("lease_channel_bad_frame", error=str(exc))
     finally:
-        answers.put_nowait(None)
-        with contextlib.suppress(Exception):
-            await sender  # what was asked is still answered (a front drains on stop)
         writer.close()
 
 

@@ -222,7 +222,7 @@ class SessionDesk:
         """Queue a session for the next batch; `finish(job)` once `job.done` is done.
 
         For callers that open many sessions at once (the lease channel of the HTTP fronts):
-        they wait on all the futures together instead of one task per session.
+        they `settle()` the batch and finish every job, with no task or wait per session.
         """
         if site_key not in self.sites:
             raise UnknownSite(site_key)
@@ -233,6 +233,13 @@ class SessionDesk:
             self._open_scheduled = True
             loop.call_soon(self._open_batch)
         return job
+
+    def settle(self) -> None:
+        """Decide the queued sessions and commit them now, without waiting for the end of this
+        loop pass: afterwards every job begun so far is done (`finish` it)."""
+        if self._opening:
+            self._open_batch()
+        self.db.flush()
 
     def finish(self, job: Opening) -> SessionAnswer:
         """The answer of a job whose commit is done; raises what failed it (StoreError after

@@ -35,7 +35,7 @@ def request(site: str = "demo", origin: str | None = None, visitor: str = "") ->
 async def test_a_batch_is_answered_in_order_with_each_request_s_own_outcome(make_client) -> None:
     client = await make_client()
     desk = client.app[DESK]
-    replies = await answer_batch(
+    replies = answer_batch(
         desk,
         [
             request(),
@@ -65,7 +65,7 @@ async def test_a_failed_commit_answers_503_and_frees_the_batch_s_numbers(make_cl
         "CREATE TEMP TRIGGER no_sessions BEFORE INSERT ON sessions"
         " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
-    replies = await answer_batch(desk, [request(origin=ORIGIN), request()])
+    replies = answer_batch(desk, [request(origin=ORIGIN), request()])
     assert [r.status for r in replies] == [503, 503]
     assert json.loads(replies[0].body)["error"]["code"] == "store_unavailable"
     assert replies[0].headers["Access-Control-Allow-Origin"] == ORIGIN  # the origin was allowed
@@ -139,7 +139,7 @@ async def test_a_bug_fails_its_own_request_only(make_client, monkeypatch) -> Non
         return decide(job, now, stamps)
 
     monkeypatch.setattr(desk, "_decide", flaky)
-    replies = await answer_batch(
+    replies = answer_batch(
         desk, [request(), request(visitor="buggy-visitor", origin=ORIGIN), request()]
     )
     assert [r.status for r in replies] == [201, 500, 201]
