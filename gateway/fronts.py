@@ -71,18 +71,21 @@ class HttpFronts:
             for index in range(self._count)
         ]
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs.values() if p.returncode is None]
-
     async def _keep(self, index: int) -> None:
         """Run front `index`; when it dies, start another (backing off if it keeps dying)."""
         loop = asyncio.get_running_loop()
         delay = 0.5
         while not self._stopping:
             started = loop.time()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway", "front", *self._args, pass_fds=(self._fd,)
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "gateway", "front", *self._args, pass_fds=(self._fd,)
+                )
+            except OSError as exc:  # out of processes or files: try again later
+                delay = min(delay * 2, 10.0)
+                log.error("http_front_not_started", front=index, error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
             self._procs[index] = proc
             code = await proc.wait()
             if self._stopping:

@@ -66,6 +66,9 @@ def create_front_app(config: Config, channel_path: Path, core_path: Path) -> web
         app[CORE] = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one client's cookies never reach another's
+            # Pass the client's headers only: the client's Accept-Encoding decides about gzip.
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=300),
         )
         yield

@@ -113,6 +113,10 @@ async def test_fronts_answer_sessions_and_pass_everything_else_on(tmp_path: Path
             assert b"ctgw" in script
             async with http.get(f"{base}/swap.js", headers={"If-None-Match": etag}) as r:
                 assert r.status == 304
+            # A client that does not take gzip gets none: the front adds no header of its own.
+            async with http.get(f"{base}/swap.js", skip_auto_headers=["Accept-Encoding"]) as r:
+                assert r.status == 200 and "Content-Encoding" not in r.headers
+                assert await r.read() == script
             async with http.get(f"{base}/metrics") as r:
                 metrics = await r.text()
             assert 'ctgw_sessions_total{site="demo"} 31' in metrics
