@@ -182,7 +182,7 @@ class Database:
         """Commit what is queued, then close both connections."""
         if not self._closed:
             self._closed = True
-            self._flush()
+            self.flush()
         if self._checkpoint is not None:
             with contextlib.suppress(sqlite3.Error):
                 await self._checkpoint
@@ -223,7 +223,7 @@ class Database:
         self._batch.append(_Pending(writes, done))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         async with self._reader.execute(sql, tuple(params)) as cursor:
@@ -241,12 +241,11 @@ class Database:
             return row
 
     def flush(self) -> None:
-        """Commit what is queued now instead of at the end of this loop pass: for a caller
-        that holds a whole batch already (the lease channel) and answers it at once."""
-        self._flush()
+        """Commit every queued request in one transaction and wake them (on the loop).
 
-    def _flush(self) -> None:
-        """Commit every queued request in one transaction and wake them (on the loop)."""
+        Runs by itself at the end of the loop pass that queued the first write; a caller that
+        holds a whole batch already (the lease channel) calls it to answer the batch at once.
+        """
         self._flush_scheduled = False
         while self._batch:
             batch = self._batch[:_MAX_BATCH]

@@ -51,15 +51,24 @@ def add_public_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
-def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
-    """CORS headers for an allowed origin; 403 for a browser origin the site does not allow."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return {}  # not a browser cross-origin call: CORS does not apply
-    if origin not in entry.allowed_origins:
+def _refuse_origin(origin: str | None, entry: SiteEntry) -> None:
+    """403 for a browser origin the site does not allow (no Origin: CORS does not apply)."""
+    if origin is not None and origin not in entry.allowed_origins:
         raise ApiError(
             403, "origin_not_allowed", f"origin {origin[:200]} is not allowed for this site"
         )
+
+
+def _unknown_site(key: str) -> ApiError:
+    return ApiError(404, "unknown_site", f"no site has the key {key[:64]!r}")
+
+
+def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
+    """CORS headers for an allowed origin; 403 for a browser origin the site does not allow."""
+    origin = request.headers.get("Origin")
+    _refuse_origin(origin, entry)
+    if origin is None:
+        return {}
     request[CORS_ORIGIN] = origin
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
@@ -156,16 +165,13 @@ def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, Site
     """Check the site and origin, and queue the session for the desk's next batch."""
     entry = desk.sites.get(req.site)
     if entry is None:
-        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}")
-    if req.origin is not None and req.origin not in entry.allowed_origins:
-        raise ApiError(
-            403, "origin_not_allowed", f"origin {req.origin[:200]} is not allowed for this site"
-        )
+        raise _unknown_site(req.site)
+    _refuse_origin(req.origin, entry)
     visit = visit_from_url(req.url, req.referrer, req.user_agent)
     try:
         return desk.begin(req.site, visit, req.visitor_id or None), entry
     except UnknownSite:
-        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}") from None
+        raise _unknown_site(req.site) from None
 
 
 def finish_session(
@@ -175,7 +181,7 @@ def finish_session(
     try:
         answer = desk.finish(job)
     except UnknownSite:
-        raise ApiError(404, "unknown_site", f"no site has the key {req.site!r}") from None
+        raise _unknown_site(req.site) from None
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
     log.debug("session_opened", session_id=answer.session.session_id, site=req.site)
@@ -236,7 +242,7 @@ async def amp_number(request: web.Request) -> web.Response:
     desk = request.app[DESK]
     entry = desk.sites.get(site_key)
     if entry is None:
-        raise ApiError(404, "unknown_site", f"no site has the key {site_key[:64]!r}")
+        raise _unknown_site(site_key)
     headers = dict(_NO_STORE)
     origin = request.headers.get("Origin")
     if origin:

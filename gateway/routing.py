@@ -17,7 +17,7 @@ from gateway.agi import AgiRequest, RouteDecision
 from gateway.db import Database, Write, ts
 from gateway.metrics import Metrics
 from gateway.phone import InvalidNumber, normalise
-from gateway.sessions import SessionDesk, new_id
+from gateway.sessions import SessionDesk, id_maker
 from numberpool.clock import Clock
 from numberpool.site import Attribution, AttributionKind
 from numberpool.visit import VisitContext
@@ -104,6 +104,7 @@ class CallRouter:
         self.clock = clock
         self.metrics = metrics
         self.region = region
+        self._new_id = id_maker()
         # Carriers send the same few dialed numbers in the same shapes: parse each shape once.
         self._dialed: dict[str, str] = {}
 
@@ -138,7 +139,7 @@ class CallRouter:
         snapshot = attribution_snapshot(attribution, visit)
         caller = _caller_number(request.caller, self.region)
         name = _clean_name(request.caller_name)
-        call_id = new_id()
+        call_id = self._new_id()
         stamp = ts(at)
         first_time = True
         contact_id = None

@@ -31,7 +31,6 @@ __all__ = [
     "UnknownSession",
     "UnknownSite",
     "id_maker",
-    "new_id",
 ]
 
 log = structlog.get_logger()
@@ -64,19 +63,16 @@ _SETTINGS_FINGERPRINT = (
 _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
 
 
-def new_id() -> str:
-    """A time-ordered id: 48 bits of milliseconds, then 80 random bits, as 32 hex digits.
+def id_maker(buffer_ids: int = 256) -> Callable[[], str]:
+    """A maker of time-ordered ids: 48 bits of milliseconds, then 80 random bits, as 32 hex
+    digits.
 
     Unguessable (it authorises heartbeats), and ordered so that new rows land at the end of
     the primary-key B-tree: random keys dirtied a page per row and made each group commit
-    write about three times as much WAL (measured: 26 -> 12 us per stored session).
+    write about three times as much WAL (measured: 26 -> 12 us per stored session). The
+    random part is read from the OS `buffer_ids` ids at a time, not with a getrandom() system
+    call for each id (two per session).
     """
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
-
-
-def id_maker(buffer_ids: int = 256) -> Callable[[], str]:
-    """`new_id` with the random part read from the OS `buffer_ids` ids at a time: the same
-    ids, without a getrandom() system call for each (two per session)."""
     pool = b""
     at = 0
 
