@@ -245,31 +245,63 @@ class Database:
 
         Runs by itself at the end of the loop pass that queued the first write; a caller that
         holds a whole batch already (the lease channel) calls it to answer the batch at once.
+        Every request queued is answered, whatever goes wrong.
         """
         self._flush_scheduled = False
         while self._batch:
             batch = self._batch[:_MAX_BATCH]
             del self._batch[:_MAX_BATCH]
-            writes = sorted((w for p in batch for w in p.writes), key=_rank)
             try:
-                self._commit(writes)
-            except sqlite3.Error as exc:
-                log.error("store_write_failed", error=str(exc), requests=len(batch))
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(StoreError(f"store write failed: {exc}"))
-                continue
-            self.commits += 1
-            self._since_checkpoint += len(writes)
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_result(None)
+                self._commit_batch(batch)
+            finally:
+                # Even a bug or an interrupt above must not leave a request waiting forever
+                # (a request that never gets its answer holds its connection and memory).
+                _fail(batch, "store write interrupted")
         if self._since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
             self._since_checkpoint = 0
             self._checkpoint = asyncio.get_running_loop().run_in_executor(
                 self._executor, self._checkpoint_wal
             )
             self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """One group commit of `batch`; when a request's rows break it, each on its own."""
+        try:
+            self._commit(sorted((w for p in batch for w in p.writes), key=_rank))
+        except Exception as exc:
+            if len(batch) == 1 or not isinstance(exc, _ROW_ERRORS):
+                log.error("store_write_failed", error=str(exc), requests=len(batch))
+                _fail(batch, f"store write failed: {exc}")
+                return
+            # One request's rows (text that is not UTF-8, an integer over 64 bits, a broken
+            # constraint) must not fail the others it shared the transaction with.
+            log.warning("store_batch_split", error=str(exc), requests=len(batch))
+            self._commit_each(batch)
+            return
+        self._committed(batch)
+
+    def _commit_each(self, batch: list[_Pending]) -> None:
+        """Each request's rows in a transaction of their own: only the bad ones fail."""
+        for at, pending in enumerate(batch):
+            try:
+                self._commit(sorted(pending.writes, key=_rank))
+            except Exception as exc:
+                log.error("store_write_failed", error=str(exc), requests=1)
+                _fail([pending], f"store write failed: {exc}")
+                if not isinstance(exc, _ROW_ERRORS):
+                    # The store itself fails (full, locked, read-only): trying the rest one by
+                    # one would hold the event loop for a busy timeout each.
+                    _fail(batch[at + 1 :], f"store write failed: {exc}")
+                    return
+            else:
+                self._committed([pending])
+
+    def _committed(self, batch: list[_Pending]) -> None:
+        self.commits += 1
+        self._since_checkpoint += sum(len(p.writes) for p in batch)
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_result(None)
 
     def _checkpoint_wal(self) -> None:
         """On the checkpoint thread: copy the WAL into the database without blocking writers."""
@@ -313,6 +345,26 @@ class Database:
 
 def _rank(write: Write) -> int:
     return write.rank
+
+
+# What one request's rows can cause. Any other error is the store's (disk full, locked,
+# corrupt): it fails the whole batch at once.
+_ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    ValueError,  # UnicodeEncodeError: a lone surrogate in text
+    OverflowError,  # an integer over 64 bits
+    TypeError,
+)
+
+
+def _fail(batch: Sequence[_Pending], message: str) -> None:
+    """Answer the requests of `batch` not answered yet with a StoreError."""
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(StoreError(message))
 
 
 _PRAGMAS = (
