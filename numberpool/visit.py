@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-__all__ = ["CLICK_IDS", "UTM_FIELDS", "VisitContext", "visit_from_url"]
+__all__ = ["CLICK_IDS", "UTM_FIELDS", "VisitContext", "url_problem", "visit_from_url"]
+
+# RFC 3986 appendix B: matches every string, so it splits what urlsplit refuses.
+_URI_PARTS = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.S)
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_IDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "bd_vid")
@@ -59,7 +63,7 @@ class VisitContext(NamedTuple):
             if getattr(self, click_id):
                 return source
         if self.referrer:
-            host = urlsplit(self.referrer).hostname or ""
+            host = _split(self.referrer).hostname or ""
             return host.removeprefix("www.")
         return "(direct)"
 
@@ -75,7 +79,7 @@ class VisitContext(NamedTuple):
 
 def visit_from_url(url: str, referrer: str = "", user_agent: str = "") -> VisitContext:
     """Read UTM fields and click ids from `url`; the landing page is the URL without its query."""
-    parts = urlsplit(url)
+    parts = _split(url)
     params = tuple(parse_qsl(parts.query, keep_blank_values=True))
     found: dict[str, str] = {}
     for key, value in params:
@@ -90,3 +94,26 @@ def visit_from_url(url: str, referrer: str = "", user_agent: str = "") -> VisitC
         params=params,
         **found,
     )
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be read as a URL (a broken IPv6 host, a host that NFKC changes), or
+    None when it can; for the edge, which refuses such URLs instead of storing them."""
+    try:
+        _ = urlsplit(url).hostname  # the check is whether reading it raises
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _split(url: str) -> SplitResult:
+    """`url` in its parts, for any text: a URL that urlsplit refuses is split by the RFC 3986
+    pattern instead, so a stored visit with a broken referrer still has a source and a call on
+    its number still gets a route."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        match = _URI_PARTS.match(url)
+        assert match is not None  # the pattern matches every string
+        scheme, netloc, path, query, fragment = match.groups(default="")
+        return SplitResult(scheme.lower(), netloc, path, query, fragment)
