@@ -7,6 +7,7 @@ import asyncio
 import csv
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from gateway.logs import configure_logging
 from gateway.phone import InvalidNumber, normalise
 from gateway.process import prepare_runner
 from gateway.sites import load_sites, pool_id_for, seed_sites
+from gateway.store_file import damaged_store, store_fault
 
 __all__ = ["main"]
 
@@ -84,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    config: Config | None = None
     try:
         config = load_config(_config_path(args.config))
         configure_logging(config.log.level, config.log.format)
@@ -91,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(config, args))
     except (ConfigError, StoreError, CliError) as exc:
         print(f"ctgw: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        # The store opened, then a page of it turned out damaged (or it became read-only).
+        where = sqlite_path(config.store.url) if config else Path("?")
+        print(f"ctgw: error: {store_fault(where, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -263,7 +271,15 @@ async def _doctor(config: Config, args: argparse.Namespace) -> int:
     try:
         path = sqlite_path(config.store.url)
         db = await Database.open(config.store.url)
-        await db.close()
+        try:
+            # Every page, not only the ones a start reads: damage found now, not mid-call.
+            checked = [row[0] for row in await db.fetchall("PRAGMA quick_check")]
+        except sqlite3.Error as exc:
+            checked = [str(exc)]
+        finally:
+            await db.close()
+        if checked != ["ok"]:
+            raise StoreError(damaged_store(path, " ".join(" ".join(checked[:3]).split())))
         print(f"store: ok ({path})")
     except StoreError as exc:
         print(f"store: FAIL {exc}")

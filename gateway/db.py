@@ -15,6 +15,9 @@ from typing import Any, NamedTuple
 import aiosqlite
 import structlog
 
+from gateway.redact import redact_url
+from gateway.store_file import prepare_store_file, store_fault
+
 __all__ = [
     "Database",
     "StoreError",
@@ -70,7 +73,7 @@ def sqlite_path(url: str) -> Path:
     """The file of a `sqlite:///PATH` URL (relative paths are relative to the working dir)."""
     if not url.startswith("sqlite:///"):
         raise StoreError(
-            f"store url {url!r}: only sqlite:///PATH is supported by this build; "
+            f"store url {redact_url(url)!r}: only sqlite:///PATH is supported by this build; "
             "PostgreSQL support is planned for multi-node deployments"
         )
     path = url.removeprefix("sqlite:///")
@@ -147,7 +150,7 @@ class Database:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
 
         def connect() -> sqlite3.Connection:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_store_file(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 for pragma in _PRAGMAS:
@@ -166,7 +169,7 @@ class Database:
             writer = await loop.run_in_executor(executor, connect)
         except (OSError, sqlite3.Error) as exc:
             executor.shutdown(wait=False)
-            raise StoreError(f"cannot open store {path}: {exc}") from None
+            raise StoreError(store_fault(path, exc)) from None
         try:
             reader = await aiosqlite.connect(path, isolation_level=None)
             for pragma in _PRAGMAS:
@@ -175,7 +178,7 @@ class Database:
         except sqlite3.Error as exc:
             await loop.run_in_executor(executor, writer.close)
             executor.shutdown(wait=False)
-            raise StoreError(f"cannot use store {path}: {exc}") from None
+            raise StoreError(store_fault(path, exc)) from None
         return cls(path, writer, executor, reader)
 
     async def close(self) -> None:
