@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.apikeys import create_key
+from gateway.apikeys import KeyNameTaken, create_key, list_keys, revoke_key
 from gateway.app import create_app, describe_urls
 from gateway.config import Config, ConfigError, load_config
 from gateway.db import Database, StoreError, Write, sqlite_path, ts
@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", parents=[common], help="create a key and print it once")
     create.add_argument("name")
+    keys.add_parser("list", parents=[common], help="list keys (never the keys themselves)")
+    revoke = keys.add_parser("revoke", parents=[common], help="revoke a key: refused at once")
+    revoke.add_argument("name")
     numbers = sub.add_parser("numbers", help="tracking numbers").add_subparsers(
         dest="action", required=True
     )
@@ -91,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(_config_path(args.config))
         configure_logging(config.log.level, config.log.format)
         handler = _COMMANDS[(args.command, getattr(args, "action", None))]
-        return asyncio.run(handler(config, args))
+        status = asyncio.run(handler(config, args))
+        sys.stdout.flush()  # here, so that a reader that went away is seen below
+        return status
     except (ConfigError, StoreError, CliError) as exc:
         print(f"ctgw: error: {exc}", file=sys.stderr)
         return 2
@@ -100,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = sqlite_path(config.store.url) if config else Path("?")
         print(f"ctgw: error: {store_fault(where, exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `ctgw numbers list | head`: the reader has all it wanted. Output still buffered
+        # must not fail again when the interpreter flushes it at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE
     except KeyboardInterrupt:
         return 130
 
@@ -169,14 +179,51 @@ async def _with_db(config: Config, work: Callable[[Database], Awaitable[int]]) -
         await db.close()
 
 
+def _key_name(raw: str) -> str:
+    name = raw.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise CliError("key name must be 1-100 printable characters")
+    return name
+
+
 async def _keys_create(config: Config, args: argparse.Namespace) -> int:
-    name = args.name.strip()
-    if not name or len(name) > 100:
-        raise CliError("key name must be 1-100 characters")
+    name = _key_name(args.name)
 
     async def work(db: Database) -> int:
-        print(await create_key(db, name, datetime.now(UTC)))
+        try:
+            key = await create_key(db, name, datetime.now(UTC))
+        except KeyNameTaken:
+            raise CliError(
+                f"an API key named '{name}' exists already: choose another name, or revoke it "
+                f"first with: ctgw keys revoke {name}"
+            ) from None
+        print(key)
         print(f"(API key '{name}' created; it is shown only this once)", file=sys.stderr)
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _keys_list(config: Config, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        keys = await list_keys(db)
+        if not keys:
+            print("no API keys (create one with: ctgw keys create NAME)", file=sys.stderr)
+        for key in keys:
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "live"
+            print(f"{key.name}\tcreated {key.created_at}\t{state}")
+        return 0
+
+    return await _with_db(config, work)
+
+
+async def _keys_revoke(config: Config, args: argparse.Namespace) -> int:
+    name = _key_name(args.name)
+
+    async def work(db: Database) -> int:
+        if not await revoke_key(db, name, datetime.now(UTC)):
+            raise CliError(f"no live API key named '{name}' (see: ctgw keys list)")
+        print(f"API key '{name}' revoked; a running gateway refuses it from now on")
         return 0
 
     return await _with_db(config, work)
@@ -323,6 +370,8 @@ _COMMANDS: dict[
     ("front", None): _front,
     ("db", "migrate"): _migrate,
     ("keys", "create"): _keys_create,
+    ("keys", "list"): _keys_list,
+    ("keys", "revoke"): _keys_revoke,
     ("numbers", "add"): _numbers_add,
     ("numbers", "import"): _numbers_import,
     ("numbers", "list"): _numbers_list,
