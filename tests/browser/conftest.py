@@ -13,7 +13,14 @@ import pytest
 from tests.browser.harness import CustomerSite, Gateway
 
 CHROMIUM = "/usr/bin/chromium"
+# Headless Chromium says "HeadlessChrome", which the gateway's default bot list never leases to;
+# the tests are visitors, so every browser and context they open sends a desktop Chrome's.
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 CHROMIUM_ARGS = [
+    f"--user-agent={DESKTOP_UA}",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -56,7 +63,7 @@ def browser(playwright: Any) -> Iterator[Any]:
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     """A new visitor: its own cookies, storage and cache."""
-    ctx = browser.new_context()
+    ctx = browser.new_context(user_agent=DESKTOP_UA)
     yield ctx
     ctx.close()
 

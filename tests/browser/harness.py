@@ -26,16 +26,22 @@ def free_port() -> int:
 
 
 def gateway_config(
-    port: int, db: Path, origins: list[str], heartbeat_seconds: int = 1, grace_seconds: int = 900
+    port: int,
+    db: Path,
+    origins: list[str],
+    heartbeat_seconds: int = 1,
+    grace_seconds: int = 900,
+    pool_size: int = 40,
+    cooldown_seconds: int = 300,
 ) -> str:
-    """A test config: site `demo` (US numbers) and `demo-uk` (London numbers).
+    """A test config: site `demo` (US numbers) and `demo-uk` (London numbers), `pool_size` each.
 
-    HeadlessChrome is in the default bot list; real visitors are not headless, so the test sites
-    list bot substrings that do not match it instead of faking the browser's user agent.
+    The sites keep the gateway's default bot list (HeadlessChrome is in it): the browsers of the
+    tests send a desktop Chrome user agent (conftest.DESKTOP_UA), as real visitors do.
     """
     allowed = ", ".join(f'"{o}"' for o in origins)
-    us = ", ".join(f'"+141555501{n:02d}"' for n in range(1, 41))
-    uk = ", ".join(f'"+4420794600{n:02d}"' for n in range(1, 21))
+    us = ", ".join(f'"+141555501{n:02d}"' for n in range(1, pool_size + 1))
+    uk = ", ".join(f'"+4420794600{n:02d}"' for n in range(1, pool_size + 1))
     return f"""
 [http]
 host = "127.0.0.1"
@@ -56,7 +62,6 @@ format = "json"
 key = "demo"
 name = "Demo Plumbing Co."
 allowed_origins = [{allowed}]
-bot_user_agents = ["googlebot", "bingbot", "crawler", "spider"]
 
 [[sites.pools]]
 target = "{US_TARGET}"
@@ -64,12 +69,12 @@ numbers = [{us}]
 overflow = "+14155550199"
 heartbeat_seconds = {heartbeat_seconds}
 grace_seconds = {grace_seconds}
+cooldown_seconds = {cooldown_seconds}
 
 [[sites]]
 key = "demo-uk"
 name = "Demo Plumbing Co. London"
 allowed_origins = [{allowed}]
-bot_user_agents = ["googlebot", "bingbot", "crawler", "spider"]
 
 [[sites.pools]]
 target = "{UK_TARGET}"
@@ -77,6 +82,7 @@ numbers = [{uk}]
 overflow = "+442079460099"
 heartbeat_seconds = {heartbeat_seconds}
 grace_seconds = {grace_seconds}
+cooldown_seconds = {cooldown_seconds}
 """
 
 
@@ -118,6 +124,8 @@ class Gateway:
         port: int = 0,
         grace_seconds: int = 900,
         heartbeat_seconds: int = 1,
+        pool_size: int = 40,
+        cooldown_seconds: int = 300,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,6 +139,8 @@ class Gateway:
                 [self.url, *(origins or [])],
                 heartbeat_seconds=heartbeat_seconds,
                 grace_seconds=grace_seconds,
+                pool_size=pool_size,
+                cooldown_seconds=cooldown_seconds,
             )
         )
         self.proc: subprocess.Popen[bytes] | None = None

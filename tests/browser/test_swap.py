@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import DESKTOP_UA
 from tests.browser.harness import UK_TARGET, US_TARGET, Gateway
 from tests.browser.pages import nanp, open_page, uk
 
@@ -129,7 +130,7 @@ def test_two_tabs_of_one_visitor_show_one_number(gateway: Gateway, context: Any)
 
 def test_two_visitors_get_two_numbers(gateway: Gateway, browser: Any) -> None:
     """Two visitors (separate browser contexts) hold different tracking numbers."""
-    one, two = browser.new_context(), browser.new_context()
+    one, two = [browser.new_context(user_agent=DESKTOP_UA) for _ in range(2)]
     try:
         a = _us_number(open_page(one, f"{gateway.url}/demo/").numbers())
         b = _us_number(open_page(two, f"{gateway.url}/demo/").numbers())

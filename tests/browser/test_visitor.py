@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
 from tests.browser.harness import CustomerSite, Gateway
 from tests.browser.pages import open_page
 
@@ -57,7 +57,7 @@ def subdomain_browser(playwright: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def shop_visitor(subdomain_browser: Any) -> Iterator[Any]:
-    ctx = subdomain_browser.new_context()
+    ctx = subdomain_browser.new_context(user_agent=DESKTOP_UA)
     yield ctx
     ctx.close()
 
