@@ -17,6 +17,8 @@
   var INLINE = /^(A|ABBR|B|BDI|BDO|BIG|CITE|CODE|DATA|DFN|EM|FONT|I|KBD|LABEL|MARK|Q|S|SAMP|SMALL|SPAN|STRONG|SUB|SUP|TIME|TT|U|VAR|WBR)$/;
   var pairs = [], map = {}, find = null, sess = null, timer = 0, busy = 0, gone = 0;
   var queue = [], frame = 0, observer = null, jar = null, waiting = 0;
+  // Renewals since the last answered heartbeat, the heartbeat interval, the next renewal's time.
+  var fails = 0, H = 60, next = 0;
 
   function now() { return Date.now(); }
 
@@ -171,6 +173,7 @@
 
   function use(s) {
     sess = s;
+    H = s.h;
     rules(s.n);
     swap();
     watch();
@@ -228,7 +231,12 @@
     if (vid) body.visitor_id = vid;
     call('/v1/sessions', body).then(function (r) {
       if (!gone) write(PEND, '', 0);
-      if (!r || !r.numbers || !r.session_id) return;
+      // A page load tries once; a page showing an ended lease's number tries again, later
+      // (a failed try counts, also when it was not itself started by renew).
+      if (!r || !r.numbers || !r.session_id) {
+        if (pairs.length) { busy = 0; fails = fails || 1; renew(); }
+        return;
+      }
       busy = 0;
       if (r.visitor_id) write('ctgw_vid', r.visitor_id, 31536000);
       use(keep({
@@ -247,18 +255,31 @@
       if (gone || !s || D.visibilityState == 'hidden') return;
       call('/v1/sessions/' + encodeURIComponent(s.i) + '/heartbeat').then(function (r) {
         if (s != sess) return;
-        // The lease has ended or is unknown: forget it (the next show starts a new one), unless
-        // another tab has stored the visitor's next session: go on with that one.
+        // The lease has ended or is unknown: go on with the visitor's next session if another
+        // tab has stored it, else open one now (the number may go to someone else after the
+        // cooldown). Another tab opening one meanwhile is waited for, as on a page load.
         if (r && r.gone) {
-          sess = null;
           var cur = stored();
-          if (cur && cur.i != s.i) use(cur); else write(KEY, '', 0);
+          if (cur && cur.i != s.i) use(cur); else { write(KEY, '', 0); renew(); }
           return;
         }
-        if (r) { s.b = now(); s.e = r.expires_at || r.expires_in ? expiry(r) : s.e; keep(s); }
+        if (r) { fails = 0; s.b = now(); s.e = r.expires_at || r.expires_in ? expiry(r) : s.e; keep(s); }
         beat(s.h * 1000);
       });
     }, Math.max(ms, 0));
+  }
+  // A new session at once, then after 2, 4, 8... heartbeat intervals (10 min at most) while
+  // renewals keep failing: a gateway that ends every lease or refuses sessions sees no loop.
+  function renew() {
+    sess = null;
+    later(fails ? Math.min(H * 1000 * Math.pow(2, fails), 6e5) : 0);
+    fails++;
+  }
+  // Start a session `ms` from now if the page is shown then; else the next show starts it.
+  function later(ms) {
+    clearTimeout(timer);
+    next = now() + ms;
+    timer = setTimeout(function () { if (!gone && D.visibilityState != 'hidden') start(); }, ms);
   }
   function shown() {
     clearTimeout(timer);
@@ -267,8 +288,9 @@
     // Same session (maybe kept alive by another tab), a newer one from another tab, or none.
     if (s && sess && s.i == sess.i) { sess = s; beat(s.b + s.h * 1000 - now()); }
     else if (s) use(s);
-    // A new session after a lease ended, or the wait for another tab's session, cut short.
-    else if (pairs.length || waiting) { sess = null; start(); }
+    // A new session after a lease ended (not before its back-off), or the wait for another
+    // tab's session, cut short.
+    else if (pairs.length || waiting) { sess = null; later(next - now()); }
   }
   D.addEventListener('visibilitychange', shown);
   W.addEventListener('pagehide', function () {

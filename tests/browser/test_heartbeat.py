@@ -149,8 +149,11 @@ def test_lease_ended_while_hidden_renews_once_when_shown(
     assert visit.errors == []
 
 
-def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_browser: Any) -> None:
-    """A 410 stops heartbeats; no new session until the tab is shown again, then exactly one."""
+def test_heartbeat_410_after_a_show_opens_one_new_session_at_once(
+    brief_gateway: Gateway, cdp_browser: Any
+) -> None:
+    """A tab shown again that still holds its lease beats, gets a 410 and opens exactly one new
+    session while it stays shown; no heartbeats go to the ended session after the 410."""
     context = cdp_browser.contexts[0]
     visit = open_page(context, f"{brief_gateway.url}/demo/")
     visit.numbers()
@@ -166,17 +169,19 @@ def test_heartbeat_410_waits_for_the_next_show(brief_gateway: Gateway, cdp_brows
     )
     _hide(context, visit)
     visit.page.wait_for_timeout(4000)
+    old = visit.session_id()
     _show(visit)
-    visit.page.wait_for_timeout(3000)
-    assert visit.count("/heartbeat") >= 1
-    assert visit.sessions_created() == 1, "no new session while the page stays shown"
-    beats = visit.count("/heartbeat")
-    visit.page.wait_for_timeout(2000)
-    assert visit.count("/heartbeat") == beats, "no heartbeats after a 410"
-    _hide(context, visit)
-    _show(visit)
-    visit.page.wait_for_function("() => window.__ctgw.events.length > 1", timeout=3000)
-    assert visit.sessions_created() == 2
+    for _ in range(100):
+        if visit.page.evaluate("window.__ctgw.events.length") > 1:
+            break
+        visit.page.wait_for_timeout(50)
+    assert visit.page.evaluate("window.__ctgw.events.length") > 1, "no new session when shown"
+    renewed = visit.page.evaluate("window.__ctgw.events[1].detail.session_id")
+    assert renewed != old
+    visit.page.wait_for_timeout(2500)
+    assert visit.sessions_created() == 2, "one new session while the page stays shown"
+    assert visit.count(f"/sessions/{old}/heartbeat") == 1, "heartbeats after the 410"
+    assert visit.count(f"/sessions/{renewed}/heartbeat") >= 1
     assert visit.errors == []
 
 
@@ -212,11 +217,11 @@ _FORGE_SESSION = """() => {
 }"""
 
 
-def test_heartbeat_for_a_session_the_gateway_does_not_know_forgets_it(
+def test_heartbeat_for_a_session_the_gateway_does_not_know_opens_a_new_one(
     gateway: Gateway, context: Any
 ) -> None:
-    """A 404 on a heartbeat (the gateway has no such session) ends the session like a 410:
-    no heartbeats every interval for a number the gateway does not hold for this visitor."""
+    """A 404 on a heartbeat (the gateway has no such session) ends the session like a 410: no
+    more heartbeats for it; a new session is opened at once and stored for the visitor."""
     first = open_page(context, f"{gateway.url}/demo/")
     first.numbers()
     first.page.evaluate(_FORGE_SESSION)
@@ -224,9 +229,13 @@ def test_heartbeat_for_a_session_the_gateway_does_not_know_forgets_it(
     visit = open_page(context, f"{gateway.url}/demo/")
     visit.numbers()
     assert visit.sessions_created() == 0, "the forged session was used from the cookie"
+    forged = "0" * 32
     visit.page.wait_for_timeout(3500)  # three heartbeat intervals
-    assert visit.count("/heartbeat") == 1, "heartbeats went on after the 404"
-    assert "ctgw_demo=" not in visit.page.evaluate("document.cookie")
+    assert visit.count(f"/sessions/{forged}/heartbeat") == 1, "heartbeats went on after the 404"
+    assert visit.sessions_created() == 1
+    renewed = visit.page.evaluate("window.__ctgw.events[1].detail.session_id")
+    assert renewed != forged
+    assert f"%22i%22%3A%22{renewed}%22" in visit.page.evaluate("document.cookie")
 
 
 def test_tab_hidden_while_waiting_for_another_tabs_session_still_gets_one(
