@@ -5,7 +5,11 @@
 
   function show(numbers) {
     if (!status || !numbers || !numbers.length) return;
-    status.textContent = 'Tracking number for this visit: ' +
+    var none = numbers.every(function (n) { return n.number === n.target; });
+    // A bot (HeadlessChrome is one) is answered with the site's own numbers: say so.
+    status.textContent = none ? 'No tracking number for this visit, so the numbers stay the ' +
+      'business\'s own (bots get none, and a headless browser counts as one).' :
+      'Tracking number for this visit: ' +
       numbers.map(function (n) { return n.display || n.number; }).join(', ');
   }
   document.addEventListener('ctgw:numbers', function (ev) { show(ev.detail.numbers); });
