@@ -29,6 +29,7 @@ from gateway.phone import InvalidNumber, normalise
 from gateway.process import prepare_runner
 from gateway.sites import load_sites, pool_id_for, seed_sites
 from gateway.store_file import damaged_store, store_fault
+from gateway.systemd import SystemdNotifier
 
 __all__ = ["main"]
 
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _serve(config: Config, args: argparse.Namespace) -> int:
     log = structlog.get_logger()
     runner, stop = await prepare_runner(create_app(config))
+    systemd = SystemdNotifier.from_environ()
     try:
         if config.http.workers:
             try:
@@ -130,6 +132,7 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
                     http_fronts=config.http.workers,
                     **describe_urls(config),
                 )
+                systemd.ready(describe_urls(config)["api"])
                 await stop.wait()
                 log.info("gateway_stopping")  # the fronts finish their requests first
         else:
@@ -139,9 +142,11 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise CliError(_cannot_listen(config, exc)) from None
             log.info("gateway_started", config=config.source, **describe_urls(config))
+            systemd.ready(describe_urls(config)["api"])
             await stop.wait()
             log.info("gateway_stopping")
     finally:
+        systemd.stopping()
         # Finishes in-flight requests, then runs the cleanup contexts (store closed cleanly).
         await runner.cleanup()
     log.info("gateway_stopped")
