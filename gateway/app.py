@@ -18,8 +18,10 @@ from gateway.config import Config, ConfigError
 from gateway.db import Database
 from gateway.http_admin import add_admin_routes
 from gateway.http_errors import error_middleware
+from gateway.http_index import add_index_routes
 from gateway.http_public import add_public_routes
 from gateway.metrics import Metrics
+from gateway.redact import redact_url
 from gateway.routing import CallRouter
 from gateway.sessions import SessionDesk
 from gateway.sites import seed_sites
@@ -48,6 +50,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     add_public_routes(app)
     add_admin_routes(app)
     add_swapjs_routes(app)
+    add_index_routes(app)
     return app
 
 
@@ -65,7 +68,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     app[DESK] = desk
     _describe(metrics, desk)
-    log.info("store_open", url=config.store.url, sites=sorted(desk.sites))
+    log.info("store_open", url=redact_url(config.store.url), sites=sorted(desk.sites))
     yield
     await db.close()
     log.info("store_closed", commits=db.commits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -227,7 +228,9 @@ async def session_show(request: web.Request) -> web.Response:
     )
     if row is None:
         raise ApiError(404, "unknown_session", "no such session")
-    return web.json_response({k: row[k] for k in row.keys()})
+    session = {k: row[k] for k in row.keys()}
+    session["numbers"] = json.loads(row["numbers"])  # stored as JSON text: answered as a list
+    return web.json_response(session)
 
 
 def _time(query: Any, name: str) -> datetime | None:
