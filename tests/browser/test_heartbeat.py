@@ -106,8 +106,9 @@ def test_no_heartbeat_after_pagehide(gateway: Gateway, context: Any) -> None:
 
 @pytest.fixture
 def brief_gateway(tmp_path: Path) -> Iterator[Gateway]:
-    """A gateway whose leases end one second after the last heartbeat."""
-    gw = Gateway(tmp_path, grace_seconds=1)
+    """A gateway whose leases end two seconds after the last heartbeat (one a second): a shown
+    page keeps its lease, a page hidden for longer than that loses it."""
+    gw = Gateway(tmp_path, grace_seconds=2)
     try:
         yield gw.start()
     finally:
