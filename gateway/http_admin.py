@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,10 @@ from numberpool.site import Site
 __all__ = ["add_admin_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# SQLite's OFFSET is a signed 64-bit integer.
+_MAX_OFFSET = 2**63 - 1
+_MAX_SETTING = 10 * 365 * 24 * 3600
 
 
 def admin(handler: Handler) -> Handler:
@@ -114,6 +119,7 @@ async def site_put(request: web.Request) -> web.Response:
     except ConfigError as exc:
         raise ApiError(400, "invalid_site", str(exc).replace("sites[0].", "")) from None
     site = parsed.sites[0]
+    _check_settings(site, "")
     desk = request.app[DESK]
     for other in desk.sites.values():
         if other.site.key == site.key:
@@ -129,6 +135,24 @@ async def site_put(request: web.Request) -> web.Response:
     return web.json_response(
         _site_json(entry.site, entry.name, entry.allowed_origins, now), status=201
     )
+
+
+def _check_settings(settings: Any, where: str) -> None:
+    """400 for an integer setting of a site (durations in seconds, session counts) past ten
+    years of seconds: lease times past the calendar failed every load of the stored site."""
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        key = f"{where}{item.name}"
+        if isinstance(value, int) and not isinstance(value, bool) and value > _MAX_SETTING:
+            raise ApiError(
+                400, "invalid_site", f"'{key}' must be at most {_MAX_SETTING} (ten years)"
+            )
+        if dataclasses.is_dataclass(value):
+            _check_settings(value, f"{key}.")
+        elif isinstance(value, list):
+            for i, entry in enumerate(value):
+                if dataclasses.is_dataclass(entry):
+                    _check_settings(entry, f"{key}[{i}].")
 
 
 async def pools_list(request: web.Request) -> web.Response:
@@ -239,13 +263,31 @@ def _time(query: Any, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # In UTC now, as the store keeps times: 9999-12-31T23:59:59-14:00 is past the calendar.
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError:
         raise ApiError(
             400,
             "invalid_parameter",
             f"'{name}' must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z",
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ApiError(
+            400, "invalid_parameter", f"'{name}' is out of range: give a time within years 1-9999"
+        ) from None
+
+
+def _count(query: Any, name: str, default: int, low: int, high: int) -> int:
+    """An integer parameter: ASCII digits only, within low-high, else a 400 naming it."""
+    text = query.get(name)
+    if text is None:
+        return default
+    # int() would also take '1_0', ' 7' and Arabic digits, and raises past 4300 digits.
+    if text.isascii() and text.isdigit() and len(text) <= len(str(high)):
+        value = int(text)
+        if low <= value <= high:
+            return value
+    raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer from {low} to {high}")
 
 
 def _filter(request: web.Request, max_limit: int) -> CallFilter:
@@ -253,13 +295,8 @@ def _filter(request: web.Request, max_limit: int) -> CallFilter:
     state = q.get("state") or None
     if state is not None and state not in CALL_STATES:
         raise ApiError(400, "invalid_parameter", f"'state' must be one of {', '.join(CALL_STATES)}")
-    try:
-        limit = int(q.get("limit", str(min(100, max_limit))))
-        offset = int(q.get("offset", "0"))
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", "'limit' and 'offset' must be integers") from None
-    if not 1 <= limit <= max_limit or offset < 0:
-        raise ApiError(400, "invalid_parameter", f"'limit' must be 1-{max_limit}, offset >= 0")
+    limit = _count(q, "limit", min(100, max_limit), 1, max_limit)
+    offset = _count(q, "offset", 0, 0, _MAX_OFFSET)
     return CallFilter(
         _time(q, "since"), _time(q, "until"), q.get("site") or None, state, limit, offset
     )

@@ -129,12 +129,73 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_encoding", f"body is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "malformed_json", f"malformed JSON: {exc.msg} at {exc.pos}") from None
+    except _UnfitNumber as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", _TOO_DEEP) from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "body must be a JSON object")
+    # Cheap tests first: only a body with a \u escape can hold a lone surrogate, and only one
+    # with many brackets can nest too deep.
+    deep = text.count("[") + text.count("{") > _MAX_DEPTH
+    if deep or "\\u" in text:
+        _check_tree(data)
     return data
+
+
+# Deeper JSON is no request of ours, and code that walks it recursively would fail on it.
+_MAX_DEPTH = 32
+_TOO_DEEP = f"JSON nested deeper than {_MAX_DEPTH} levels"
+# The largest integer the store holds (64 bits) has 19 digits.
+_MAX_DIGITS = 19
+
+
+class _UnfitNumber(ValueError):
+    """A JSON number the gateway does not take; the message says which."""
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise _UnfitNumber("a number in the body has more than 19 digits")
+    return int(text)
+
+
+def _json_constant(name: str) -> float:
+    raise _UnfitNumber(f"{name} is not a JSON number; send a finite number")
+
+
+def _check_tree(data: dict[str, Any]) -> None:
+    """400 for nesting deeper than _MAX_DEPTH, or a lone surrogate in any key or string (JSON
+    `\\ud800` escapes decode to text that cannot be stored)."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, dict):
+            if depth > _MAX_DEPTH:
+                raise ApiError(400, "malformed_json", _TOO_DEEP)
+            for key, item in value.items():
+                if not _is_text(key):
+                    place = f"'{where[:100]}'" if where else "the body"
+                    raise ApiError(400, "invalid_encoding", f"a key in {place} is not valid UTF-8")
+                stack.append((item, depth + 1, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            if depth > _MAX_DEPTH:
+                raise ApiError(400, "malformed_json", _TOO_DEEP)
+            stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, str) and not _is_text(value):
+            raise ApiError(400, "invalid_encoding", f"'{where[:100]}' is not valid UTF-8")
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with a lone surrogate: it has no UTF-8 form, so it cannot be stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_field(data: dict[str, Any], name: str, *, max_len: int, required: bool = False) -> str:

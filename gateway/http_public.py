@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
 from gateway.db import StoreError, ts
 from gateway.http_errors import ApiError, error_body, error_cors, read_json_object, text_field
+from gateway.http_input import header_text, query_text
 from gateway.sessions import (
     Opening,
     SessionAnswer,
@@ -22,7 +23,7 @@ from gateway.sessions import (
     UnknownSite,
 )
 from gateway.sites import SiteEntry
-from numberpool.visit import visit_from_url
+from numberpool.visit import url_problem, visit_from_url
 
 __all__ = [
     "SessionReply",
@@ -151,12 +152,16 @@ async def read_session_request(request: web.Request) -> SessionRequest:
     visitor_id = text_field(data, "visitor_id", max_len=64)
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
+    for name, value in (("url", url), ("referrer", referrer)):
+        problem = url_problem(value)
+        if problem is not None:
+            raise ApiError(400, "invalid_field", f"'{name}' is not a valid URL: {problem}")
     return SessionRequest(
         site_key,
         url,
         referrer,
         visitor_id,
-        request.headers.get("User-Agent", "")[:_MAX_UA],
+        header_text(request, "User-Agent", _MAX_UA),
         request.headers.get("Origin"),
     )
 
@@ -259,14 +264,14 @@ async def amp_number(request: web.Request) -> web.Response:
             raise ApiError(403, "origin_not_allowed", "__amp_source_origin is not allowed")
         headers["AMP-Access-Control-Allow-Source-Origin"] = source_origin
         headers["Access-Control-Expose-Headers"] = "AMP-Access-Control-Allow-Source-Origin"
-    url = request.query.get("url", "")[:_MAX_URL]
-    if not url.startswith(("http://", "https://")):
+    # An AMP page cannot fix what its runtime sends: unreadable URLs are left out, not refused.
+    url = query_text(request, "url", _MAX_URL)
+    if not url.startswith(("http://", "https://")) or url_problem(url) is not None:
         url = source_origin or "https://amp.invalid/"
-    visit = visit_from_url(
-        url,
-        request.query.get("referrer", "")[:_MAX_URL],
-        request.headers.get("User-Agent", "")[:_MAX_UA],
-    )
+    referrer = query_text(request, "referrer", _MAX_URL)
+    if url_problem(referrer) is not None:
+        referrer = ""
+    visit = visit_from_url(url, referrer, header_text(request, "User-Agent", _MAX_UA))
     try:
         # An AMP page cannot heartbeat: its lease holds for the full grace, not the probation.
         answer = await desk.open(

@@ -168,3 +168,103 @@ async def test_random_input_never_gets_a_server_error(client, admin_key) -> None
             assert "error" in await resp.json()
     assert max(statuses) < 500, sorted(set(statuses))
     assert len({s for s in statuses if 400 <= s < 500}) >= 3  # many kinds of refusal seen
+
+
+_SESSION_START = b'{"site": "demo", "url": "https://www.demo-plumbing.example/", "x": '
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "named"),
+    [
+        (_SESSION_START + b"[" * 990 + b"]" * 990 + b"}", "malformed_json", "nested"),
+        (b"[" * 990 + b"]" * 990, "malformed_json", "nested"),
+        (b'{"a": ' * 990 + b"1" + b"}" * 990, "malformed_json", "nested"),
+        (_SESSION_START + b"1" * 20 + b"}", "malformed_json", "digits"),
+        (_SESSION_START + b"1" * 4301 + b"}", "malformed_json", "digits"),
+        (_SESSION_START + b"-" + b"9" * 5000 + b"}", "malformed_json", "digits"),
+        (_SESSION_START + b"NaN}", "malformed_json", "NaN"),
+        (_SESSION_START + b"-Infinity}", "malformed_json", "Infinity"),
+        (_SESSION_START + b'"\\udcff"}', "invalid_encoding", "'x'"),
+        (b'{"site": "demo", "url": "https://x.example/", "\\ud800": 1}', "invalid_encoding", "key"),
+        (b'{"site": "demo", "url": "http://[::1/"}', "invalid_field", "'url'"),
+        (b'{"site": "demo", "url": "http://a\\u2100/"}', "invalid_field", "'url'"),
+        (
+            b'{"site": "demo", "url": "https://x.example/", "referrer": "http://[bad"}',
+            "invalid_field",
+            "'referrer'",
+        ),
+        (
+            b'{"site": "demo", "url": "https://x.example/", "referrer": "http://a\xe2\x84\x80/"}',
+            "invalid_field",
+            "'referrer'",
+        ),
+    ],
+    ids=[
+        "array-990-deep-in-object",
+        "array-990-deep",
+        "object-990-deep",
+        "int-20-digits",
+        "int-4301-digits",
+        "negative-int-5001-digits",
+        "nan",
+        "minus-infinity",
+        "lone-surrogate-in-unread-field",
+        "lone-surrogate-in-key",
+        "url-broken-ipv6",
+        "url-nfkc-netloc",
+        "referrer-broken-ipv6",
+        "referrer-nfkc-netloc",
+    ],
+)
+async def test_hostile_session_bodies_get_a_4xx_naming_the_problem(client, body, code, named):
+    """Deep nesting, huge numbers, NaN, lone surrogates and unreadable URLs are named 400s."""
+    with capture_logs() as logs:
+        resp = await client.post(
+            "/v1/sessions", data=body, headers={**BROWSER, "Content-Type": "application/json"}
+        )
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == code and named in error["message"]
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+
+
+@pytest.mark.parametrize("path", ["/v1/calls", "/v1/calls.csv"])
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("offset=9223372036854775808", "'offset'"),
+        ("offset=" + "9" * 5000, "'offset'"),
+        ("limit=%D9%A1", "'limit'"),
+        ("limit=1_0", "'limit'"),
+        ("since=9999-12-31T23:59:59-14:00", "'since'"),
+        ("until=0001-01-01T00:00:00%2B01:00", "'until'"),
+        ("since=" + "2" * 5000, "'since'"),
+    ],
+)
+async def test_bad_call_query_parameters_get_a_4xx_naming_them(
+    client, admin_key, path, query, named
+):
+    """Out-of-range offsets, non-ASCII digits and times beyond the calendar are named 400s."""
+    resp = await client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {admin_key}"})
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_parameter" and named in error["message"]
+
+
+@pytest.mark.parametrize("setting", ["heartbeat_seconds", "cooldown_seconds", "grace_seconds"])
+async def test_a_site_setting_past_the_calendar_is_refused_and_stores_nothing(
+    client, admin_key, setting
+) -> None:
+    """A pool duration too large for lease times is a 400 naming it; the sites still load."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    site = {
+        "key": "shop",
+        "pools": [{"target": "+14155550160", "numbers": ["+14155550161"], setting: 10**15}],
+    }
+    resp = await client.post("/v1/sites", json=site, headers=auth)
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_site" and f"'pools[0].{setting}'" in error["message"]
+    assert (await client.get("/v1/sites", headers=auth)).status == 200
+    del site["pools"][0][setting]
+    assert (await client.post("/v1/sites", json=site, headers=auth)).status == 201
