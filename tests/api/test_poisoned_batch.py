@@ -167,3 +167,24 @@ async def test_a_poisoned_write_fails_alone_and_the_call_records_beside_it_commi
         assert len(rows) == 99 and "call-37" not in {row["call_id"] for row in rows}
     finally:
         await db.close()
+
+
+async def test_a_store_that_refuses_writes_fails_the_batch_in_one_try(tmp_path: Path) -> None:
+    """A store-wide failure answers every request at once, without a retry for each."""
+    db = await Database.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        begun: list[str] = []
+        db._writer.set_trace_callback(lambda sql: begun.append(sql) if "BEGIN" in sql else None)
+        db._writer.execute("PRAGMA query_only = 1")  # every write fails: a read-only store
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(20)]
+        for i, done in enumerate(futures):
+            db.submit([Write(_CALL_SQL, (f"call-{i}", "{}"), rank=60)], done)
+        db.flush()
+        assert all(isinstance(f.exception(), StoreError) for f in futures)
+        assert len(begun) == 1  # one group commit tried, not one per request
+        db._writer.execute("PRAGMA query_only = 0")
+        await db.write([Write(_CALL_SQL, ("call-after", "{}"), rank=60)])
+        assert len(await db.fetchall("SELECT call_id FROM calls")) == 1
+    finally:
+        await db.close()
