@@ -79,7 +79,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             exc.status, _CODES.get(exc.status, "error"), message, _cors_of(request)
         )
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and request.transport is None:
+            # The client went away, or its body missed [http] body_timeout_seconds: no one to
+            # answer (this is never sent) and no fault of ours, so no traceback either.
+            return error_response(400, "connection_lost", "the connection closed mid-request")
         log.exception("http_unhandled_error", path=request.path, method=request.method)
         return error_response(500, "internal", "internal error; the gateway logged the details")
 
