@@ -47,6 +47,21 @@ class HttpSettings:
     port: int = field(default=8080, metadata={"help": "HTTP API port"})
     public_url: str = field(default="", metadata={"help": "URL websites reach us at (for links)"})
     max_body_bytes: int = field(default=16384, metadata={"help": "largest accepted request body"})
+    header_timeout_seconds: int = field(
+        default=10, metadata={"help": "time a request's headers may take from its first byte"}
+    )
+    body_timeout_seconds: int = field(
+        default=30, metadata={"help": "time a request's body may take after its headers"}
+    )
+    keepalive_timeout_seconds: int = field(
+        default=75, metadata={"help": "time an idle connection stays open"}
+    )
+    max_connections: int = field(
+        default=10000, metadata={"help": "open connections a process accepts in all"}
+    )
+    max_connections_per_client: int = field(
+        default=256, metadata={"help": "open connections from one client address (0: no cap)"}
+    )
     workers: int = field(
         default=0,
         metadata={"help": "HTTP front processes (0: the gateway process answers HTTP itself)"},
@@ -314,6 +329,11 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError(f"{src}: 'log.level' must be debug, info, warning or error")
     if config.log.format not in ("json", "console"):
         raise ConfigError(f"{src}: 'log.format' must be json or console")
+    for key in ("header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds"):
+        if getattr(config.http, key) == 0:
+            raise ConfigError(f"{src}: 'http.{key}' must be at least 1")
+    if config.http.max_connections == 0:
+        raise ConfigError(f"{src}: 'http.max_connections' must be at least 1")
     if config.http.workers > 64:
         raise ConfigError(f"{src}: 'http.workers' must be 0-64 (one per core is plenty)")
     for section, port in (("http", config.http.port), ("agi", config.agi.port)):
