@@ -100,6 +100,7 @@ bot_user_agents = ["bot"]
 [[sites.pools]]
 target = "+13125550100"
 numbers = {json.dumps(numbers)}
+heartbeat_seconds = 1
 grace_seconds = 1
 probation_seconds = 1
 cooldown_seconds = 0

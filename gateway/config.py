@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.phone import InvalidNumber, normalise
+from gateway.pool_timing import TIMING_DEFAULTS, timing_problem
 
 __all__ = [
     "AgiSettings",
@@ -388,8 +389,10 @@ def _check_semantics(config: Config) -> None:
             if pool.overflow:
                 unique(pool.overflow, f"{pat}.overflow")
             destination(pool.destination, f"{pat}.destination")
-            if pool.heartbeat_seconds == 0:
-                raise ConfigError(f"{src}: '{pat}.heartbeat_seconds' must be at least 1")
+            problem = timing_problem({k: getattr(pool, k) for k in TIMING_DEFAULTS})
+            if problem:
+                key, reason = problem
+                raise ConfigError(f"{src}: '{pat}.{key}' {reason} (pool {site.key}:{pool.target})")
         for j, static in enumerate(site.static_numbers):
             unique(static.number, f"{at}.static_numbers[{j}].number")
             destination(static.destination, f"{at}.static_numbers[{j}].destination")

@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.config import Config, PoolSettings, SiteSettings
+from gateway.config import Config, ConfigError, PoolSettings, SiteSettings
 from gateway.db import Database, Write, ts
 from gateway.phone import display
+from gateway.pool_timing import timing_problem
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import Rule, Site, StaticNumber
 
@@ -170,6 +171,13 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
         if entry is None:
             continue
         settings = json.loads(row["settings"])
+        problem = timing_problem(settings)
+        if problem:
+            key, reason = problem
+            raise ConfigError(
+                f"store: pool {row['pool_id']}: '{key}' {reason}; define the site in the config "
+                "file (the config wins for the sites it names) or correct the pool in the store"
+            )
         if settings.get("destination"):
             entry.destinations[row["pool_id"]] = settings["destination"]
         rules = LeaseRules(
