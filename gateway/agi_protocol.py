@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,15 +22,17 @@ __all__ = [
     "Answer",
     "AnswerKind",
     "env_value",
+    "parse_env",
     "quote",
     "read_answer",
     "read_env",
     "set_variable",
 ]
 
-# Asterisk sends about 25 env lines plus one per argument; 64 leaves room for many arguments.
+# Asterisk sends about 25 env keys plus one per argument; 64 leaves room for many arguments.
+# (Lines that continue a value, such as a caller name with line breaks, do not count.)
 MAX_ENV_LINES = 64
-# One env line holds one caller-controlled value (the caller name is the longest one seen).
+# One env value holds at most this much (a longer caller name is cut, not refused).
 MAX_LINE_BYTES = 2048
 # The whole env block (Asterisk 22 sends about 800 bytes); also the stream's read limit.
 MAX_ENV_BYTES = 16384
@@ -39,6 +42,10 @@ MAX_USAGE_LINES = 200
 MAX_VALUE_CHARS = 256
 
 VARIABLE_NAMES = frozenset({"CTGW_ROUTE", "CTGW_CALL_ID", "CTGW_SOURCE"})
+
+_ENV_NAME = re.compile(r"agi_[a-z0-9_]{1,40}")
+_NAME_KEY = b"agi_calleridname:"
+_AFTER_NAME_KEY = b"agi_callingpres:"
 
 
 class AgiProtocolError(Exception):
@@ -77,27 +84,74 @@ async def _read_line(reader: asyncio.StreamReader) -> str | None:
 
 
 async def read_env(reader: asyncio.StreamReader) -> dict[str, str]:
-    """Read the `agi_name: value` lines of the env block, up to the blank line that ends it."""
+    """Read the env block up to the blank line that ends it, and parse it (`parse_env`)."""
     # One read for the whole block: Asterisk sends it in one write, and a read per line costs
     # a third of the session's time.
+    block = await _read_block(reader)
+    # A caller name holding a blank line ends the block early: the name's end, the
+    # agi_callingpres line Asterisk writes next, is then still to come. Read on for it.
+    while _name_unfinished(block):
+        if len(block) >= MAX_ENV_BYTES:
+            raise AgiProtocolError("env block longer than the limit")
+        block += await _read_block(reader)
+    return parse_env(block)
+
+
+async def _read_block(reader: asyncio.StreamReader) -> bytes:
     try:
-        block = await reader.readuntil(b"\n\n")
+        return await reader.readuntil(b"\n\n")
     except asyncio.IncompleteReadError as exc:
         raise AgiProtocolError("connection closed inside the env block") from exc
     except asyncio.LimitOverrunError as exc:
         raise AgiProtocolError("env block longer than the limit") from exc
-    lines = block[:-2].split(b"\n")
-    if len(lines) > MAX_ENV_LINES:
-        raise AgiProtocolError("env block has too many lines")
+
+
+def _name_unfinished(block: bytes) -> bool:
+    at = block.find(b"\n" + _NAME_KEY) if not block.startswith(_NAME_KEY) else 0
+    return at >= 0 and block.find(b"\n" + _AFTER_NAME_KEY, at) < 0
+
+
+def parse_env(block: bytes) -> dict[str, str]:
+    """The `agi_name: value` lines of an env block (its blank line included or not).
+
+    Asterisk writes values raw, so a caller name with line breaks arrives as several lines,
+    some of which may look like `agi_callerid: +1...`. Asterisk writes agi_calleridname right
+    after agi_callerid and agi_callingpres right after it, and nothing else a caller controls
+    comes before it: so the name is everything from the first agi_calleridname line to the
+    last agi_callingpres line, and a line elsewhere that is not a new `agi_name: value` is the
+    continuation of the value before it. A key is never replaced once read.
+    """
+    lines = block.rstrip(b"\n").split(b"\n")
+    name_at = next((i for i, raw in enumerate(lines) if raw.startswith(_NAME_KEY)), -1)
+    name_end = -1
+    if name_at >= 0:
+        name_end = max(
+            (i for i in range(name_at + 1, len(lines)) if lines[i].startswith(_AFTER_NAME_KEY)),
+            default=-1,
+        )
     env: dict[str, str] = {}
-    for raw in lines:
-        if len(raw) > MAX_LINE_BYTES:
-            raise AgiProtocolError("line longer than the limit")
-        name, sep, value = raw.decode("utf-8", errors="replace").rstrip("\r").partition(":")
-        if not sep or not name.startswith("agi_"):
+    last = ""
+    for index, raw in enumerate(lines):
+        text = raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+        if name_at < index < name_end:
+            env[last] = _joined(env[last], text)  # `last` is agi_calleridname here
+            continue
+        name, sep, value = text.partition(":")
+        if sep and _ENV_NAME.fullmatch(name) and name not in env:
+            if len(env) >= MAX_ENV_LINES:
+                raise AgiProtocolError("env block has too many lines")
+            env[name] = value.removeprefix(" ")
+            last = name
+        elif last:
+            env[last] = _joined(env[last], text)
+        else:
             raise AgiProtocolError("env line is not 'agi_name: value'")
-        env[name] = value.removeprefix(" ")
     return env
+
+
+def _joined(value: str, line: str) -> str:
+    """A value with one more of its lines, bounded like a single line."""
+    return (value + "\n" + line)[:MAX_LINE_BYTES]
 
 
 async def read_answer(reader: asyncio.StreamReader) -> Answer:

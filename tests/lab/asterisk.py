@@ -8,7 +8,9 @@ network namespace, so the loopback ports work both ways.
 
 from __future__ import annotations
 
+import base64
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -75,11 +77,29 @@ def remove_stale_labs(root: Path) -> None:
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A loopback port free right now (never a default telephony port)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port free right now for both TCP and UDP (baresip binds its SIP port on
+    both), outside the kernel's ephemeral range, so no outgoing connection takes it before
+    the test binds it (a port picked by binding port 0 was taken so, under load)."""
+    del kind  # every port returned is free for both kinds
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, 20000)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind(("127.0.0.1", port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
         return port
+    raise RuntimeError("no free loopback port between 10000 and 20000")
+
+
+# Caller names the lab's carriers send (base64: the dialplan cannot write a line break).
+NAME_WITH_ENV_LINES = b"Ada\nagi_callerid: +19995550000\nagi_arg_4: +19995550001\nLovelace"
+NAME_WITH_BLANK_LINES = b"Ada\n\nagi_callerid: +19995550000\n\nLovelace"
+_NAME_ENV_LINES = base64.b64encode(NAME_WITH_ENV_LINES).decode()
+_NAME_BLANK_LINES = base64.b64encode(NAME_WITH_BLANK_LINES).decode()
 
 
 @dataclass(frozen=True)
@@ -201,6 +221,14 @@ class AsteriskLab:
             "#include ctgw.conf\n\n"
             "; What a carrier's inbound context looks like.\n"
             "[test-inbound]\ninclude => ctgw-inbound\n\n"
+            "; Carriers whose caller names hold line breaks (a lookup, a non-SIP trunk): the name\n"
+            "; reaches FastAGI raw, its lines looking like env lines, or ending the env block.\n"
+            "[test-inbound-newline-name]\n"
+            f"exten => _[+0-9]X.,1,Set(CALLERID(name)=${{BASE64_DECODE({_NAME_ENV_LINES})}})\n"
+            " same => n,Goto(ctgw-inbound,${EXTEN},1)\n"
+            "[test-inbound-blank-line-name]\n"
+            f"exten => _[+0-9]X.,1,Set(CALLERID(name)=${{BASE64_DECODE({_NAME_BLANK_LINES})}})\n"
+            " same => n,Goto(ctgw-inbound,${EXTEN},1)\n\n"
             "; Route targets: a checkpoint event saying which one the call reached.\n"
             "[test-dest]\n"
             "exten => _[a-z].,1,UserEvent(CtgwReached,Route: ${EXTEN})\n"

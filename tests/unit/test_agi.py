@@ -20,7 +20,7 @@ ROUTED = [
 
 
 def env_block(script: str = "route", caller_name: bytes = b"Ada Caller", **extra: str) -> bytes:
-    """The env block as Asterisk 22 writes it for the ctgw-lookup leg."""
+    """The env block as Asterisk 22 writes it for the ctgw-lookup leg (captured from 22.10.1)."""
     lines = [
         b"agi_network: yes",
         b"agi_network_script: " + script.encode(),
@@ -32,17 +32,31 @@ def env_block(script: str = "route", caller_name: bytes = b"Ada Caller", **extra
         b"agi_version: 22.10.1",
         b"agi_callerid: +12025550100",
         b"agi_calleridname: " + caller_name,
+        b"agi_callingpres: 0",
+        b"agi_callingani2: 0",
+        b"agi_callington: 0",
+        b"agi_callingtns: 0",
         b"agi_dnid: unknown",
+        b"agi_rdnis: unknown",
         b"agi_context: ctgw-lookup",
         b"agi_extension: +14155550123",
         b"agi_priority: 2",
+        b"agi_enhanced: 0.0",
         b"agi_accountcode: ",
+        b"agi_threadid: 140329112233",
         b"agi_arg_1: 1795591796.0",
         b"agi_arg_2: 1795591796.0",
         b"agi_arg_3: PJSIP/carrier-00000000",
         b"agi_arg_4: +14155550123",
     ]
-    lines += [f"{k}: {v}".encode() for k, v in extra.items()]
+    # An extra value replaces the line of its key where Asterisk writes it, or comes last.
+    for key, value in extra.items():
+        line = f"{key}: {value}".encode()
+        at = next((i for i, old in enumerate(lines) if old.startswith(key.encode() + b":")), None)
+        if at is None:
+            lines.append(line)
+        else:
+            lines[at] = line
     return b"\n".join(lines) + b"\n\n"
 
 
