@@ -1,0 +1,97 @@
+"""Call records stay whole and true: simultaneous callers, late answers, hostile visits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+from gateway.appkeys import AGI, DB
+from gateway.db import from_ts
+from gateway.routing import FALLBACK_ROUTE
+from tests.api.conftest import open_session
+from tests.api.test_call_routing import call_env, routed
+from tests.conftest import FakeClock
+from tests.unit.test_agi import fake_asterisk
+
+
+async def test_simultaneous_calls_from_a_new_caller_share_one_contact(client) -> None:
+    """Three calls from a new number in one group commit make one contact, one first call."""
+    agi = client.app[AGI]
+    answers = await asyncio.gather(
+        *(
+            fake_asterisk(agi, call_env("+14155550150", caller="+12025550177", linkedid=f"5.{i}"))
+            for i in range(3)
+        )
+    )
+    assert all(routed(a)["CTGW_ROUTE"] == "PJSIP/agent1" for a in answers)
+    db = client.app[DB]
+    contacts = await db.fetchall("SELECT contact_id, calls FROM contacts")
+    assert len(contacts) == 1 and contacts[0]["calls"] == 3
+    calls = await db.fetchall("SELECT contact_id, first_time FROM calls")
+    assert {c["contact_id"] for c in calls} == {contacts[0]["contact_id"]}
+    assert sorted(c["first_time"] for c in calls) == [0, 0, 1]
+
+
+def timed_env(number: str, waited: float, timeout: float = 2, linkedid: str = "8.0") -> bytes:
+    """A lookup the caller's channel began `waited` seconds ago and waits `timeout` for."""
+    return call_env(number, linkedid=linkedid).replace(
+        b"\n\n", f"\nagi_arg_5: {time.time() - waited:.3f}\nagi_arg_6: {timeout}\n\n".encode()
+    )
+
+
+async def test_an_answer_later_than_the_callers_wait_is_recorded_as_the_fallback(
+    client, clock: FakeClock
+) -> None:
+    """A lookup read after the dialplan gave up (a frozen gateway) gets no route, and its
+    record says the call went to the fallback, started when the caller dialed."""
+    assert await fake_asterisk(client.app[AGI], timed_env("+14155550150", waited=3.0)) == []
+    row = await client.app[DB].fetchone("SELECT route, started_at, state FROM calls")
+    assert row["route"] == FALLBACK_ROUTE and row["state"] == "ringing"
+    early = clock.now() - from_ts(row["started_at"])
+    assert timedelta(seconds=2.9) < early < timedelta(seconds=4)
+
+
+async def test_a_slow_answer_in_time_is_routed_and_dated_when_the_caller_dialed(
+    client, clock: FakeClock
+) -> None:
+    """A lookup answered within the caller's wait is routed; the record starts at the dial."""
+    commands = await fake_asterisk(client.app[AGI], timed_env("+14155550150", waited=1.0))
+    assert routed(commands)["CTGW_ROUTE"] == "PJSIP/agent1"
+    row = await client.app[DB].fetchone("SELECT route, started_at FROM calls")
+    assert row["route"] == "PJSIP/agent1"
+    early = clock.now() - from_ts(row["started_at"])
+    assert timedelta(seconds=0.9) < early < timedelta(seconds=2)
+
+
+async def test_garbled_lookup_times_are_ignored(client, clock: FakeClock) -> None:
+    """Lookup times that are not numbers or absurd leave the call routed on the gateway's clock."""
+    for i, (began, wait) in enumerate([("nan", "2"), ("1e300", "2"), ("x", "y"), ("-5", "-1")]):
+        env = call_env("+14155550150", linkedid=f"9.{i}").replace(
+            b"\n\n", f"\nagi_arg_5: {began}\nagi_arg_6: {wait}\n\n".encode()
+        )
+        assert routed(await fake_asterisk(client.app[AGI], env))["CTGW_ROUTE"] == "PJSIP/agent1"
+    rows = await client.app[DB].fetchall("SELECT started_at FROM calls")
+    assert [from_ts(r["started_at"]) for r in rows] == [clock.now()] * 4
+
+
+async def test_a_visit_with_a_broken_referrer_still_gets_its_call_routed_and_attributed(
+    client,
+) -> None:
+    """Whatever URL text a visitor sent, the call on its number is routed, recorded, attributed."""
+    for i, referrer in enumerate(
+        ["http://[bad", "http://[::1/", "http://a\u2100/x", "//[", "\x7f"]
+    ):
+        response = await open_session(client, referrer=referrer)
+        if response.status != 201:
+            assert response.status == 400  # refused at the edge: nothing to attribute
+            continue
+        session = await response.json()
+        number = session["numbers"][0]["number"]
+        commands = await fake_asterisk(client.app[AGI], call_env(number, linkedid=f"3.{i}"))
+        assert routed(commands)["CTGW_ROUTE"] == "PJSIP/agent1", referrer
+        row = await client.app[DB].fetchone(
+            "SELECT attribution_kind, session_id FROM calls WHERE linkedid = ?", (f"3.{i}",)
+        )
+        assert row["attribution_kind"] == "active", referrer
+        assert row["session_id"] == session["session_id"]
