@@ -53,6 +53,16 @@ class AgiRequest:
     uniqueid: str
     channel: str
     env: Mapping[str, str]
+    # When the caller's channel began the lookup (Unix time, Asterisk's clock) and how long
+    # it waits for the answer (CTGW_LOOKUP_TIMEOUT): None when the dialplan does not say.
+    lookup_began: float | None = None
+    lookup_timeout_s: float | None = None
+
+    def waited(self, now: float) -> float | None:
+        """Seconds the caller has waited for this answer, by the time `now`; None if unknown."""
+        if self.lookup_began is None:
+            return None
+        return max(0.0, now - self.lookup_began)
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,8 @@ def request_from_env(env: Mapping[str, str]) -> AgiRequest:
     """Build the request from the env block and the arguments ctgw.conf passes.
 
     The lookup runs on a Local channel, so the main channel's linkedid, uniqueid and name come
-    as agi_arg_1..3 and the dialed number as agi_arg_4 (agi_extension is the same number).
+    as agi_arg_1..3 and the dialed number as agi_arg_4 (agi_extension is the same number);
+    agi_arg_5 and 6 are when the lookup began and how long the caller's channel waits for it.
     """
     return AgiRequest(
         dialed=env_value(env, "agi_arg_4") or env_value(env, "agi_extension"),
@@ -81,7 +92,20 @@ def request_from_env(env: Mapping[str, str]) -> AgiRequest:
         uniqueid=env_value(env, "agi_arg_2") or env_value(env, "agi_uniqueid"),
         channel=env_value(env, "agi_arg_3") or env_value(env, "agi_channel"),
         env=dict(env),
+        lookup_began=_number(env_value(env, "agi_arg_5"), 1e9, 1e11),
+        lookup_timeout_s=_number(env_value(env, "agi_arg_6"), 0.1, 600),
     )
+
+
+def _number(text: str, low: float, high: float) -> float | None:
+    """A decimal from the dialplan within [low, high], else None (absent, garbled, absurd)."""
+    if not text or len(text) > 32:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
 
 
 class AgiServer:

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from gateway.agi import start_agi_server
-from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, METRICS
+from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS
 from gateway.call_follower import following_calls
 from gateway.call_ledger import CallLedger
 from gateway.config import Config, ConfigError
@@ -103,7 +103,7 @@ async def _ami(app: web.Application) -> AsyncIterator[None]:
     if not config.ami.enabled:
         yield
         return
-    ledger = CallLedger(app[DB], app[METRICS])
+    ledger = app[LEDGER] = CallLedger(app[DB], app[METRICS])
     async with following_calls(config.ami, ledger, app[CLOCK]) as client:
         app[AMI] = client
         log.info("ami_following", host=config.ami.host, port=config.ami.port)
@@ -116,7 +116,15 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     if not config.agi.enabled:
         yield
         return
-    router = CallRouter(app[DB], app[DESK], app[CLOCK], app[METRICS], config.phone.default_region)
+    ledger = app.get(LEDGER)
+    router = CallRouter(
+        app[DB],
+        app[DESK],
+        app[CLOCK],
+        app[METRICS],
+        config.phone.default_region,
+        follow_up=ledger.writes_for_new_call if ledger is not None else None,
+    )
     try:
         server = await start_agi_server(
             config.agi.host, config.agi.port, router.decide, config.agi.deadline_ms

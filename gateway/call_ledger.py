@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import datetime
 
 import structlog
@@ -20,9 +21,12 @@ log = structlog.get_logger()
 _ABANDON_SECONDS = 15.0
 
 # Only open records change: a finished call is never rewritten by a late or duplicate event.
+# The route is what Asterisk really dialed, as AMI saw it: it corrects the route the gateway
+# decided when the dialplan had given up waiting and dialed its fallback.
 _UPDATE_SQL = (
     "UPDATE calls SET state = ?, agent = ?, answered_at = ?, ended_at = ?, ring_seconds = ?,"
-    " talk_seconds = ?, recording = ?, hangup_cause = ? WHERE linkedid = ? AND ended_at IS NULL"
+    " talk_seconds = ?, recording = ?, hangup_cause = ?, route = coalesce(?, route)"
+    " WHERE linkedid = ? AND ended_at IS NULL"
 )
 _OUTBOX_SQL = "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?)"
 
@@ -35,19 +39,50 @@ def _cause(update: CallUpdate) -> str:
     return f"{update.hangup_cause} {update.hangup_cause_txt or ''}".strip()
 
 
+# Snapshots of calls without a record yet, kept for the route to pick up (newest last).
+_MAX_UNRECORDED = 2000
+
+
 class CallLedger:
     """A `CallSink` writing AMI call snapshots into the calls table, keyed by linkedid."""
 
     def __init__(self, db: Database, metrics: Metrics) -> None:
         self.db = db
         self.metrics = metrics
+        # A gateway that was frozen reads a call's AMI events, even its end, before the lookup
+        # that records the call: the newest snapshot of each such call waits here for it.
+        self._unrecorded: OrderedDict[str, CallUpdate] = OrderedDict()
 
     async def call_updated(self, update: CallUpdate) -> None:
         row = self.db.lookup(
             "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (update.linkedid,)
         )
-        if row is None or row["ended_at"] is not None:
-            return  # not a call the gateway routed, or already final
+        if row is None:
+            # Not (yet) a call the gateway routed: most are other calls; they age out.
+            self._unrecorded[update.linkedid] = update
+            self._unrecorded.move_to_end(update.linkedid)
+            while len(self._unrecorded) > _MAX_UNRECORDED:
+                self._unrecorded.popitem(last=False)
+            return
+        if row["ended_at"] is not None:
+            return  # already final
+        writes = self._writes(update, row["call_id"], row["site"])
+        await self.db.write(writes)
+        log.debug(
+            "call_record_updated",
+            call_id=row["call_id"],
+            state=update.state,
+            agent=update.agent,
+            final=update.final,
+        )
+
+    def writes_for_new_call(self, linkedid: str, call_id: str, site: str) -> list[Write]:
+        """The update of a call AMI followed before its route recorded it, to commit with the
+        record (the route path calls this: no wait, no extra commit)."""
+        update = self._unrecorded.pop(linkedid, None) if linkedid else None
+        return self._writes(update, call_id, site) if update is not None else []
+
+    def _writes(self, update: CallUpdate, call_id: str, site: str) -> list[Write]:
         ended = update.ended_at if update.final else None
         writes = [
             Write(
@@ -61,13 +96,14 @@ class CallLedger:
                     update.talk_seconds,
                     update.recording or "",
                     _cause(update),
+                    update.route,
                     update.linkedid,
                 ),
                 rank=70,
             )
         ]
         if update.final and ended is not None:
-            payload = {"call_id": row["call_id"], "site": row["site"], "state": update.state}
+            payload = {"call_id": call_id, "site": site, "state": update.state}
             writes.append(
                 Write(
                     _OUTBOX_SQL,
@@ -75,15 +111,8 @@ class CallLedger:
                     rank=80,
                 )
             )
-            self.metrics.inc("ctgw_calls_completed_total", site=row["site"], state=update.state)
-        await self.db.write(writes)
-        log.debug(
-            "call_record_updated",
-            call_id=row["call_id"],
-            state=update.state,
-            agent=update.agent,
-            final=update.final,
-        )
+            self.metrics.inc("ctgw_calls_completed_total", site=site, state=update.state)
+        return writes
 
     async def calls_resynced(self, resync: CallsResynced) -> None:
         """Close open records whose calls Asterisk no longer has (ended while nobody listened)."""

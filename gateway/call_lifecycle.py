@@ -46,6 +46,7 @@ class CallUpdate:
     talk_seconds: float | None = None
     recording: str | None = None
     dial_status: str | None = None
+    route: str | None = None  # what the call's first Dial really dialed (gateway or fallback)
     hangup_cause: int | None = None
     hangup_cause_txt: str | None = None
     final: bool = False
@@ -66,6 +67,7 @@ class _Call:
     agent: str | None = None
     recording: str | None = None
     dial_status: str | None = None
+    route: str | None = None
     cause: int | None = None
     cause_txt: str | None = None
     cause_from_main: bool = False
@@ -156,6 +158,13 @@ class CallTracker:
         dest_id = event.get("DestUniqueid")
         endpoint = agent_endpoint(dest)
         if name == "dialbegin":
+            if call.route is None:
+                # The inbound dialplan's Dial comes first: the gateway's route, or the fallback
+                # when the gateway did not answer in time. DialString lacks the technology.
+                tech, sep, _ = dest.partition("/")
+                dialed = event.get("DialString")
+                if sep and dialed:
+                    call.route = f"{tech}/{dialed}"[:_MAX_TEXT]
             call.agent_legs.setdefault(dest_id, endpoint)
             call.ring_started_at = call.ring_started_at or now
             return
@@ -199,6 +208,7 @@ class CallTracker:
             # call's file is empty or absent, so it is not reported.
             recording=call.recording if call.answered_at is not None else None,
             dial_status=call.dial_status,
+            route=call.route,
         )
 
     def _emit(self, call: _Call, update: CallUpdate) -> list[CallUpdate]:

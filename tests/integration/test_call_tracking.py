@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.apikeys import create_key
 from gateway.app import create_app
-from gateway.appkeys import AMI, DB
+from gateway.appkeys import AGI, AMI, DB
 from gateway.calls import find_call
 from gateway.config import parse_config
 from tests.api.conftest import demo_config, open_session
@@ -172,3 +172,46 @@ async def test_after_asterisk_restarts_ami_reconnects_and_completes_the_next_cal
     finally:
         await client.close()
     assert record["state"] == "answered" and "agent1" in record["agent"]
+
+
+@pytest.mark.parametrize(
+    "context", ["test-inbound-newline-name", "test-inbound-blank-line-name"], ids=["lines", "blank"]
+)
+async def test_a_caller_name_with_line_breaks_is_routed_recorded_and_attributed(
+    daemon: TestClient, ami: TestAmi, context: str
+):
+    """Asterisk passes a caller name with line breaks (one line faking agi_callerid) raw into
+    FastAGI: the call is still routed, and recorded with the real caller and its visit."""
+    session = await (await open_session(daemon)).json()
+    number = session["numbers"][0]["number"]
+    call = new_call_id()
+    await ami.originate(number.removeprefix("+"), context, CALLER, call, 2)
+    db = daemon.app[DB]
+    await wait_until(lambda: daemon.app[AGI].outcomes["routed"] >= 1, 10)
+    row = await db.fetchone("SELECT call_id FROM calls WHERE linkedid = ?", (call,))
+    record = await find_call(db, row["call_id"])
+    assert record is not None
+    assert record["caller"] == "+12025550100" and record["dialed"] == number
+    assert record["caller_name"].startswith("Ada ") and record["caller_name"].endswith("Lovelace")
+    assert "\n" not in record["caller_name"]
+    assert record["attribution"]["kind"] == "active"
+    assert record["attribution"]["session_id"] == session["session_id"]
+
+
+async def test_a_call_placed_while_the_gateway_is_frozen_is_recorded_as_the_fallback(
+    following: TestClient, ami: TestAmi, asterisk: AsteriskLab
+):
+    """The gateway freezes (its event loop blocked, as under SIGSTOP) while a call comes in:
+    the dialplan dials its fallback after 2 s; the late record says the fallback (AMI names
+    the fallback's dial string), and starts when the caller dialed, not when it thawed."""
+    session = await (await open_session(following)).json()
+    call = new_call_id()
+    placed = datetime.now(UTC)
+    await ami.originate(session["numbers"][0]["number"], "test-inbound", CALLER, call, 3)
+    time.sleep(3.5)
+    record = await final_record(following, call)
+    row = await following.app[DB].fetchone("SELECT route FROM calls WHERE linkedid = ?", (call,))
+    assert row["route"] == asterisk.fallback
+    started = datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
+    assert abs((started - placed).total_seconds()) < 1.0
+    assert record["attribution"]["session_id"] == session["session_id"]

@@ -332,3 +332,25 @@ def test_call_id_seen_only_on_the_hangup_is_kept(tracker, clock):
         [(0, main("Newchannel")), (1, main("Hangup", ChanVariable="CTGW_CALL_ID=call-9"))],
     )[-1]
     assert final.final and final.call_id == "call-9"
+
+
+def test_the_route_is_what_the_first_dial_really_dialed():
+    """The call's route comes from its first non-lookup DialBegin (technology + DialString),
+    so a call the dialplan sent to its fallback says so; later dials do not change it."""
+    clock = Clock()
+    tracker = CallTracker(clock)
+    fallback = "PJSIP/reception-00000004"
+    updates = run(
+        tracker,
+        clock,
+        [
+            (0, main("Newchannel")),
+            (0.1, dial("DialBegin", LOOKUP, "100.2", DestContext="ctgw-lookup", DialString="x")),
+            (2.1, dial("DialBegin", fallback, "100.4", DialString="reception")),
+            (2.2, dial("DialBegin", AGENT, "100.3", DialString="agent1")),
+            (9, main("Hangup", Cause="16")),
+        ],
+    )
+    assert updates[0].route is None  # not dialed yet
+    assert {u.route for u in updates[1:]} == {"PJSIP/reception"}
+    assert updates[-1].final
