@@ -260,7 +260,8 @@ def _build(cls: type[Any], data: Any, source: str, where: str) -> Any:
     for key in data:
         if key not in known:
             allowed = ", ".join(sorted(known))
-            raise ConfigError(f"{source}: unknown key '{_join(where, key)}' (known: {allowed})")
+            # repr: a quoted TOML key may hold a newline or a control character.
+            raise ConfigError(f"{source}: unknown key {_join(where, key)!r} (known: {allowed})")
     values: dict[str, Any] = {}
     for name, spec in known.items():
         key = _join(where, name)
@@ -337,7 +338,8 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError(f"{src}: 'http.max_connections' must be at least 1")
     if config.http.workers > 64:
         raise ConfigError(f"{src}: 'http.workers' must be 0-64 (one per core is plenty)")
-    for section, port in (("http", config.http.port), ("agi", config.agi.port)):
+    ports = (("http", config.http.port), ("agi", config.agi.port), ("ami", config.ami.port))
+    for section, port in ports:
         if port > 65535:
             raise ConfigError(f"{src}: '{section}.port' must be 0-65535")
     if not (config.store.url.startswith("sqlite:///") or config.store.url.startswith("postgres")):
