@@ -4,18 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= conf/gateway.toml
 
-.PHONY: run test lint typecheck unit install clean
+.PHONY: run test lint typecheck unit install install-test clean
 
+# The runtime package alone: what `make run` needs.
 $(BIN)/ctgw: pyproject.toml
 	@$(PY) -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null || \
 		{ echo "installing python3-venv (needs Python 3.11+)"; apt-get update -qq && \
 		  apt-get install -y -qq python3 python3-venv python3-pip >/dev/null; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e .
 	touch $(BIN)/ctgw
 
+# The test extras on top (pytest, ruff, mypy, playwright, hypothesis): what `make test` needs.
+$(BIN)/pytest: $(BIN)/ctgw pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/pytest
+
 install: $(BIN)/ctgw
+
+install-test: $(BIN)/pytest
 
 run: install
 	@echo "ctgw: demo page  http://127.0.0.1:8080/demo/"
@@ -23,14 +31,14 @@ run: install
 	@echo "ctgw: admin key  $(BIN)/ctgw keys create me --config $(CONFIG)"
 	$(BIN)/ctgw serve --config $(CONFIG)
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check gateway numberpool reports tests bench
 	$(BIN)/ruff format --check gateway numberpool reports tests bench
 
-typecheck: install
+typecheck: install-test
 	$(BIN)/mypy gateway numberpool reports
 
-test: install lint typecheck
+test: install-test lint typecheck
 	bash tests/lab/setup.sh
 	$(BIN)/pytest
 
