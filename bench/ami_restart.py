@@ -1,6 +1,6 @@
 """Evaluate AMI clients across an Asterisk restart: events lost, hangs, reconnect time.
 
-Run by hand, as root, after tests/lab/setup.d/50-ami-eval-asterisk.sh built the root filesystem:
+Run by hand, as root, after tests/lab/setup.sh built the Asterisk root filesystem (docs/lab.md):
 
     .venv/bin/pip install asterisk-ami==0.1.7   # only for this evaluation, not a dependency
     .venv/bin/python -m bench.ami_restart [--calls 3] [--idle 5]

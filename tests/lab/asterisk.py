@@ -29,7 +29,7 @@ CTGW_AMI_SECRET = "ctgw-lab-secret"
 AGENT = "agent1"
 AGENT_SECRET = "agent-secret"
 
-# Modules that fail harmlessly or log noise at start (LAB.md), or that are slow and unused.
+# Modules that fail harmlessly or log noise at start (docs/lab.md), or that are slow and unused.
 _NOLOAD = (
     "res_pjsip_stir_shaken.so",
     "res_stir_shaken.so",

@@ -1,7 +1,7 @@
 """A SIP agent phone for the tests: baresip, headless, registered to the lab's Asterisk over UDP.
 
 It auto-answers (answermode=auto), plays an 8 kHz mono WAV the test writes as its microphone and
-records what it hears to a file: no sound card needed (LAB.md: `ausine` fails at 8 kHz).
+records what it hears to a file: no sound card needed (docs/lab.md: `ausine` fails at 8 kHz).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Asterisk 22 (Debian sid) in a cached root filesystem, and baresip (the agent phone) on the host.
+# Every Asterisk of the tests and benchmarks (the call lab, the AMI eval) runs from this one root
+# filesystem, each with a config directory of its own (docs/lab.md).
 # Idempotent: a complete cache is reused; an interrupted build is never taken for one.
 set -euo pipefail
 
@@ -9,6 +11,12 @@ suite="${CTGW_ASTERISK_SUITE:-sid}"
 if [ "$(id -u)" != 0 ]; then
   echo "lab: asterisk needs root (mmdebstrap --mode=root, chroot); skipped" >&2
   exit 0
+fi
+
+# Earlier versions kept a second copy of it for the AMI eval: 328 MB no longer used.
+if [ -d /var/cache/ctgw-ami-eval/rootfs ]; then
+  umount /var/cache/ctgw-ami-eval/rootfs/proc 2>/dev/null || true
+  rm -rf --one-file-system /var/cache/ctgw-ami-eval
 fi
 
 need=()
@@ -37,7 +45,7 @@ rm -rf --one-file-system "$root".build.*
 tmp="$(mktemp -d "$root.build.XXXXXX")"
 trap 'rm -rf --one-file-system "$tmp"' EXIT
 trap 'exit 1' INT TERM
-# The package index reached here is a snapshot whose Release file has expired (see LAB.md).
+# The package index reached here is a snapshot whose Release file has expired (docs/lab.md).
 mmdebstrap --variant=essential --mode=root --include=asterisk \
   --aptopt='Acquire::Check-Valid-Until "false"' "$suite" "$tmp"
 "$tmp/usr/sbin/asterisk" -V >/dev/null 2>&1 || chroot "$tmp" /usr/sbin/asterisk -V
