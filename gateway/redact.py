@@ -1,16 +1,13 @@
-"""Secrets kept out of logs and error messages: store URL passwords, session ids."""
+"""Secrets kept out of logs and error messages: the password in a store URL."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["redact_url", "session_ref"]
+__all__ = ["redact_url"]
 
 # `password=...` (also `sslpassword=`) in a URL's query or a libpq keyword string.
 _PASSWORD_PARAM = re.compile(r"(?i)(\b[a-z_]*password=)[^&\s]*")
-# How much of a session id a log line may show: its 12 time digits and 4 random ones, enough to
-# find the session by hand, while the 64 random bits that make it unguessable stay out.
-_SESSION_REF_CHARS = 16
 
 
 def redact_url(url: str) -> str:
@@ -27,8 +24,3 @@ def redact_url(url: str) -> str:
             rest = f"{user}:***@{host}"
         url = f"{scheme}://{rest}"
     return _PASSWORD_PARAM.sub(r"\1***", url)
-
-
-def session_ref(session_id: str) -> str:
-    """The loggable part of a session id (the whole id authorises heartbeats)."""
-    return session_id[:_SESSION_REF_CHARS]
