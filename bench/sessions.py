@@ -104,6 +104,9 @@ heartbeat_seconds = 1
 grace_seconds = 1
 probation_seconds = 1
 cooldown_seconds = 0
+# wrk is one address asking as fast as it can: no limit per client.
+[sites.limits]
+client_per_minute = 0
 """,
         encoding="utf-8",
     )

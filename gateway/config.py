@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import os
 import re
 import tomllib
@@ -23,6 +25,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "HttpSettings",
+    "LimitSettings",
     "LogSettings",
     "PhoneSettings",
     "PoolSettings",
@@ -67,6 +70,18 @@ class HttpSettings:
         default=0,
         metadata={"help": "HTTP front processes (0: the gateway process answers HTTP itself)"},
     )
+    trusted_proxies: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "proxy addresses or networks whose X-Forwarded-For names the client"
+            " (e.g. 127.0.0.1, 10.0.0.0/8)"
+        },
+    )
+
+    @functools.cached_property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """`trusted_proxies` parsed once (it is read on every session request)."""
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies)
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,9 @@ class PoolSettings:
     probation_seconds: int = field(
         default=120, metadata={"help": "lease life until the first heartbeat arrives"}
     )
+    amp_lease_seconds: int = field(
+        default=300, metadata={"help": "lease life of an AMP page (it cannot heartbeat)"}
+    )
     require_params: list[str] = field(
         default_factory=list, metadata={"help": "lease only when the URL has one of these"}
     )
@@ -159,6 +177,22 @@ class RuleSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    client_per_minute: int = field(
+        default=20, metadata={"help": "new sessions a minute from one client address (0: no limit)"}
+    )
+    client_burst: int = field(
+        default=20, metadata={"help": "new sessions one client address may open at once"}
+    )
+    site_per_minute: int = field(
+        default=0, metadata={"help": "new sessions a minute from all clients (0: no limit)"}
+    )
+    site_burst: int = field(
+        default=0, metadata={"help": "new sessions all clients may open at once (0: a minute's)"}
+    )
+
+
+@dataclass(frozen=True)
 class SiteSettings:
     key: str = field(default=_REQUIRED, metadata={"help": "public site key used by swap.js"})
     name: str = field(default="", metadata={"help": "display name"})
@@ -174,16 +208,11 @@ class SiteSettings:
         default_factory=list, metadata={"help": "URL and referrer rules"}
     )
     bot_user_agents: list[str] = field(
-        default_factory=lambda: [
-            "bot",
-            "crawler",
-            "spider",
-            "slurp",
-            "headlesschrome",
-            "lighthouse",
-            "facebookexternalhit",
-        ],
-        metadata={"help": "user-agent substrings that never lease"},
+        default_factory=list,
+        metadata={"help": "user-agent substrings that never lease, on top of the built-in list"},
+    )
+    limits: LimitSettings = field(
+        default_factory=LimitSettings, metadata={"help": "new sessions per client and per site"}
     )
 
 
@@ -307,6 +336,8 @@ def _from_env(hint: Any, value: _EnvValue, source: str, key: str) -> Any:
     where = f"environment variable {value.name}"
     if hint is str:
         return value.text
+    if hint == list[str]:
+        return [item.strip() for item in value.text.split(",") if item.strip()]
     if hint is int:
         try:
             number = int(value.text)
@@ -346,6 +377,14 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError(f"{src}: 'store.url' must start with sqlite:/// or postgresql://")
     if config.agi.deadline_ms == 0:
         raise ConfigError(f"{src}: 'agi.deadline_ms' must be at least 1")
+    for i, proxy in enumerate(config.http.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{src}: 'http.trusted_proxies[{i}]': {proxy!r} is not an IP address or network"
+                " like 10.0.0.0/8"
+            ) from None
     region = config.phone.default_region
     seen_keys: set[str] = set()
     seen_numbers: dict[str, str] = {}

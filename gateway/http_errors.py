@@ -98,6 +98,16 @@ def error_cors(
     method: str, path: str, origin: str | None, allowed: str | None
 ) -> dict[str, str] | None:
     """The CORS headers of an error answer: `allowed` is the origin the site allowed, if any."""
+    if path.startswith(_AMP_PATH):
+        # amp-call-tracking sends credentials: the grant names the origin, as on success, and
+        # only an origin the site allows (its own or its AMP Cache's) gets one.
+        if not allowed:
+            return None
+        return {
+            "Access-Control-Allow-Origin": allowed,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
     if allowed:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
     if origin is None:
@@ -108,13 +118,6 @@ def error_cors(
     # POST only: the page's own calls (open, heartbeat), not the admin API's GET of a session.
     if method == "POST" and path.startswith(_PUBLIC_SESSION_PATH):
         return {"Access-Control-Allow-Origin": "*"}
-    if path.startswith(_AMP_PATH):
-        # amp-call-tracking sends credentials, so the grant names the origin, as on success.
-        return {
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Credentials": "true",
-            "Vary": "Origin",
-        }
     return None
 
 

@@ -95,6 +95,10 @@ async def pass_on(request: web.Request) -> web.StreamResponse:
     headers = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
     )
+    # The gateway process sees its Unix socket, not the client: name who connected here, as a
+    # proxy does (AMP numbers are limited per client address).
+    forwarded = [*headers.popall("X-Forwarded-For", []), request.remote or "unknown"]
+    headers["X-Forwarded-For"] = ", ".join(forwarded)
     body = await request.read() if request.can_read_body else None
     url = URL("http://ctgw-core" + request.raw_path, encoded=True)
     response: web.StreamResponse | None = None

@@ -10,9 +10,17 @@ from datetime import datetime
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import CORS_ORIGIN, DB, DESK, METRICS
+from gateway.appkeys import CONFIG, CORS_ORIGIN, DB, DESK, METRICS
+from gateway.client_limits import RateLimited, request_client
 from gateway.db import StoreError, ts
-from gateway.http_errors import ApiError, error_body, error_cors, read_json_object, text_field
+from gateway.http_errors import (
+    ApiError,
+    error_body,
+    error_cors,
+    error_response,
+    read_json_object,
+    text_field,
+)
 from gateway.http_input import header_text, query_text
 from gateway.sessions import (
     Opening,
@@ -115,7 +123,8 @@ async def open_session(request: web.Request) -> web.Response:
 
 @dataclass(frozen=True, slots=True)
 class SessionRequest:
-    """A checked POST /v1/sessions: what the page sent, and the two headers that matter."""
+    """A checked POST /v1/sessions: what the page sent, the two headers that matter, and the
+    client's address (limits count new sessions by it)."""
 
     site: str
     url: str
@@ -123,6 +132,15 @@ class SessionRequest:
     visitor_id: str
     user_agent: str
     origin: str | None
+    client: str = ""
+
+
+class _TooManySessions(ApiError):
+    """429 with the whole seconds to wait: the page keeps its own number meanwhile."""
+
+    def __init__(self, limited: RateLimited) -> None:
+        super().__init__(429, "rate_limited", limited.message)
+        self.retry_after = limited.retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +181,24 @@ async def read_session_request(request: web.Request) -> SessionRequest:
         visitor_id,
         header_text(request, "User-Agent", _MAX_UA),
         request.headers.get("Origin"),
+        request_client(request, request.app[CONFIG].http.trusted_networks),
     )
 
 
 def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, SiteEntry]:
-    """Check the site and origin, and queue the session for the desk's next batch."""
+    """Check the site, origin and limits, and queue the session for the desk's next batch."""
     entry = desk.sites.get(req.site)
     if entry is None:
         raise _unknown_site(req.site)
     _refuse_origin(req.origin, entry)
     visit = visit_from_url(req.url, req.referrer, req.user_agent)
     try:
+        desk.admit(req.site, req.client, req.visitor_id or None)
         return desk.begin(req.site, visit, req.visitor_id or None), entry
     except UnknownSite:
         raise _unknown_site(req.site) from None
+    except RateLimited as exc:
+        raise _TooManySessions(exc) from None
 
 
 def finish_session(
@@ -199,14 +221,22 @@ def finish_session(
 
 def session_error(error: ApiError, req: SessionRequest, *, allowed: bool) -> SessionReply:
     """An error answer as the error middleware would give it (`allowed`: origin passed)."""
+    headers: dict[str, str] = {}
+    if isinstance(error, _TooManySessions):
+        allowed = True  # limits are counted after the origin check
+        headers["Retry-After"] = str(error.retry_after)
     cors = error_cors("POST", "/v1/sessions", req.origin, req.origin if allowed else None)
-    return SessionReply(error.status, error_body(error.code, error.message), cors or {})
+    headers.update(cors or {})
+    return SessionReply(error.status, error_body(error.code, error.message), headers)
 
 
 async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
     """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store)."""
     req = await read_session_request(request)
-    job, entry = begin_session(desk, req)
+    try:
+        job, entry = begin_session(desk, req)
+    except _TooManySessions as exc:
+        return session_error(exc, req, allowed=True).response()
     if req.origin is not None:
         request[CORS_ORIGIN] = req.origin  # errors from here on carry the grant too
     with contextlib.suppress(Exception):  # finish_session raises it as an ApiError
@@ -251,6 +281,12 @@ async def amp_number(request: web.Request) -> web.Response:
     headers = dict(_NO_STORE)
     origin = request.headers.get("Origin")
     if origin:
+        # Credentials come with the request: only the site's own and AMP Cache origins may read.
+        if origin not in entry.amp_origins:
+            raise ApiError(
+                403, "origin_not_allowed", f"origin {origin[:200]} is not allowed for this site"
+            )
+        request[CORS_ORIGIN] = origin  # errors from here on carry the grant too
         headers.update(
             {
                 "Access-Control-Allow-Origin": origin,
@@ -272,8 +308,15 @@ async def amp_number(request: web.Request) -> web.Response:
     if url_problem(referrer) is not None:
         referrer = ""
     visit = visit_from_url(url, referrer, header_text(request, "User-Agent", _MAX_UA))
+    client = request_client(request, request.app[CONFIG].http.trusted_networks)
     try:
-        # An AMP page cannot heartbeat: its lease holds for the full grace, not the probation.
+        desk.admit(site_key, client, request.query.get("visitor_id") or None)
+    except RateLimited as exc:  # amp-call-tracking keeps the link's own number
+        cors = error_cors(request.method, request.path, origin, request.get(CORS_ORIGIN))
+        limited = {**(cors or {}), "Retry-After": str(exc.retry_after)}
+        return error_response(429, "rate_limited", exc.message, limited)
+    try:
+        # An AMP page cannot heartbeat: its lease lives the pool's amp_lease_seconds instead.
         answer = await desk.open(
             site_key, visit, request.query.get("visitor_id") or None, heartbeats=False
         )

@@ -6,10 +6,10 @@ the sessions a front read in one pass of its event loop (at most `CHUNK`); the o
 them back to back, commits them together, and answers with one frame in the same order.
 
 Frame: a 4-byte big-endian length, then the payload. Front to owner: UTF-8 JSON, a list of
-`[site, url, referrer, visitor_id, user_agent, origin]`. Owner to front: a 4-byte length, JSON
-`[[status, headers, body_bytes], ...]` (one per request, in order), then the bodies back to
-back: they are JSON already, and escaping them again into a JSON string cost more than the rest
-of the reply.
+`[site, url, referrer, visitor_id, user_agent, origin, client]` (client: the address the front
+resolved). Owner to front: a 4-byte length, JSON `[[status, headers, body_bytes], ...]` (one
+per request, in order), then the bodies back to back: they are JSON already, and escaping them
+again into a JSON string cost more than the rest of the reply.
 """
 
 from __future__ import annotations
@@ -95,9 +95,10 @@ def _request(item: Any) -> SessionRequest:
     """A request as a front sent it; a malformed one is a bug in the front, not user input."""
     if (
         not isinstance(item, list)
-        or len(item) != 6
+        or len(item) != 7
         or not all(isinstance(v, str) for v in item[:5])
         or not (item[5] is None or isinstance(item[5], str))
+        or not isinstance(item[6], str)
     ):
         raise ValueError("malformed lease channel request")
     return SessionRequest(*item)
@@ -205,7 +206,15 @@ class LeaseChannel:
             raise ChannelClosed("the lease channel is closed")
         future: asyncio.Future[SessionReply] = asyncio.get_running_loop().create_future()
         self._queued.append(
-            [req.site, req.url, req.referrer, req.visitor_id, req.user_agent, req.origin]
+            [
+                req.site,
+                req.url,
+                req.referrer,
+                req.visitor_id,
+                req.user_agent,
+                req.origin,
+                req.client,
+            ]
         )
         self._waiting.append(future)
         if len(self._queued) >= CHUNK:

@@ -17,6 +17,7 @@ TIMING_DEFAULTS: Mapping[str, int] = {
     "cooldown_seconds": 300,
     "attribution_window_seconds": 3600,
     "probation_seconds": 120,
+    "amp_lease_seconds": 300,
 }
 
 # Ten years: longer is a typo, and lease times past the calendar's end fail every load.
@@ -49,4 +50,6 @@ def timing_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
             f"({timing['probation_seconds']}) must be at least heartbeat_seconds ({beat}): "
             "every lease would end before its first heartbeat, one interval after it began"
         )
+    if timing["amp_lease_seconds"] < 1:
+        return "amp_lease_seconds", "must be at least 1: an AMP page's number would be free at once"
     return None

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from gateway.client_limits import ClientLimits
 from gateway.db import Database, StoreError, Write, from_ts, ts
 from gateway.metrics import Metrics
 from gateway.sites import SiteEntry, load_sites
@@ -180,6 +181,7 @@ class SessionDesk:
         self.clock = clock
         self.metrics = metrics
         self.new_id = ids or id_maker()
+        self.limits = ClientLimits(metrics)
         self.live: dict[str, LiveSession] = {}
         # Live session ids by the 10 s in which they end, as known then, for prune.
         self._endings: dict[int, list[str]] = {}
@@ -206,6 +208,19 @@ class SessionDesk:
         with contextlib.suppress(Exception):  # finish() raises it, after releasing the numbers
             await job.done
         return self.finish(job)
+
+    def admit(self, site_key: str, client: str, visitor_id: str | None) -> None:
+        """Count a new session of `client` on the site against its limits (RateLimited when
+        over). A visitor holding a live number on every pool of the site is not counted: its
+        session gets that number back, and nobody else's."""
+        entry = self.sites.get(site_key)
+        if entry is None:
+            raise UnknownSite(site_key)
+        now = self.clock.now()
+        pools = entry.site.pools
+        if visitor_id and pools and all(p.holds(visitor_id, now) for p in pools):
+            return
+        self.limits.admit(site_key, entry.limits, client, now)
 
     def begin(
         self,
@@ -499,4 +514,5 @@ class SessionDesk:
         for entry in self.sites.values():
             for pool in entry.site.pools:
                 pool.prune(now)
+        self.limits.forget_idle(now)
         return False

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.config import Config, ConfigError, PoolSettings, SiteSettings
+from gateway.amp_origins import amp_origins
+from gateway.config import Config, ConfigError, LimitSettings, PoolSettings, SiteSettings
 from gateway.db import Database, Write, ts
 from gateway.phone import display
 from gateway.pool_timing import timing_problem
@@ -25,6 +26,9 @@ class SiteEntry:
     name: str = ""
     allowed_origins: frozenset[str] = frozenset()
     destination: str = ""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    # The origins AMP requests may come from: allowed origins and their AMP Cache origins.
+    amp_origins: frozenset[str] = frozenset()
     displays: dict[str, str] = field(default_factory=dict)
     offers_json: dict[tuple[str, str, str], str] = field(default_factory=dict)
     destinations: dict[str, str] = field(default_factory=dict)
@@ -70,6 +74,7 @@ def _pool_settings(pool: PoolSettings) -> dict[str, Any]:
         "cooldown_seconds": pool.cooldown_seconds,
         "attribution_window_seconds": pool.attribution_window_seconds,
         "probation_seconds": pool.probation_seconds,
+        "amp_lease_seconds": pool.amp_lease_seconds,
         "require_params": list(pool.require_params),
         "destination": pool.destination,
     }
@@ -81,6 +86,7 @@ def site_writes(site: SiteSettings, at: datetime, *, from_config: bool) -> list[
         "static_numbers": [asdict(s) for s in site.static_numbers],
         "rules": [asdict(r) for r in site.rules],
         "bot_user_agents": list(site.bot_user_agents),
+        "limits": asdict(site.limits),
     }
     writes = [
         Write(
@@ -143,6 +149,7 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
     for row in await db.fetchall("SELECT * FROM sites ORDER BY key"):
         settings = json.loads(row["settings"])
         bots = settings.get("bot_user_agents", [])
+        origins = frozenset(json.loads(row["allowed_origins"]))
         site = Site(
             key=row["key"],
             static_numbers=[
@@ -155,8 +162,10 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
         entries[site.key] = SiteEntry(
             site=site,
             name=row["name"],
-            allowed_origins=frozenset(json.loads(row["allowed_origins"])),
+            allowed_origins=origins,
             destination=row["destination"],
+            limits=LimitSettings(**settings.get("limits", {})),
+            amp_origins=amp_origins(origins),
             destinations={
                 s["number"]: s["destination"]
                 for s in settings.get("static_numbers", [])
@@ -186,6 +195,7 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
             cooldown=timedelta(seconds=settings.get("cooldown_seconds", 300)),
             attribution_window=timedelta(seconds=settings.get("attribution_window_seconds", 3600)),
             probation=timedelta(seconds=settings.get("probation_seconds", 120)),
+            amp_lease=timedelta(seconds=settings.get("amp_lease_seconds", 300)),
         )
         entry.site.pools.append(
             Pool(

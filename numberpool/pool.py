@@ -22,6 +22,10 @@ class LeaseRules:
     # A session that never sends a heartbeat (a bot that runs scripts) holds its number only this
     # long; the first heartbeat extends the lease to the full grace.
     probation: timedelta = timedelta(minutes=2)
+    # A page that cannot send heartbeats (AMP) holds its number this long (at most the grace):
+    # its reader calls within minutes or not at all, and a later call is still matched to the
+    # visit as probable while the number cools down and stays unleased.
+    amp_lease: timedelta = timedelta(minutes=5)
 
 
 class Lease(NamedTuple):
@@ -132,7 +136,7 @@ class Pool:
         """Lease a number to a session, or None when the pool is exhausted (counted).
 
         A session that will heartbeat holds the number for the probation until its first
-        heartbeat; one that cannot (an AMP page) holds it for the full grace.
+        heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`.
         """
         slot = self._returning_slot(visitor_id) or self._free_slot(at)
         if slot is None:
@@ -151,7 +155,7 @@ class Pool:
             started_at=at,
             last_seen=at,
             until=at
-            + (min(self.rules.probation, self.rules.grace) if heartbeats else self.rules.grace),
+            + min(self.rules.probation if heartbeats else self.rules.amp_lease, self.rules.grace),
         )
         slot.history.append(lease)
         self._last_number_of[visitor_id] = slot.number
@@ -209,6 +213,11 @@ class Pool:
         if previous.visitor_id == lease.visitor_id and previous.until == lease.started_at:
             return previous
         return None
+
+    def holds(self, visitor_id: str, at: datetime) -> bool:
+        """Whether `visitor_id` holds a live lease here (its next session gets that number)."""
+        slot = self._returning_slot(visitor_id)
+        return slot is not None and slot.latest is not None and slot.latest.live_at(at)
 
     def live_count(self, at: datetime) -> int:
         return sum(1 for s in self._slots.values() if s.latest is not None and s.latest.live_at(at))
