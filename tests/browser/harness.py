@@ -37,7 +37,8 @@ def gateway_config(
     """A test config: site `demo` (US numbers) and `demo-uk` (London numbers), `pool_size` each.
 
     The sites keep the gateway's default bot list (HeadlessChrome is in it): the browsers of the
-    tests send a desktop Chrome user agent (conftest.DESKTOP_UA), as real visitors do.
+    tests send a desktop Chrome user agent (conftest.DESKTOP_UA), as real visitors do. Every
+    visitor of the tests comes from 127.0.0.1, so the sites set no limit per client address.
     """
     allowed = ", ".join(f'"{o}"' for o in origins)
     us = ", ".join(f'"+141555501{n:02d}"' for n in range(1, pool_size + 1))
@@ -62,6 +63,7 @@ format = "json"
 key = "demo"
 name = "Demo Plumbing Co."
 allowed_origins = [{allowed}]
+limits = {{ client_per_minute = 0 }}
 
 [[sites.pools]]
 target = "{US_TARGET}"
@@ -75,6 +77,7 @@ cooldown_seconds = {cooldown_seconds}
 key = "demo-uk"
 name = "Demo Plumbing Co. London"
 allowed_origins = [{allowed}]
+limits = {{ client_per_minute = 0 }}
 
 [[sites.pools]]
 target = "{UK_TARGET}"
