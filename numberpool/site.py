@@ -72,6 +72,11 @@ DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
 )
 
 
+# User agents remembered per site: visitors send a few thousand distinct ones, and a cached
+# answer costs 0.1 us, the search of forty markers 2.8 us.
+_KNOWN_AGENTS = 4096
+
+
 class OfferKind(StrEnum):
     POOL = "pool"  # a number leased to this session
     OVERFLOW = "overflow"  # the pool was exhausted
@@ -149,6 +154,7 @@ class Site:
     rules: list[Rule] = field(default_factory=list)
     bot_user_agents: Sequence[str] = ()  # on top of DEFAULT_BOT_USER_AGENTS
     _bots: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _known: dict[str, bool] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # One search for every marker: a session is decided in tens of microseconds, and the
@@ -160,7 +166,13 @@ class Site:
     def is_bot(self, user_agent: str) -> bool:
         """Whether the user agent is not a person's browser (default list plus the site's);
         an empty one counts as a bot."""
-        return not user_agent or self._bots.search(user_agent.lower()) is not None
+        bot = self._known.get(user_agent)
+        if bot is None:
+            bot = not user_agent or self._bots.search(user_agent.lower()) is not None
+            if len(self._known) >= _KNOWN_AGENTS:
+                self._known.clear()  # agents made up per request: no worse than no cache
+            self._known[user_agent] = bot
+        return bot
 
     def offer(
         self,
