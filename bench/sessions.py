@@ -107,6 +107,7 @@ cooldown_seconds = 0
 # wrk is one address asking as fast as it can: no limit per client.
 [sites.limits]
 client_per_minute = 0
+client_live_numbers = 0
 """,
         encoding="utf-8",
     )

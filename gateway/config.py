@@ -190,6 +190,13 @@ class LimitSettings:
     site_burst: int = field(
         default=0, metadata={"help": "new sessions all clients may open at once (0: a minute's)"}
     )
+    client_live_numbers: int = field(
+        default=3,
+        metadata={
+            "help": "pool numbers one client address may hold at once; its further sessions"
+            " get the overflow number (0: no cap)"
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, Site
     visit = visit_from_url(req.url, req.referrer, req.user_agent)
     try:
         desk.admit(req.site, req.client, req.visitor_id or None)
-        return desk.begin(req.site, visit, req.visitor_id or None), entry
+        return desk.begin(req.site, visit, req.visitor_id or None, client=req.client), entry
     except UnknownSite:
         raise _unknown_site(req.site) from None
     except RateLimited as exc:
@@ -318,7 +318,11 @@ async def amp_number(request: web.Request) -> web.Response:
     try:
         # An AMP page cannot heartbeat: its lease lives the pool's amp_lease_seconds instead.
         answer = await desk.open(
-            site_key, visit, request.query.get("visitor_id") or None, heartbeats=False
+            site_key,
+            visit,
+            request.query.get("visitor_id") or None,
+            heartbeats=False,
+            client=client,
         )
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from gateway.client_limits import ClientLimits
+from gateway.client_limits import ClientLimits, client_key
 from gateway.db import Database, StoreError, Write, from_ts, ts
 from gateway.metrics import Metrics
 from gateway.sites import SiteEntry, load_sites
@@ -36,7 +36,7 @@ __all__ = [
 
 log = structlog.get_logger()
 
-_VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _DEFAULT_LIFE = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRUNE_SLICE = 5000
@@ -121,6 +121,7 @@ class LiveSession:
     visitor_id: str
     expires_at: datetime
     leases: list[Lease] = field(default_factory=list)
+    holder: str = ""  # "site client-key" while it counts against its client's live numbers
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Opening:
     done: asyncio.Future[None]
     answer: SessionAnswer | None = None
     at: datetime = _EPOCH
+    client: str = ""
 
 
 def lease_write(lease: Lease, stamps: dict[datetime, str] | None = None) -> Write:
@@ -182,6 +184,8 @@ class SessionDesk:
         self.metrics = metrics
         self.new_id = ids or id_maker()
         self.limits = ClientLimits(metrics)
+        # Sessions holding pool numbers, by "site client-key", for `client_live_numbers`.
+        self._held: dict[str, int] = {}
         self.live: dict[str, LiveSession] = {}
         # Live session ids by the 10 s in which they end, as known then, for prune.
         self._endings: dict[int, list[str]] = {}
@@ -197,6 +201,7 @@ class SessionDesk:
         visitor_id: str | None,
         *,
         heartbeats: bool = True,
+        client: str = "",
     ) -> SessionAnswer:
         """Open a session: decide its numbers, lease them, and commit before answering.
 
@@ -204,7 +209,7 @@ class SessionDesk:
         The sessions asked for in one pass of the event loop are decided together, one after
         another, then committed together (see `_open_batch`).
         """
-        job = self.begin(site_key, visit, visitor_id, heartbeats=heartbeats)
+        job = self.begin(site_key, visit, visitor_id, heartbeats=heartbeats, client=client)
         with contextlib.suppress(Exception):  # finish() raises it, after releasing the numbers
             await job.done
         return self.finish(job)
@@ -229,6 +234,7 @@ class SessionDesk:
         visitor_id: str | None,
         *,
         heartbeats: bool = True,
+        client: str = "",
     ) -> Opening:
         """Queue a session for the next batch; `finish(job)` once `job.done` is done.
 
@@ -238,7 +244,7 @@ class SessionDesk:
         if site_key not in self.sites:
             raise UnknownSite(site_key)
         loop = asyncio.get_running_loop()
-        job = Opening(site_key, visit, visitor_id, heartbeats, loop.create_future())
+        job = Opening(site_key, visit, visitor_id, heartbeats, loop.create_future(), client=client)
         self._opening.append(job)
         if not self._open_scheduled:
             self._open_scheduled = True
@@ -263,6 +269,8 @@ class SessionDesk:
         answer = job.answer
         assert answer is not None  # set before the commit was queued
         self._remember(answer.session)
+        if answer.session.holder:
+            self._held[answer.session.holder] = self._held.get(answer.session.holder, 0) + 1
         self.metrics.inc("ctgw_sessions_total", site=job.site_key)
         return answer
 
@@ -296,16 +304,32 @@ class SessionDesk:
         visit, site_key = job.visit, job.site_key
         job.at = now
         visitor_id = job.visitor_id
-        if not visitor_id or not _VISITOR_ID.match(visitor_id):
+        if not visitor_id or not _VISITOR_ID.fullmatch(visitor_id):
             visitor_id = self.new_id()
         session_id = self.new_id()
         lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
+        holder = f"{site_key} {client_key(job.client)}" if job.client else ""
+        cap = entry.limits.client_live_numbers
+        # A returning visitor gets its own live number back, not another one: never capped.
+        pools = entry.site.pools
+        returning = bool(job.visitor_id) and all(p.holds(visitor_id, now) for p in pools)
+        may_lease = returning or not (holder and cap and self._held.get(holder, 0) >= cap)
+        if not may_lease:
+            self.metrics.inc("ctgw_sessions_limited_total", site=site_key, limit="live_numbers")
         offers = entry.site.offer(
-            visit, session_id, visitor_id, now, lease_ids.__next__, heartbeats=job.heartbeats
+            visit,
+            session_id,
+            visitor_id,
+            now,
+            lease_ids.__next__,
+            heartbeats=job.heartbeats,
+            may_lease=may_lease,
         )
         leases = [o.lease for o in offers if o.lease is not None]
         expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
-        session = LiveSession(session_id, site_key, visitor_id, expires_at, leases)
+        session = LiveSession(
+            session_id, site_key, visitor_id, expires_at, leases, holder if leases else ""
+        )
         stamp = stamps.get(now) or stamps.setdefault(now, ts(now))
         expires = stamps.get(expires_at) or stamps.setdefault(expires_at, ts(expires_at))
         writes = [
@@ -344,6 +368,9 @@ class SessionDesk:
             ended = pool.superseded_by(lease) if pool else None
             if ended is not None:
                 writes.append(lease_write(ended))
+                previous = self.live.get(ended.session_id)
+                if previous is not None:
+                    self._let_go(previous)  # its number is this session's now
         for offer in offers:
             if offer.kind is OfferKind.OVERFLOW:
                 pool = next(p for p in entry.site.pools if p.target == offer.target)
@@ -476,6 +503,17 @@ class SessionDesk:
                     pool.adopt(previous, now)
         self.sites = fresh
 
+    def _let_go(self, session: LiveSession) -> None:
+        """The session's numbers no longer count against its client's live numbers."""
+        if not session.holder:
+            return
+        left = self._held.get(session.holder, 0) - 1
+        if left > 0:
+            self._held[session.holder] = left
+        else:
+            self._held.pop(session.holder, None)
+        session.holder = ""
+
     def _remember(self, session: LiveSession) -> None:
         self.live[session.session_id] = session
         key = int(session.expires_at.timestamp()) // _ENDING_BUCKET_SECONDS
@@ -508,6 +546,7 @@ class SessionDesk:
                     continue
                 if session.expires_at <= now:
                     del live[session.session_id]
+                    self._let_go(session)
                 else:  # renewed by heartbeats since: waits in the bucket of its new end
                     self._remember(session)
             del self._endings[heapq.heappop(keys)]

@@ -183,8 +183,12 @@ class Site:
         new_lease_id: Callable[[], str],
         *,
         heartbeats: bool = True,
+        may_lease: bool = True,
     ) -> list[NumberOffer]:
-        """Decide each target's number for a new session: rules, then pools (leasing)."""
+        """Decide each target's number for a new session: rules, then pools (leasing).
+
+        `may_lease=False` (the client holds its share of the pool already): the overflow
+        number, as when the pool is exhausted."""
         offers: list[NumberOffer] = []
         bot = self.is_bot(visit.user_agent)
         for target in self.targets():
@@ -195,8 +199,10 @@ class Site:
             elif pool is None or bot or not self._allowed(pool, visit):
                 offers.append(NumberOffer(target, target, OfferKind.NONE))
             else:
-                lease = pool.lease(
-                    new_lease_id(), session_id, visitor_id, at, heartbeats=heartbeats
+                lease = (
+                    pool.lease(new_lease_id(), session_id, visitor_id, at, heartbeats=heartbeats)
+                    if may_lease
+                    else None
                 )
                 if lease is not None:
                     offers.append(NumberOffer(target, lease.number, OfferKind.POOL, lease))

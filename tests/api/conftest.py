@@ -43,7 +43,7 @@ def demo_config(tmp_path: Path, **pool: Any) -> dict[str, Any]:
                 ],
                 # The tests play many visitors from one address (127.0.0.1), so no limit per
                 # client here; tests/api/test_pool_abuse.py checks the limits.
-                "limits": {"client_per_minute": 0},
+                "limits": {"client_per_minute": 0, "client_live_numbers": 0},
             }
         ],
     }

@@ -31,7 +31,7 @@ def unlimited(tmp_path: Path) -> dict[str, Any]:
     every test request comes from one address."""
     raw = demo_config(tmp_path)
     if "limits" in {f.name for f in dataclasses.fields(SiteSettings)}:
-        raw["sites"][0]["limits"] = {"client_per_minute": 0}
+        raw["sites"][0]["limits"] = {"client_per_minute": 0, "client_live_numbers": 0}
     return raw
 
 

@@ -63,7 +63,7 @@ format = "json"
 key = "demo"
 name = "Demo Plumbing Co."
 allowed_origins = [{allowed}]
-limits = {{ client_per_minute = 0 }}
+limits = {{ client_per_minute = 0, client_live_numbers = 0 }}
 
 [[sites.pools]]
 target = "{US_TARGET}"
@@ -77,7 +77,7 @@ cooldown_seconds = {cooldown_seconds}
 key = "demo-uk"
 name = "Demo Plumbing Co. London"
 allowed_origins = [{allowed}]
-limits = {{ client_per_minute = 0 }}
+limits = {{ client_per_minute = 0, client_live_numbers = 0 }}
 
 [[sites.pools]]
 target = "{UK_TARGET}"

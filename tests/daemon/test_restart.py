@@ -51,6 +51,7 @@ overflow = "+14155550120"
 # Many visitors from one address (127.0.0.1): no limit per client here.
 [sites.limits]
 client_per_minute = 0
+client_live_numbers = 0
 """,
         encoding="utf-8",
     )
