@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from tests.api.conftest import BROWSER
+from tests.api.conftest import BROWSER, open_session
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,12 @@ async def test_a_site_setting_past_the_calendar_is_refused_and_stores_nothing(
     assert (await client.get("/v1/sites", headers=auth)).status == 200
     del site["pools"][0][setting]
     assert (await client.post("/v1/sites", json=site, headers=auth)).status == 201
+
+
+async def test_a_visitor_id_with_a_trailing_line_break_is_replaced(client) -> None:
+    """A visitor id that is not exactly the id alphabet (a trailing newline slipped past a
+    `$` anchor) is not kept: the session gets a fresh visitor id."""
+    response = await open_session(client, visitor_id="abcdefgh1234\n")
+    assert response.status == 201
+    visitor = (await response.json())["visitor_id"]
+    assert "\n" not in visitor and visitor != "abcdefgh1234"
