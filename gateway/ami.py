@@ -17,6 +17,7 @@ from typing import Protocol
 import structlog
 
 from gateway.ami_protocol import AmiMessage, AmiProtocolError, MessageReader, encode_action
+from gateway.tasks import cancel_and_wait
 
 __all__ = [
     "AmiActionError",
@@ -114,6 +115,7 @@ class AmiClient:
     _ids: itertools.count[int] = field(default_factory=itertools.count, init=False, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _connected_event: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _closing: bool = field(default=False, init=False, repr=False)
     logins: int = field(default=0, init=False)  # successful logins so far: a reconnect counter
 
     @property
@@ -131,7 +133,9 @@ class AmiClient:
         return lambda: self._resync_handlers.remove(handler)
 
     async def wait_connected(self, timeout_s: float) -> None:
-        await asyncio.wait_for(self._connected_event.wait(), timeout_s)
+        """Wait until logged in and resynced; TimeoutError after `timeout_s`."""
+        async with asyncio.timeout(timeout_s):
+            await self._connected_event.wait()
 
     # --- actions -------------------------------------------------------------------------
 
@@ -196,7 +200,10 @@ class AmiClient:
         try:
             writer.write(encode_action(name, action_id, fields))
             await writer.drain()
-            response, items = await asyncio.wait_for(future, timeout_s or self.action_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives just as the answer does, and close() then waited for ever.
+            async with asyncio.timeout(timeout_s or self.action_timeout):
+                response, items = await future
         except ConnectionError as exc:
             if isinstance(exc, AmiDisconnected):
                 raise
@@ -282,17 +289,18 @@ class AmiClient:
     async def _session(self) -> None:
         """One connection from connect to loss; returns or raises when it ends."""
         log = structlog.get_logger().bind(ami=f"{self.host}:{self.port}")
-        stream, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=self.max_message_bytes),
-            self.connect_timeout,
-        )
+        async with asyncio.timeout(self.connect_timeout):
+            stream, writer = await asyncio.open_connection(
+                self.host, self.port, limit=self.max_message_bytes
+            )
         self._writer = writer
         reader = MessageReader(stream, self.max_message_bytes)
         reading: asyncio.Task[None] | None = None
         pinging: asyncio.Task[None] | None = None
         resyncing: asyncio.Task[None] | None = None
         try:
-            banner = await asyncio.wait_for(reader.banner(), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                banner = await reader.banner()
             reading = asyncio.create_task(self._read_loop(reader))
             login = {"Username": self.username, "Secret": self.secret, "Events": self.event_mask}
             await self._send(
@@ -311,26 +319,24 @@ class AmiClient:
             for ended in done:
                 ended.result()  # re-raise why the session ended
         finally:
+            # Everything that needs no wait first: a close() arriving during the waits below
+            # ends them at once (its cancellation propagates) and must find this done.
             self._logged_in = False
             self._connected_event.clear()
             self._writer = None
-            for task in (reading, pinging, resyncing):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
             for pending in self._pending.values():
                 if not pending.future.done():
                     pending.future.set_exception(AmiDisconnected("AMI connection lost"))
             writer.close()
+            await cancel_and_wait(reading, pinging, resyncing)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
     async def run(self) -> None:
-        """Stay connected until cancelled, reconnecting with capped exponential backoff."""
+        """Stay connected until closed or cancelled; reconnects with capped exponential backoff."""
         log = structlog.get_logger().bind(ami=f"{self.host}:{self.port}")
         attempt = 0
-        while True:
+        while not self._closing:
             logins_before = self.logins
             try:
                 await self._session()
@@ -349,13 +355,12 @@ class AmiClient:
     def start(self) -> asyncio.Task[None]:
         """Run in a background task (for an aiohttp cleanup_ctx); `close()` stops it."""
         if self._task is None or self._task.done():
+            self._closing = False
             self._task = asyncio.create_task(self.run(), name="ami-client")
         return self._task
 
     async def close(self) -> None:
-        task = self._task
-        self._task = None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the connection and wait until it has ended; a cancelled caller stops waiting."""
+        self._closing = True
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
