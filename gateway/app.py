@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from gateway.routing import CallRouter
 from gateway.sessions import SessionDesk
 from gateway.sites import seed_sites
 from gateway.swapjs import add_routes as add_swapjs_routes
+from gateway.tasks import cancel_and_wait
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -92,9 +92,7 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(loop(), name="housekeeping")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def _ami(app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from gateway.ami import AmiClient, AmiLink
 from gateway.ami_protocol import AmiMessage
 from gateway.call_lifecycle import CallTracker, CallUpdate
 from gateway.config import AmiSettings
+from gateway.tasks import cancel_and_wait
 from numberpool.clock import Clock
 
 __all__ = ["CallFollower", "CallSink", "CallsResynced", "following_calls"]
@@ -114,10 +115,7 @@ class CallFollower:
             undo()
         self._unsubscribe = []
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 @contextlib.asynccontextmanager

@@ -103,9 +103,10 @@ class HttpFronts:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
-        waits = [p.wait() for p in self._procs.values()]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), _STOP_SECONDS)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+            async with asyncio.timeout(_STOP_SECONDS):
+                await asyncio.gather(*(p.wait() for p in self._procs.values()))
         except TimeoutError:
             for proc in self._procs.values():
                 if proc.returncode is None:

@@ -35,6 +35,7 @@ from gateway.http_public import (
 )
 from gateway.sessions import Opening, SessionDesk
 from gateway.sites import SiteEntry
+from gateway.tasks import cancel_and_wait
 
 __all__ = ["CHUNK", "ChannelClosed", "LeaseChannel", "answer_batch", "serving_lease_channel"]
 
@@ -264,9 +265,10 @@ class LeaseChannel:
                 future.set_exception(ChannelClosed("the gateway's core process is not answering"))
 
     async def close(self) -> None:
-        self._receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._receiver
+        """Stop receiving and close the socket; a cancelled caller stops waiting."""
         self._writer.close()
+        await cancel_and_wait(self._receiver)
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
