@@ -84,7 +84,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # The client went away, or its body missed [http] body_timeout_seconds: no one to
             # answer (this is never sent) and no fault of ours, so no traceback either.
             return error_response(400, "connection_lost", "the connection closed mid-request")
-        log.exception("http_unhandled_error", path=request.path, method=request.method)
+        # The route's pattern, not the path: a path can hold a session id, which authorises
+        # heartbeats and is never logged whole.
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else "(no route)"
+        log.exception("http_unhandled_error", route=pattern, method=request.method)
         return error_response(500, "internal", "internal error; the gateway logged the details")
 
 
