@@ -1,10 +1,11 @@
 """HTTP front processes for `ctgw serve` with `[http] workers = N`: started, kept, stopped.
 
-One Python process cannot use a second core. With workers set, the gateway process opens the
-HTTP listening socket and hands it to N front processes (`ctgw front`, see
-`gateway/http_front.py`), which accept on it. The gateway process keeps every lease, the store,
-FastAGI and AMI, and serves two Unix sockets in a private directory: the lease channel for
-session requests, and its own HTTP app for everything the fronts pass on.
+One Python process cannot use a second core. With workers set, the gateway process binds the
+HTTP socket and hands it to N front processes (`ctgw front`, see `gateway/http_front.py`). The
+first front that can answer (its lease channel and core client ready) makes it listen, so no
+connection is accepted while there is nobody to answer it. The gateway process keeps every
+lease, the store, FastAGI and AMI, and serves two Unix sockets in a private directory: the lease
+channel for session requests, and its own HTTP app for everything the fronts pass on.
 """
 
 from __future__ import annotations
@@ -31,12 +32,37 @@ __all__ = ["HttpFronts", "listening_socket", "serving_fronts"]
 log = structlog.get_logger()
 
 _STOP_SECONDS = 15.0  # a front finishes its requests in flight within its 10 s shutdown timeout
+_READY_SECONDS = 30.0  # a front is ready in about half a second; this only bounds a broken one
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """The HTTP listening socket the fronts share (OSError when the port is taken)."""
+    """The HTTP socket the fronts share, bound here (OSError when the port is taken) but not
+    listening: a front listens on it once it can answer."""
+    # Listening here made the kernel accept connections for the half second (more on a busy
+    # machine) before any front could answer them: a client that gave up meanwhile was
+    # answered into a reset connection.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=1024)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _until_listening(listener: socket.socket) -> None:
+    """Return once a front listens on the shared socket (at most `_READY_SECONDS`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _READY_SECONDS
+    while not listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if loop.time() > deadline:
+            log.error("http_fronts_not_listening", waited_seconds=_READY_SECONDS)
+            return
+        await asyncio.sleep(0.02)
 
 
 class HttpFronts:
@@ -123,7 +149,8 @@ class HttpFronts:
 async def serving_fronts(
     config: Config, config_path: str | None, runner: web.AppRunner, listener: socket.socket
 ) -> AsyncIterator[HttpFronts]:
-    """Serve the app to the fronts, start them, and stop them first when the context ends."""
+    """Serve the app to the fronts, start them, enter once one of them listens, and stop them
+    first when the context ends."""
     workdir = Path(tempfile.mkdtemp(prefix="ctgw-"))  # mode 0700: only this user's processes
     core_path, channel_path = workdir / "core.sock", workdir / "leases.sock"
     try:
@@ -132,6 +159,7 @@ async def serving_fronts(
             fronts = HttpFronts(config.http.workers, config_path, listener, channel_path, core_path)
             fronts.start()
             try:
+                await _until_listening(listener)
                 yield fronts
             finally:
                 await fronts.stop()

@@ -132,7 +132,8 @@ async def run_front(config: Config, listen_fd: int, channel_path: Path, core_pat
     channel_closed = asyncio.ensure_future(app[CHANNEL].closed.wait())
     stopping = asyncio.ensure_future(stop.wait())
     try:
-        await web.SockSite(runner, listener).start()
+        # The socket starts listening here, once the lease channel and the core client exist.
+        await web.SockSite(runner, listener, backlog=1024).start()
         log.debug("http_front_started")
         await asyncio.wait({channel_closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
