@@ -6,6 +6,12 @@ fresh ceiling process and a fresh daemon with an empty store), and the best are 
 Needs `wrk` (apt-get install wrk). Prints requests/s and p50/p99 for both servers, the ratio,
 the CPU each daemon process used, and checks that every session the daemon answered is in the
 store after it stopped.
+
+Each run's CPU per session is kept in a small history file (`--history`, in the temp folder) and
+compared with the previous runs at the same settings: a run whose CPU per session is more than
+3x (or under a third of) their median gets a warning. The `machine` line says what the machine
+did meanwhile (idle, time stolen by the host, sessions answered that wrk did not count), to tell
+a busy or starved machine from a change in the gateway.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,13 +150,31 @@ def run_wrk(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    # Requests wrk gave up on (connect, read, write errors, timeouts) are not in its count.
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     return {
         "rps": rps,
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
         "requests": total,
         "errors": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
     }
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(all, idle, stolen) CPU ticks of the machine so far, from /proc/stat."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return sum(ticks[:8]), ticks[3] + ticks[4], ticks[7]
+
+
+def sessions_answered(port: int) -> int:
+    """ctgw_sessions_total of the bench site, from the daemon's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        found = re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', resp.read().decode())
+    return int(float(found.group(1))) if found else 0
 
 
 def wrk_script(tmp: Path) -> Path:
@@ -176,7 +201,8 @@ def measure_daemon(
     tmp: Path, script: Path, seconds: int, level: int, workers: int
 ) -> tuple[dict[str, float], dict[str, float], tuple[int, int, int]]:
     """`ctgw serve` on a fresh store, warmed up, measured with wrk; then stopped, and its store
-    counted: (wrk figures, cores used by each process, (answered, stored, leases))."""
+    counted: (wrk figures and what the machine did meanwhile, cores used by each process,
+    (answered, stored, leases))."""
     port = free_port()
     config = write_config(tmp, port, workers)
     daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config)])
@@ -185,20 +211,52 @@ def measure_daemon(
         procs = {"gateway": daemon.pid, **{f"front {pid}": pid for pid in children(daemon.pid)}}
         run_wrk(port, 2, level, script)
         before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+        answered_before, ticks_before = sessions_answered(port), machine_ticks()
         result = run_wrk(port, seconds, level, script)
         cores = {name: (cpu_seconds(pid) - before[name]) / seconds for name, pid in procs.items()}
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
-            metrics = resp.read().decode()
+        ticks = [after - was for after, was in zip(machine_ticks(), ticks_before, strict=True)]
+        answered = sessions_answered(port)
+        result["answered"] = answered - answered_before
+        result["idle"] = ticks[1] / max(ticks[0], 1)
+        result["stolen"] = ticks[2] / max(ticks[0], 1)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
-    found = re.search(r'ctgw_sessions_total\{site="bench"\} ([\d.e+]+)', metrics)
-    answered = int(float(found.group(1))) if found else 0
     db = sqlite3.connect(tmp / "bench.db")
     stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
     leases = db.execute("SELECT count(*) FROM leases").fetchone()[0]
     db.close()
     return result, cores, (answered, stored, leases)
+
+
+def history_warnings(
+    path: Path, settings: dict[str, int], level: int, cpu_us: dict[str, float]
+) -> list[str]:
+    """Compare this run's CPU per session of each process kind with the median of the previous
+    runs at the same settings (last 10 kept in `path`), record it, and say what is far off."""
+    key = json.dumps({**settings, "connections": level}, sort_keys=True)
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        history = {}
+    previous: list[dict[str, float]] = history.get(key, [])
+    warnings = []
+    for kind, value in cpu_us.items():
+        others = [run[kind] for run in previous if kind in run]
+        if len(others) < 2:
+            continue
+        median = statistics.median(others)
+        if not median or 1 / 3 <= value / median <= 3:
+            continue
+        warnings.append(
+            f"warning  {level:4d} conns  {kind} CPU per session {value:.0f} µs is "
+            f"{value / median:.1f}x the median of the {len(others)} previous runs "
+            f"({median:.0f} µs): not comparable (the machine busy or starved, see 'machine', "
+            "or the gateway changed)"
+        )
+    history[key] = [*previous, cpu_us][-10:]
+    path.write_text(json.dumps(history), encoding="utf-8")
+    return warnings
 
 
 def main() -> None:
@@ -216,6 +274,11 @@ def main() -> None:
         type=int,
         default=1,
         help="[http] workers of the measured daemon (0: one process answers HTTP itself)",
+    )
+    parser.add_argument(
+        "--history",
+        default=str(Path(tempfile.gettempdir()) / "ctgw-bench-sessions.json"),
+        help="where each run's CPU per session is kept to compare runs ('' keeps none)",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -241,13 +304,15 @@ def main() -> None:
         print(
             f"{name:8s} {level:4d} conns {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
             f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:.0f} requests, "
-            f"{r['errors']:.0f} non-2xx)"
+            f"{r['errors']:.0f} non-2xx, {r['socket_errors']:.0f} socket errors)"
         )
     for level in levels:
         ratio = results["ctgw", level]["rps"] / results["ceiling", level]["rps"]
         print(f"ratio    {ratio:.2f}x of the bare aiohttp ceiling at {level} connections")
+    warnings = []
     for level in levels:
-        rate = results["ctgw", level]["rps"]
+        measured = results["ctgw", level]
+        rate = measured["rps"]
         print(
             f"cpu      {level:4d} conns  "
             + ", ".join(
@@ -255,6 +320,18 @@ def main() -> None:
                 for name, cores in cpu[level].items()
             )
         )
+        print(
+            f"machine  {level:4d} conns  {measured['idle'] * 100:.0f} % idle, "
+            f"{measured['stolen'] * 100:.0f} % stolen by the host; the daemon answered "
+            f"{measured['answered']:.0f} sessions while wrk counted {measured['requests']:.0f}"
+        )
+        by_kind: dict[str, list[float]] = {}
+        for name, cores in cpu[level].items():
+            by_kind.setdefault(name.split()[0], []).append(cores * 1e6 / rate)
+        if args.history:
+            settings = {"seconds": args.seconds, "workers": args.workers}
+            per_kind = {kind: statistics.mean(values) for kind, values in by_kind.items()}
+            warnings += history_warnings(Path(args.history), settings, level, per_kind)
     if len(levels) > 1:
         best = {n: max(results[n, level]["rps"] for level in levels) for n in ("ctgw", "ceiling")}
         print(f"ratio    {best['ctgw'] / best['ceiling']:.2f}x, best against best (target >= 0.5x)")
@@ -264,6 +341,8 @@ def main() -> None:
             f"durable  {level:4d} conns  {stored} sessions and {leases} leases stored; "
             f"the daemon answered {answered} sessions: {verdict}"
         )
+    for warning in warnings:
+        print(warning)
 
 
 if __name__ == "__main__":
