@@ -87,6 +87,9 @@ def call_json(row: Any) -> dict[str, Any]:
         "ended_at": row["ended_at"],
         "state": row["state"],
         "agent": row["agent"],
+        # What the call was dialed to: the gateway's route, or "fallback" (then, with AMI, the
+        # fallback's dial string) when the dialplan had stopped waiting for the gateway.
+        "route": row["route"],
         "ring_seconds": row["ring_seconds"],
         "talk_seconds": row["talk_seconds"],
         "hangup_cause": row["hangup_cause"],
