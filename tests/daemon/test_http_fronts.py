@@ -24,8 +24,16 @@ OPEN = {"site": "demo", "url": "https://www.demo-plumbing.example/?gclid=abc"}
 def fronts_of(proc: subprocess.Popen[bytes]) -> list[int]:
     """The pids of the gateway's live HTTP front processes."""
     out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
-    pids = [int(pid) for pid in out.split()]
-    return [pid for pid in pids if b"front" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for pid in (int(p) for p in out.split()) if b"front" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it is gone (a front just killed and reaped
+    between pgrep and this read: seen once in ten runs under load)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def gone(pid: int) -> bool:
