@@ -52,11 +52,20 @@ class CallLedger:
         # A gateway that was frozen reads a call's AMI events, even its end, before the lookup
         # that records the call: the newest snapshot of each such call waits here for it.
         self._unrecorded: OrderedDict[str, CallUpdate] = OrderedDict()
+        # Calls the route has recorded whose row may not be committed yet (linkedid -> call_id,
+        # site): an update read meanwhile is queued behind the row, in its commit or a later one.
+        self._recorded: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def call_updated(self, update: CallUpdate) -> None:
         row = self.db.lookup(
             "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (update.linkedid,)
         )
+        recorded = self._recorded.get(update.linkedid) if row is None else None
+        if recorded is not None:
+            call_id, site = recorded
+            await self.db.write(self._writes(update, call_id, site))
+            log.debug("call_record_updated", call_id=call_id, state=update.state)
+            return
         if row is None:
             # Not (yet) a call the gateway routed: most are other calls; they age out.
             self._unrecorded[update.linkedid] = update
@@ -79,7 +88,12 @@ class CallLedger:
     def writes_for_new_call(self, linkedid: str, call_id: str, site: str) -> list[Write]:
         """The update of a call AMI followed before its route recorded it, to commit with the
         record (the route path calls this: no wait, no extra commit)."""
-        update = self._unrecorded.pop(linkedid, None) if linkedid else None
+        if not linkedid:
+            return []
+        self._recorded[linkedid] = (call_id, site)
+        while len(self._recorded) > _MAX_UNRECORDED:
+            self._recorded.popitem(last=False)
+        update = self._unrecorded.pop(linkedid, None)
         return self._writes(update, call_id, site) if update is not None else []
 
     def _writes(self, update: CallUpdate, call_id: str, site: str) -> list[Write]:

@@ -6,9 +6,13 @@ import asyncio
 import time
 from datetime import timedelta
 
-from gateway.appkeys import AGI, DB
+from gateway.agi import AgiRequest
+from gateway.appkeys import AGI, DB, DESK
+from gateway.call_ledger import CallLedger
+from gateway.call_lifecycle import CallUpdate
 from gateway.db import from_ts
-from gateway.routing import FALLBACK_ROUTE
+from gateway.metrics import Metrics
+from gateway.routing import FALLBACK_ROUTE, CallRouter
 from tests.api.conftest import open_session
 from tests.api.test_call_routing import call_env, routed
 from tests.conftest import FakeClock
@@ -96,3 +100,24 @@ async def test_a_visit_with_a_broken_referrer_still_gets_its_call_routed_and_att
         )
         assert row["attribution_kind"] == "active", referrer
         assert row["session_id"] == session["session_id"]
+
+
+async def test_an_ami_update_read_while_the_record_commits_is_kept(client, clock) -> None:
+    """AMI's final update of a call, read after the route queued the record but before its
+    commit, completes the record (it was once left ringing for good)."""
+    db = client.app[DB]
+    ledger = CallLedger(db, Metrics())
+    router = CallRouter(
+        db, client.app[DESK], clock, Metrics(), "US", follow_up=ledger.writes_for_new_call
+    )
+    request = AgiRequest("+14155550150", "+12025550100", "Ada", "6.0", "6.0", "PJSIP/x-1", {})
+    deciding = asyncio.create_task(router.decide(request))
+    await asyncio.sleep(0)  # the route has queued its rows; their commit has not run yet
+    assert db.lookup("SELECT 1 FROM calls") is None
+    ended = clock.now() + timedelta(seconds=20)
+    await ledger.call_updated(
+        CallUpdate("6.0", "answered", clock.now(), ended_at=ended, talk_seconds=9.0, final=True)
+    )
+    assert (await deciding) is not None
+    row = await db.fetchone("SELECT state, ended_at, talk_seconds FROM calls")
+    assert (row["state"], row["talk_seconds"]) == ("answered", 9.0) and row["ended_at"]
