@@ -64,7 +64,7 @@ async def serve_trivial(port: int) -> None:
 async def serve_ctgw(port: int) -> None:
     import structlog
 
-    from gateway.agi import AgiRequest, RouteDecision, start_agi_server
+    from gateway.telephony.agi import AgiRequest, RouteDecision, start_agi_server
 
     # Log as the daemon would (JSON, info level), into /dev/null so the terminal is not the cost.
     sink = open(os.devnull, "w")  # noqa: ASYNC230 - once, before serving

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gateway.ami import AmiClient
+from gateway.telephony.ami import AmiClient
 from tests.lab.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk
 
 HANGUPS_PER_CALL = 6

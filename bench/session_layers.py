@@ -52,10 +52,10 @@ async def _serve(config_path: Path) -> None:
     from gateway.app import create_app
     from gateway.appkeys import DESK
     from gateway.config import load_config
-    from gateway.http_errors import read_json_object, text_field
-    from gateway.http_public import answer_session
+    from gateway.http.errors import read_json_object, text_field
+    from gateway.http.public import answer_session
+    from gateway.leasing.desk import SessionDesk
     from gateway.logs import configure_logging
-    from gateway.sessions import SessionDesk
     from numberpool.visit import visit_from_url
 
     config = load_config(config_path)

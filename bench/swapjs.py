@@ -18,7 +18,7 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from gateway.swapjs import DEMO_DIR, STATIC_DIR, load_swap_script
+from gateway.http.swapjs import DEMO_DIR, STATIC_DIR, load_swap_script
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.harness import CustomerSite, Gateway
 from tests.browser.pages import OBSERVE

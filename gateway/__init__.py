@@ -1,4 +1,2 @@
-"""The ctgw daemon: HTTP API, FastAGI server, AMI client, CRM store, webhooks and the CLI.
-
-The edge of the system: it wires config and store around `numberpool` and `reports`.
-"""
+"""The ctgw daemon: the shell (app factory, CLI, config, logs, metrics) and its rooms `http/`,
+`telephony/`, `leasing/` and `store/`, wired around `numberpool` and `reports`."""

@@ -9,23 +9,23 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.agi import start_agi_server
 from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS
-from gateway.call_follower import following_calls
-from gateway.call_ledger import CallLedger
 from gateway.config import Config, ConfigError
-from gateway.db import Database
-from gateway.http_admin import add_admin_routes
-from gateway.http_errors import error_middleware
-from gateway.http_index import add_index_routes
-from gateway.http_public import add_public_routes
+from gateway.http.admin import add_admin_routes
+from gateway.http.errors import error_middleware
+from gateway.http.index import add_index_routes
+from gateway.http.public import add_public_routes
+from gateway.http.swapjs import add_routes as add_swapjs_routes
+from gateway.leasing.desk import SessionDesk
 from gateway.metrics import Metrics
 from gateway.redact import redact_url
-from gateway.routing import CallRouter
-from gateway.sessions import SessionDesk
-from gateway.sites import seed_sites
-from gateway.swapjs import add_routes as add_swapjs_routes
+from gateway.store.database import Database
+from gateway.store.sites import seed_sites
 from gateway.tasks import cancel_and_wait
+from gateway.telephony.agi import start_agi_server
+from gateway.telephony.call_follower import following_calls
+from gateway.telephony.call_ledger import CallLedger
+from gateway.telephony.route import CallRouter
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]

@@ -1,28 +1,35 @@
-"""Typed keys for the resources the app holds (no string keys, no module globals)."""
+"""Typed keys for the resources the app holds (no string keys, no module globals).
+
+The resource classes are named for the type checker only: importing these keys loads none of
+them, so an HTTP front process that reads CONFIG does not load the AMI, FastAGI or store code.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from gateway.agi import AgiServer
-from gateway.ami import AmiClient
-from gateway.call_ledger import CallLedger
-from gateway.config import Config
-from gateway.db import Database
-from gateway.metrics import Metrics
-from gateway.sessions import SessionDesk
-from numberpool.clock import Clock
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.leasing.desk import SessionDesk
+    from gateway.metrics import Metrics
+    from gateway.store.database import Database
+    from gateway.telephony.agi import AgiServer
+    from gateway.telephony.ami import AmiClient
+    from gateway.telephony.call_ledger import CallLedger
+    from numberpool.clock import Clock
 
 __all__ = ["AGI", "AMI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "LEDGER", "METRICS"]
 
-CONFIG = web.AppKey("config", Config)
-AGI = web.AppKey("agi", AgiServer)
-AMI = web.AppKey("ami", AmiClient)
-CLOCK = web.AppKey("clock", Clock)
-METRICS = web.AppKey("metrics", Metrics)
-DB = web.AppKey("db", Database)
-DESK = web.AppKey("desk", SessionDesk)
-LEDGER = web.AppKey("ledger", CallLedger)
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+AGI: web.AppKey[AgiServer] = web.AppKey("agi")
+AMI: web.AppKey[AmiClient] = web.AppKey("ami")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+DB: web.AppKey[Database] = web.AppKey("db")
+DESK: web.AppKey[SessionDesk] = web.AppKey("desk")
+LEDGER: web.AppKey[CallLedger] = web.AppKey("ledger")
 
 # The origin a request was allowed from, so error answers carry the CORS header too.
-CORS_ORIGIN = web.RequestKey("cors_origin", str)
+CORS_ORIGIN: web.RequestKey[str] = web.RequestKey("cors_origin")

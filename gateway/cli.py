@@ -17,19 +17,19 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.apikeys import KeyNameTaken, create_key, list_keys, revoke_key
 from gateway.app import create_app, describe_urls
 from gateway.config import Config, ConfigError, load_config
-from gateway.db import Database, StoreError, Write, sqlite_path, ts
-from gateway.doctor_asterisk import check_asterisk_config
-from gateway.fronts import listening_socket, serving_fronts
-from gateway.http_front import run_front
+from gateway.http.front import run_front
+from gateway.http.fronts import listening_socket, serving_fronts
 from gateway.logs import configure_logging
-from gateway.phone import InvalidNumber, normalise
 from gateway.process import prepare_runner
-from gateway.sites import load_sites, pool_id_for, seed_sites
-from gateway.store_file import damaged_store, store_fault
+from gateway.store.database import Database, StoreError, Write, sqlite_path, ts
+from gateway.store.file import damaged_store, store_fault
+from gateway.store.keys import KeyNameTaken, create_key, list_keys, revoke_key
+from gateway.store.sites import load_sites, pool_id_for, seed_sites
 from gateway.systemd import SystemdNotifier
+from gateway.telephony.doctor import check_asterisk_config
+from numberpool.phone import InvalidNumber, normalise
 
 __all__ = ["main"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.phone import InvalidNumber, normalise
-from gateway.pool_timing import TIMING_DEFAULTS, timing_problem
+from numberpool.lease_timing import TIMING_DEFAULTS, timing_problem
+from numberpool.phone import InvalidNumber, normalise
 
 __all__ = [
     "AgiSettings",

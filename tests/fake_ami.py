@@ -8,9 +8,9 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.ami_protocol import AmiMessage, MessageReader
-from gateway.call_follower import CallsResynced
-from gateway.call_lifecycle import CallUpdate
+from gateway.telephony.ami_protocol import AmiMessage, MessageReader
+from gateway.telephony.call_follower import CallsResynced
+from gateway.telephony.call_lifecycle import CallUpdate
 
 __all__ = ["FakeAmi", "MemorySink", "load_transcript", "transcript_messages"]
 
@@ -27,7 +27,7 @@ def load_transcript(name: str) -> list[str]:
 
 def transcript_messages(name: str) -> list[AmiMessage]:
     """A transcript parsed into messages, as the client would see them."""
-    from gateway.ami_protocol import parse_message
+    from gateway.telephony.ami_protocol import parse_message
 
     return [parse_message(b.encode().split(b"\n")) for b in load_transcript(name)]
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.apikeys import create_key
 from gateway.app import create_app
 from gateway.appkeys import DB
 from gateway.config import parse_config
+from gateway.store.keys import create_key
 from tests.conftest import FakeClock
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}

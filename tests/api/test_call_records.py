@@ -6,13 +6,13 @@ import asyncio
 import time
 from datetime import timedelta
 
-from gateway.agi import AgiRequest
 from gateway.appkeys import AGI, DB, DESK
-from gateway.call_ledger import CallLedger
-from gateway.call_lifecycle import CallUpdate
-from gateway.db import from_ts
 from gateway.metrics import Metrics
-from gateway.routing import FALLBACK_ROUTE, CallRouter
+from gateway.store.database import from_ts
+from gateway.telephony.agi import AgiRequest
+from gateway.telephony.call_ledger import CallLedger
+from gateway.telephony.call_lifecycle import CallUpdate
+from gateway.telephony.route import FALLBACK_ROUTE, CallRouter
 from tests.api.conftest import open_session
 from tests.api.test_call_routing import call_env, routed
 from tests.conftest import FakeClock

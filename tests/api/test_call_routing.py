@@ -123,9 +123,9 @@ async def test_probable_attribution_after_the_lease_ended(make_client, tmp_path,
 
 async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
     """AMI snapshots complete the routed record once; later or unknown snapshots change nothing."""
-    from gateway.call_ledger import CallLedger
-    from gateway.call_lifecycle import CallUpdate
     from gateway.metrics import Metrics
+    from gateway.telephony.call_ledger import CallLedger
+    from gateway.telephony.call_lifecycle import CallUpdate
 
     variables = routed(
         await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="9.0"))
@@ -168,9 +168,9 @@ async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
 
 async def test_resync_closes_calls_that_ended_unseen(client, clock) -> None:
     """After a reconnect, open records whose calls Asterisk no longer has are closed by age."""
-    from gateway.call_follower import CallsResynced
-    from gateway.call_ledger import CallLedger
     from gateway.metrics import Metrics
+    from gateway.telephony.call_follower import CallsResynced
+    from gateway.telephony.call_ledger import CallLedger
 
     short = routed(await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="1.1")))
     clock.advance(seconds=30)

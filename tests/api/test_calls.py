@@ -8,7 +8,7 @@ import json
 import random
 
 from gateway.appkeys import DB
-from gateway.db import Write
+from gateway.store.database import Write
 
 STATES = ("answered", "missed", "abandoned", "ringing")
 

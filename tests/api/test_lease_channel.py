@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.appkeys import DESK
-from gateway.http_public import SessionReply, SessionRequest
-from gateway.lease_channel import (
+from gateway.http.lease_channel import (
     CHUNK,
     ChannelClosed,
     LeaseChannel,
@@ -21,7 +20,8 @@ from gateway.lease_channel import (
     answer_batch,
     serving_lease_channel,
 )
-from gateway.sessions import _shown_json, id_maker
+from gateway.http.public import SessionReply, SessionRequest
+from gateway.leasing.desk import _shown_json, id_maker
 from numberpool.site import NumberOffer, OfferKind
 from tests.api.conftest import BROWSER, ORIGIN, POOL
 

@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestClient
 
 from gateway.appkeys import CONFIG, DB, DESK
 from gateway.config import SiteSettings
-from gateway.db import Database, StoreError, Write
-from gateway.http_front import create_front_app
-from gateway.http_public import SessionRequest
-from gateway.lease_channel import answer_batch, serving_lease_channel
+from gateway.http.front import create_front_app
+from gateway.http.lease_channel import answer_batch, serving_lease_channel
+from gateway.http.public import SessionRequest
+from gateway.store.database import Database, StoreError, Write
 from tests.api.conftest import demo_config
 
 _ANSWER_WITHIN = 10.0

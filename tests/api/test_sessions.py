@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 
 from gateway.appkeys import DB, DESK
-from gateway.db import Write
+from gateway.store.database import Write
 from numberpool.site import AttributionKind
 from numberpool.visit import visit_from_url
 from tests.api.conftest import BROWSER, ORIGIN, POOL, demo_config, open_session

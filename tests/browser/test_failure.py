@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.swapjs import load_swap_script
+from gateway.http.swapjs import load_swap_script
 from tests.browser.harness import US_TARGET, CustomerSite, Gateway
 from tests.browser.pages import open_page
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.db import Database
 from gateway.redact import redact_url
-from gateway.store_file import prepare_store_file
+from gateway.store.database import Database
+from gateway.store.file import prepare_store_file
 
 CTGW = [sys.executable, "-m", "gateway"]
 COMMANDS = (["db", "migrate"], ["numbers", "list"], ["keys", "create", "me"], ["report", "pools"])

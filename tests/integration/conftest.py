@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.agi import AgiRequest, AgiServer, RouteDecision, start_agi_server
+from gateway.telephony.agi import AgiRequest, AgiServer, RouteDecision, start_agi_server
 from tests.lab.ami import TestAmi
 from tests.lab.asterisk import (
     AGENT,

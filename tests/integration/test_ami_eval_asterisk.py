@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.ami import AmiClient
-from gateway.call_follower import CallFollower
-from gateway.call_lifecycle import CallTracker
+from gateway.telephony.ami import AmiClient
+from gateway.telephony.call_follower import CallFollower
+from gateway.telephony.call_lifecycle import CallTracker
 from numberpool.clock import SystemClock
 from tests.fake_ami import MemorySink
 from tests.lab.eval_asterisk import AMI_PORT, AMI_SECRET, AMI_USER, EvalAsterisk

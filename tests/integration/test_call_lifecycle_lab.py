@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.call_follower import following_calls
 from gateway.config import AmiSettings
+from gateway.telephony.call_follower import following_calls
 from numberpool.clock import SystemClock
 from tests.fake_ami import MemorySink
 from tests.integration.conftest import RouteTable, new_call_id

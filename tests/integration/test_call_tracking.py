@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.apikeys import create_key
 from gateway.app import create_app
 from gateway.appkeys import AGI, AMI, DB
-from gateway.calls import find_call
 from gateway.config import parse_config
+from gateway.store.calls import find_call
+from gateway.store.keys import create_key
 from tests.api.conftest import demo_config, open_session
 from tests.conftest import FakeClock
 from tests.integration.conftest import new_call_id

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.agi import RouteDecision
+from gateway.telephony.agi import RouteDecision
 from tests.integration.conftest import RouteTable, new_call_id
 from tests.lab.ami import AmiEvent, TestAmi
 from tests.lab.asterisk import AMI_SECRET, AMI_USER, PROJECT

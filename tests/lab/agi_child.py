@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from gateway.agi import AgiRequest, RouteDecision, start_agi_server
+from gateway.telephony.agi import AgiRequest, RouteDecision, start_agi_server
 
 
 async def main(port: int, route: str) -> None:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.agi import AgiRequest, AgiServer, RouteDecision, start_agi_server
-from gateway.agi_protocol import quote, set_variable
+from gateway.telephony.agi import AgiRequest, AgiServer, RouteDecision, start_agi_server
+from gateway.telephony.agi_protocol import quote, set_variable
 
 ROUTED = [
     'SET VARIABLE CTGW_CALL_ID "call-1"',

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.agi import request_from_env
-from gateway.agi_protocol import MAX_LINE_BYTES, AgiProtocolError, parse_env
+from gateway.telephony.agi import request_from_env
+from gateway.telephony.agi_protocol import MAX_LINE_BYTES, AgiProtocolError, parse_env
 from tests.unit import test_agi
 from tests.unit.test_agi import ROUTED, env_block, fake_asterisk
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.ami import AmiActionError, AmiClient, AmiDisconnected, backoff_delay
-from gateway.ami_protocol import AmiMessage
+from gateway.telephony.ami import AmiActionError, AmiClient, AmiDisconnected, backoff_delay
+from gateway.telephony.ami_protocol import AmiMessage
 from tests.fake_ami import FakeAmi, load_transcript
 
 

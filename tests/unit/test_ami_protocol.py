@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.ami_protocol import encode_action, parse_message
+from gateway.telephony.ami_protocol import encode_action, parse_message
 
 
 def test_values_cannot_inject_headers_or_actions():

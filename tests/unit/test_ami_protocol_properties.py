@@ -7,7 +7,12 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ami_protocol import AmiMessage, AmiProtocolError, MessageReader, parse_message
+from gateway.telephony.ami_protocol import (
+    AmiMessage,
+    AmiProtocolError,
+    MessageReader,
+    parse_message,
+)
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.amp_origins import amp_cache_origin, amp_origins
+from numberpool.amp_origins import amp_cache_origin, amp_origins
 
 # The examples of the AMP Cache URL format (amp.dev and the AMP Toolbox's cache-url tests).
 CASES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from gateway.ami import AmiClient
-from gateway.call_follower import CallFollower
-from gateway.call_lifecycle import CallTracker
+from gateway.telephony.ami import AmiClient
+from gateway.telephony.call_follower import CallFollower
+from gateway.telephony.call_lifecycle import CallTracker
 from numberpool.clock import SystemClock
 from tests.fake_ami import FakeAmi, MemorySink, load_transcript
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.ami_protocol import AmiMessage
-from gateway.call_lifecycle import CallTracker, CallUpdate, agent_endpoint
+from gateway.telephony.ami_protocol import AmiMessage
+from gateway.telephony.call_lifecycle import CallTracker, CallUpdate, agent_endpoint
 from tests.fake_ami import transcript_messages
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

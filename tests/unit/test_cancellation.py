@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ami import AmiClient
-from gateway.call_follower import CallFollower
-from gateway.call_lifecycle import CallTracker
-from gateway.lease_channel import LeaseChannel
+from gateway.http.lease_channel import LeaseChannel
 from gateway.tasks import cancel_and_wait
+from gateway.telephony.ami import AmiClient
+from gateway.telephony.call_follower import CallFollower
+from gateway.telephony.call_lifecycle import CallTracker
 from numberpool.clock import SystemClock
 
 

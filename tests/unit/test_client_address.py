@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from gateway.client_limits import client_address, client_key
+from gateway.http.client_address import client_address
+from gateway.leasing.client_limits import client_key
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))
 

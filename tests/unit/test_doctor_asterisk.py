@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.asterisk_conf import read_config
-from gateway.doctor_asterisk import (
+from gateway.telephony.asterisk_conf import read_config
+from gateway.telephony.doctor import (
     check_asterisk_config,
     check_extensions_conf,
     check_manager_conf,

@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.config import ConfigError, HttpSettings, parse_config
-from gateway.http_guard import HttpGuard, connection_client
+from gateway.http.guard import HttpGuard, connection_client
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, want))
 
     code = (
-        "import resource; from gateway.http_guard import raise_open_files_limit as r; "
+        "import resource; from gateway.http.guard import raise_open_files_limit as r; "
         "print(r(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
     out = subprocess.run(

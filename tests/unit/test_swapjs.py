@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.swapjs import (
+from gateway.http.swapjs import (
     ALIAS_CACHE,
     IMMUTABLE_CACHE,
     STATIC_DIR,
@@ -88,7 +88,7 @@ async def test_client_side_routes_get_the_app_shell(client: Any) -> None:
 
 @pytest.mark.parametrize("path", ["/demo/nope.js", "/demo/..%2fswap.js", "/demo/.env"])
 async def test_unknown_or_escaping_demo_files_are_not_found(client: Any, path: str) -> None:
-    """Only files in gateway/static/demo are served; anything else with a dot is a 404."""
+    """Only files in gateway/http/static/demo are served; anything else with a dot is a 404."""
     answer = await client.get(path)
     assert answer.status == 404
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import structlog
 
-from gateway.agi import AgiRequest, RouteDecision
-from gateway.db import Database, Write, ts
+from gateway.leasing.desk import SessionDesk, id_maker
 from gateway.metrics import Metrics
-from gateway.phone import InvalidNumber, normalise
-from gateway.sessions import SessionDesk, id_maker
-from gateway.sites import SiteEntry
+from gateway.store.database import Database, Write, ts
+from gateway.store.sites import SiteEntry
+from gateway.telephony.agi import AgiRequest, RouteDecision
 from numberpool.clock import Clock
+from numberpool.phone import InvalidNumber, normalise
 from numberpool.site import Attribution, AttributionKind
 from numberpool.visit import VisitContext
 

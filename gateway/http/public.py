@@ -11,9 +11,8 @@ import structlog
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, CORS_ORIGIN, DB, DESK, METRICS
-from gateway.client_limits import RateLimited, request_client
-from gateway.db import StoreError, ts
-from gateway.http_errors import (
+from gateway.http.client_address import request_client
+from gateway.http.errors import (
     ApiError,
     error_body,
     error_cors,
@@ -21,8 +20,9 @@ from gateway.http_errors import (
     read_json_object,
     text_field,
 )
-from gateway.http_input import header_text, query_text
-from gateway.sessions import (
+from gateway.http.input import header_text, query_text
+from gateway.leasing.client_limits import RateLimited
+from gateway.leasing.desk import (
     Opening,
     SessionAnswer,
     SessionDesk,
@@ -30,7 +30,8 @@ from gateway.sessions import (
     UnknownSession,
     UnknownSite,
 )
-from gateway.sites import SiteEntry
+from gateway.store.database import StoreError, ts
+from gateway.store.sites import SiteEntry
 from numberpool.visit import url_problem, visit_from_url
 
 __all__ = [

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import NamedTuple
 
-from gateway.db import Database, Write, ts
+from gateway.store.database import Database, Write, ts
 
 __all__ = [
     "KeyInfo",

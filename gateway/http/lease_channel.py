@@ -25,16 +25,16 @@ from typing import Any
 
 import structlog
 
-from gateway.http_errors import ApiError
-from gateway.http_public import (
+from gateway.http.errors import ApiError
+from gateway.http.public import (
     SessionReply,
     SessionRequest,
     begin_session,
     finish_session,
     session_error,
 )
-from gateway.sessions import Opening, SessionDesk
-from gateway.sites import SiteEntry
+from gateway.leasing.desk import Opening, SessionDesk
+from gateway.store.sites import SiteEntry
 from gateway.tasks import cancel_and_wait
 
 __all__ = ["CHUNK", "ChannelClosed", "LeaseChannel", "answer_batch", "serving_lease_channel"]

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import structlog
 
-from gateway.call_follower import CallsResynced
-from gateway.call_lifecycle import CallUpdate
-from gateway.db import Database, Write, from_ts, ts
 from gateway.metrics import Metrics
+from gateway.store.database import Database, Write, from_ts, ts
+from gateway.telephony.call_follower import CallsResynced
+from gateway.telephony.call_lifecycle import CallUpdate
 
 __all__ = ["CallLedger"]
 

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.amp_origins import amp_origins
 from gateway.config import Config, ConfigError, LimitSettings, PoolSettings, SiteSettings
-from gateway.db import Database, Write, ts
-from gateway.phone import display
-from gateway.pool_timing import timing_problem
+from gateway.store.database import Database, Write, ts
+from numberpool.amp_origins import amp_origins
+from numberpool.lease_timing import timing_problem
+from numberpool.phone import display
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import Rule, Site, StaticNumber
 

@@ -1,6 +1,6 @@
 """An HTTP front process: answers POST /v1/sessions over the lease channel, passes the rest on.
 
-Started by `ctgw serve` when `[http] workers` is set (see `gateway/fronts.py`). It accepts on
+Started by `ctgw serve` when `[http] workers` is set (see `gateway/http/fronts.py`). It accepts on
 the listening socket the gateway process opened, reads and checks session requests itself (the
 part of the work that needs no lease), and hands them to the gateway process, which owns the
 leases and the store. Every other request (heartbeats, AMP, the admin API, swap.js, health,
@@ -23,9 +23,9 @@ from yarl import URL
 
 from gateway.appkeys import CONFIG
 from gateway.config import Config
-from gateway.http_errors import ApiError, error_middleware
-from gateway.http_public import read_session_request
-from gateway.lease_channel import ChannelClosed, LeaseChannel
+from gateway.http.errors import ApiError, error_middleware
+from gateway.http.lease_channel import ChannelClosed, LeaseChannel
+from gateway.http.public import read_session_request
 from gateway.process import prepare_runner
 
 __all__ = ["create_front_app", "run_front"]

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import structlog
 
-from gateway.ami import AmiClient, AmiLink
-from gateway.ami_protocol import AmiMessage
-from gateway.call_lifecycle import CallTracker, CallUpdate
 from gateway.config import AmiSettings
 from gateway.tasks import cancel_and_wait
+from gateway.telephony.ami import AmiClient, AmiLink
+from gateway.telephony.ami_protocol import AmiMessage
+from gateway.telephony.call_lifecycle import CallTracker, CallUpdate
 from numberpool.clock import Clock
 
 __all__ = ["CallFollower", "CallSink", "CallsResynced", "following_calls"]

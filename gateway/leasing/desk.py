@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from gateway.client_limits import ClientLimits, client_key
-from gateway.db import Database, StoreError, Write, from_ts, ts
+from gateway.leasing.client_limits import ClientLimits, client_key
 from gateway.metrics import Metrics
-from gateway.sites import SiteEntry, load_sites
+from gateway.store.database import Database, StoreError, Write, from_ts, ts
+from gateway.store.sites import SiteEntry, load_sites
 from numberpool.clock import Clock
 from numberpool.pool import Lease
 from numberpool.site import Attribution, NumberOffer, OfferKind

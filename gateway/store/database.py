@@ -16,7 +16,7 @@ import aiosqlite
 import structlog
 
 from gateway.redact import redact_url
-from gateway.store_file import prepare_store_file, store_fault
+from gateway.store.file import prepare_store_file, store_fault
 
 __all__ = [
     "Database",
@@ -84,7 +84,7 @@ def sqlite_path(url: str) -> Path:
 
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("gateway.migrations").iterdir():
+    for entry in resources.files("gateway.store.migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from gateway.ami_protocol import AmiMessage
+from gateway.telephony.ami_protocol import AmiMessage
 from numberpool.clock import Clock
 
 __all__ = ["CallTracker", "CallUpdate", "agent_endpoint"]

@@ -11,14 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.apikeys import find_key
 from gateway.appkeys import CLOCK, CONFIG, DB, DESK
-from gateway.calls import CALL_STATES, CallFilter, calls_csv, find_call, list_calls
 from gateway.config import ConfigError, parse_config
-from gateway.db import Write, ts
-from gateway.http_errors import ApiError, read_json_object, text_field
-from gateway.phone import InvalidNumber, normalise
-from gateway.sites import site_writes
+from gateway.http.errors import ApiError, read_json_object, text_field
+from gateway.store.calls import CALL_STATES, CallFilter, calls_csv, find_call, list_calls
+from gateway.store.database import Write, ts
+from gateway.store.keys import find_key
+from gateway.store.sites import site_writes
+from numberpool.phone import InvalidNumber, normalise
 from numberpool.site import Site
 
 __all__ = ["add_admin_routes"]

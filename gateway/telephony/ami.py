@@ -16,8 +16,13 @@ from typing import Protocol
 
 import structlog
 
-from gateway.ami_protocol import AmiMessage, AmiProtocolError, MessageReader, encode_action
 from gateway.tasks import cancel_and_wait
+from gateway.telephony.ami_protocol import (
+    AmiMessage,
+    AmiProtocolError,
+    MessageReader,
+    encode_action,
+)
 
 __all__ = [
     "AmiActionError",

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http_admin import admin
+from gateway.http.admin import admin
 
 __all__ = ["add_index_routes", "api_routes"]
 

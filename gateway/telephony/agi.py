@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.agi_protocol import (
+from gateway.telephony.agi_protocol import (
     MAX_ENV_BYTES,
     AgiProtocolError,
     AnswerKind,

@@ -12,8 +12,8 @@ from typing import Any
 
 import phonenumbers
 
-from gateway.db import Database, ts
-from gateway.phone import display
+from gateway.store.database import Database, ts
+from numberpool.phone import display
 
 __all__ = [
     "ATTRIBUTION_FIELDS",

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.asterisk_conf import AsteriskConfig, Section, read_config
+from gateway.telephony.asterisk_conf import AsteriskConfig, Section, read_config
 
 __all__ = ["Finding", "check_asterisk_config", "check_extensions_conf", "check_manager_conf"]
 
