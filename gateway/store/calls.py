@@ -13,6 +13,7 @@ from typing import Any
 import phonenumbers
 
 from gateway.store.database import Database, ts
+from numberpool.calls import CallAttribution, CallRecord
 from numberpool.phone import display
 
 __all__ = [
@@ -181,3 +182,36 @@ def _display(number: Any, shown: dict[str, str]) -> str:
             text = ""
         shown[number] = text
     return text
+
+
+def record_from_row(row: Any) -> CallRecord:
+    """A stored `calls` row (sqlite3.Row or a mapping) as a typed call record."""
+    return CallRecord(
+        call_id=row["call_id"],
+        site=row["site"],
+        dialed=row["dialed"],
+        started_at=row["started_at"],
+        state=row["state"],
+        attribution=CallAttribution.from_snapshot(
+            {
+                **json.loads(row["attribution"] or "{}"),
+                "kind": row["attribution_kind"],
+                "session_id": row["session_id"] or None,
+                "visitor_id": row["visitor_id"] or None,
+            }
+        ),
+        caller=row["caller"],
+        caller_name=row["caller_name"],
+        linkedid=row["linkedid"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        agent=row["agent"],
+        route=row["route"],
+        ring_seconds=row["ring_seconds"],
+        talk_seconds=row["talk_seconds"],
+        hangup_cause=row["hangup_cause"],
+        recording=row["recording"],
+        first_time=bool(row["first_time"]),
+        contact_id=row["contact_id"],
+        test_call=bool(row["test_call"]),
+    )

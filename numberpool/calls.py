@@ -1,0 +1,94 @@
+"""A call as the store keeps it, and the rules that name how it ended. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ABANDON_SECONDS",
+    "ATTRIBUTION_FIELDS",
+    "CALL_STATES",
+    "CallAttribution",
+    "CallRecord",
+    "unanswered_state",
+]
+
+CALL_STATES = ("ringing", "answered", "missed", "abandoned")
+
+# An unanswered call that rang for less than this was abandoned by the caller; longer, it was
+# missed by the business (README.md, "Call records").
+ABANDON_SECONDS = 15.0
+
+
+def unanswered_state(rang_seconds: float, abandon_seconds: float = ABANDON_SECONDS) -> str:
+    """`abandoned` or `missed`, for a call that ended unanswered after ringing this long."""
+    return "abandoned" if rang_seconds < abandon_seconds else "missed"
+
+
+# The attribution of a call as the API and downloads show it (PRODUCT.md contract).
+ATTRIBUTION_FIELDS = (
+    "kind",
+    "session_id",
+    "visitor_id",
+    "source",
+    "medium",
+    "campaign",
+    "term",
+    "content",
+    "gclid",
+    "landing_page",
+    "referrer",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttribution:
+    """The visit a call was attributed to, copied from it at call time (a snapshot)."""
+
+    kind: str
+    session_id: str | None = None
+    visitor_id: str | None = None
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+    term: str = ""
+    content: str = ""
+    gclid: str = ""
+    landing_page: str = ""
+    referrer: str = ""
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> CallAttribution:
+        """Read a stored snapshot; keys it does not know (older or newer) are left out."""
+        fields = {f: snapshot[f] for f in ATTRIBUTION_FIELDS if f in snapshot}
+        return cls(**{"kind": "unattributed", **fields})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in ATTRIBUTION_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One row of `calls`: who called which number, how the call went, and its attribution."""
+
+    call_id: str
+    site: str
+    dialed: str
+    started_at: str  # stored UTC timestamp text, as the API shows it
+    state: str
+    attribution: CallAttribution
+    caller: str = ""
+    caller_name: str = ""
+    linkedid: str = ""
+    answered_at: str | None = None
+    ended_at: str | None = None
+    agent: str = ""
+    route: str = ""
+    ring_seconds: float | None = None
+    talk_seconds: float | None = None
+    hangup_cause: str = ""
+    recording: str = ""
+    first_time: bool = True
+    contact_id: str | None = None
+    test_call: bool = False
