@@ -16,9 +16,10 @@ from typing import Any
 
 import structlog
 
-from gateway.leasing.desk import SessionDesk, id_maker
+from gateway.leasing.desk import SessionDesk
 from gateway.metrics import Metrics
 from gateway.store.database import Database, Write, ts
+from gateway.store.ids import id_maker
 from gateway.store.sites import SiteEntry
 from gateway.telephony.agi import AgiRequest, RouteDecision
 from numberpool.clock import Clock

@@ -21,7 +21,8 @@ from gateway.http.lease_channel import (
     serving_lease_channel,
 )
 from gateway.http.public import SessionReply, SessionRequest
-from gateway.leasing.desk import _shown_json, id_maker
+from gateway.leasing.desk import _shown_json
+from gateway.store.ids import id_maker
 from numberpool.site import NumberOffer, OfferKind
 from tests.api.conftest import BROWSER, ORIGIN, POOL
 
