@@ -1,7 +1,7 @@
 """One long-lived AMI connection: login, ping, reconnect with backoff, resync, actions, events.
 
-Other code depends on the small `AmiLink` protocol, not on this class, so tests and a future
-transport can stand in for it. The secret is held in a field excluded from repr and never logged.
+Other code depends on the small `AmiLink` protocol (ami_link.py), not on this class, so tests
+can stand in for it. The secret is held in a field excluded from repr and never logged.
 """
 
 from __future__ import annotations
@@ -10,13 +10,19 @@ import asyncio
 import contextlib
 import itertools
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
 from gateway.tasks import cancel_and_wait
+from gateway.telephony.ami_link import (
+    AmiActionError,
+    AmiDisconnected,
+    AmiLink,
+    EventHandler,
+    ResyncHandler,
+)
 from gateway.telephony.ami_protocol import (
     AmiMessage,
     AmiProtocolError,
@@ -33,51 +39,6 @@ __all__ = [
     "ResyncHandler",
     "backoff_delay",
 ]
-
-EventHandler = Callable[[AmiMessage], None]
-
-
-class ResyncHandler(Protocol):
-    """Told when a resync begins (right after login) and given the live channels at its end."""
-
-    def resync_started(self) -> None: ...
-
-    def resynced(self, channels: Sequence[AmiMessage]) -> None: ...
-
-
-class AmiDisconnected(ConnectionError):
-    """The action could not complete: there is no logged-in AMI connection (now)."""
-
-
-class AmiActionError(RuntimeError):
-    """Asterisk answered `Response: Error`; the message says why."""
-
-
-class AmiLink(Protocol):
-    """What the rest of the gateway needs from AMI."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def subscribe(self, handler: EventHandler) -> Callable[[], None]: ...
-
-    def on_resync(self, handler: ResyncHandler) -> Callable[[], None]: ...
-
-    async def action(
-        self, name: str, fields: Mapping[str, object] | None = None, timeout_s: float | None = None
-    ) -> AmiMessage: ...
-
-    async def originate(
-        self,
-        channel: str,
-        *,
-        context: str,
-        exten: str,
-        priority: int = 1,
-        caller_id: str = "",
-        variables: Mapping[str, str] | None = None,
-        timeout_ms: int = 30000,
-    ) -> AmiMessage: ...
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
