@@ -1,4 +1,3 @@
-"""Leasing tracking numbers to visits and attributing calls to them.
-
-The domain core: pure rules with an injected clock; imports nothing from `gateway` or `reports`.
-"""
+"""The domain core: leasing tracking numbers to visits, attributing calls to them, phone numbers,
+and the call record with its state rules. Pure, with an injected clock; imports nothing from
+`gateway` or `reports`."""

@@ -1,4 +1,4 @@
-"""Aggregations, exports and dashboard data built from call records and sessions.
+"""Figures and files made from store rows: pool health and the calls download.
 
-Knows nothing of AGI, AMI or HTTP.
+Pure: knows nothing of AGI, AMI, HTTP or the gateway; the gateway runs it off the event loop.
 """
