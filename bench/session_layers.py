@@ -80,7 +80,7 @@ async def _serve(config_path: Path) -> None:
     async def lease(request: web.Request) -> web.Response:
         desk = request.app[DESK]
         if "desk" not in twins:  # shares the live sites and pools, not the store
-            twins["desk"] = SessionDesk(_NoStore(), desk.sites, desk.clock, desk.metrics)  # type: ignore[arg-type]
+            twins["desk"] = SessionDesk(_NoStore(), desk.book, desk.clock, desk.metrics)  # type: ignore[arg-type]
         return await answer_session(request, twins["desk"])
 
     app.router.add_post(LAYERS["app"], fixed)

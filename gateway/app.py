@@ -17,6 +17,7 @@ from gateway.http.index import add_index_routes
 from gateway.http.public import add_public_routes
 from gateway.http.swapjs import add_routes as add_swapjs_routes
 from gateway.leasing.desk import SessionDesk
+from gateway.leasing.site_book import SiteBook
 from gateway.metrics import Metrics
 from gateway.redact import redact_url
 from gateway.store.database import Database
@@ -59,16 +60,17 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(config.store.url)
     try:
         await seed_sites(db, config, clock.now())
-        desk = SessionDesk(db, {}, clock, metrics)
-        await desk.reload_if_changed()  # loads the sites and records their fingerprint
-        await desk.restore()
+        book = SiteBook(db, clock)
+        await book.reload_if_changed()  # loads the sites and records their fingerprint
+        desk = SessionDesk(db, book, clock, metrics)
+        await desk.restore(await book.restore())  # the leases into their pools, then sessions
     except BaseException:
         await db.close()
         raise
     app[DB] = db
     app[DESK] = desk
-    _describe(metrics, desk)
-    log.info("store_open", url=redact_url(config.store.url), sites=sorted(desk.sites))
+    _describe(metrics, book)
+    log.info("store_open", url=redact_url(config.store.url), sites=sorted(book.sites))
     yield
     await db.close()
     log.info("store_closed", commits=db.commits)
@@ -77,6 +79,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     """Every half minute: forget what has ended, pick up pool changes made by the CLI."""
     desk = app[DESK]
+    book = desk.book
 
     async def loop() -> None:
         while True:
@@ -86,7 +89,8 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
                 while more:  # a slice at a time: requests go on in between
                     await asyncio.sleep(0)
                     more = desk.prune()
-                await desk.reload_if_changed()
+                book.prune()
+                await book.reload_if_changed()
             except Exception:  # keep the loop alive: the next round may succeed
                 log.exception("housekeeping_failed")
 
@@ -117,7 +121,7 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     ledger = app.get(LEDGER)
     router = CallRouter(
         app[DB],
-        app[DESK],
+        app[DESK].book,
         app[CLOCK],
         app[METRICS],
         config.phone.default_region,
@@ -142,7 +146,7 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     await server.close()
 
 
-def _describe(metrics: Metrics, desk: SessionDesk) -> None:
+def _describe(metrics: Metrics, book: SiteBook) -> None:
     metrics.describe("ctgw_sessions_total", "Sessions opened, by site.")
     metrics.describe("ctgw_heartbeats_total", "Heartbeats accepted, by site.")
     metrics.describe("ctgw_pool_exhausted_total", "Sessions served the overflow number.")
@@ -150,13 +154,12 @@ def _describe(metrics: Metrics, desk: SessionDesk) -> None:
     metrics.describe("ctgw_pool_live_leases", "Leases live now in each pool.")
 
     def pools() -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
-        now = desk.clock.now()
+        now = book.clock.now()
         out: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
-        for entry in desk.sites.values():
-            for pool in entry.site.pools:
-                labels = (("pool", pool.pool_id), ("site", entry.site.key))
-                out.append(("ctgw_pool_numbers", labels, float(len(pool.numbers))))
-                out.append(("ctgw_pool_live_leases", labels, float(pool.live_count(now))))
+        for entry, pool in book.pools():
+            labels = (("pool", pool.pool_id), ("site", entry.site.key))
+            out.append(("ctgw_pool_numbers", labels, float(len(pool.numbers))))
+            out.append(("ctgw_pool_live_leases", labels, float(pool.live_count(now))))
         return out
 
     metrics.gauge(pools)

@@ -1,16 +1,14 @@
-"""The `ctgw` command: serve, db, keys, numbers, report, doctor."""
+"""The `ctgw` command: its options, serve and doctor; the store's commands (db, keys, numbers,
+report) are in gateway/cli_store.py."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import json
 import os
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +16,19 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app, describe_urls
+from gateway.cli_store import STORE_COMMANDS, CliError
 from gateway.config import Config, ConfigError, load_config
-from gateway.http.front import run_front
 from gateway.http.fronts import listening_socket, serving_fronts
+from gateway.http.serving import prepare_runner
 from gateway.logs import configure_logging
-from gateway.process import prepare_runner
-from gateway.store.database import Database, StoreError, Write, sqlite_path, ts
+from gateway.store.database import Database, StoreError, sqlite_path
 from gateway.store.file import damaged_store, store_fault
-from gateway.store.keys import KeyNameTaken, create_key, list_keys, revoke_key
-from gateway.store.sites import load_sites, pool_id_for, seed_sites
 from gateway.systemd import SystemdNotifier
 from gateway.telephony.doctor import check_asterisk_config
-from numberpool.phone import InvalidNumber, normalise
 
 __all__ = ["main"]
 
 _DEFAULT_CONFIGS = ("conf/gateway.toml", "/etc/ctgw/gateway.toml")
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def _config_path(arg: str | None) -> str | None:
@@ -54,10 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="TOML config (default conf/gateway.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", parents=[common], help="run the gateway")
-    front = sub.add_parser("front", parents=[common], help="(started by serve: an HTTP front)")
-    front.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
-    front.add_argument("--channel", required=True, help="the lease channel's Unix socket")
-    front.add_argument("--core", required=True, help="the gateway app's Unix socket")
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="action", required=True)
     db.add_parser("migrate", parents=[common], help="apply pending migrations")
     keys = sub.add_parser("keys", help="admin API keys").add_subparsers(
@@ -160,163 +147,6 @@ def _cannot_listen(config: Config, exc: OSError) -> str:
     )
 
 
-async def _front(config: Config, args: argparse.Namespace) -> int:
-    """An HTTP front process, started by `ctgw serve` when `[http] workers` is set."""
-    return await run_front(config, args.fd, Path(args.channel), Path(args.core))
-
-
-async def _migrate(config: Config, args: argparse.Namespace) -> int:
-    db = await Database.open(config.store.url, migrate=False)
-    try:
-        applied = await db.migrate()
-    finally:
-        await db.close()
-    print("applied: " + ", ".join(applied) if applied else "store is up to date")
-    return 0
-
-
-async def _with_db(config: Config, work: Callable[[Database], Awaitable[int]]) -> int:
-    db = await Database.open(config.store.url)
-    try:
-        await seed_sites(db, config, datetime.now(UTC))
-        return await work(db)
-    finally:
-        await db.close()
-
-
-def _key_name(raw: str) -> str:
-    name = raw.strip()
-    if not name or len(name) > 100 or not name.isprintable():
-        raise CliError("key name must be 1-100 printable characters")
-    return name
-
-
-async def _keys_create(config: Config, args: argparse.Namespace) -> int:
-    name = _key_name(args.name)
-
-    async def work(db: Database) -> int:
-        try:
-            key = await create_key(db, name, datetime.now(UTC))
-        except KeyNameTaken:
-            raise CliError(
-                f"an API key named '{name}' exists already: choose another name, or revoke it "
-                f"first with: ctgw keys revoke {name}"
-            ) from None
-        print(key)
-        print(f"(API key '{name}' created; it is shown only this once)", file=sys.stderr)
-        return 0
-
-    return await _with_db(config, work)
-
-
-async def _keys_list(config: Config, args: argparse.Namespace) -> int:
-    async def work(db: Database) -> int:
-        keys = await list_keys(db)
-        if not keys:
-            print("no API keys (create one with: ctgw keys create NAME)", file=sys.stderr)
-        for key in keys:
-            state = f"revoked {key.revoked_at}" if key.revoked_at else "live"
-            print(f"{key.name}\tcreated {key.created_at}\t{state}")
-        return 0
-
-    return await _with_db(config, work)
-
-
-async def _keys_revoke(config: Config, args: argparse.Namespace) -> int:
-    name = _key_name(args.name)
-
-    async def work(db: Database) -> int:
-        if not await revoke_key(db, name, datetime.now(UTC)):
-            raise CliError(f"no live API key named '{name}' (see: ctgw keys list)")
-        print(f"API key '{name}' revoked; a running gateway refuses it from now on")
-        return 0
-
-    return await _with_db(config, work)
-
-
-async def _add_numbers(config: Config, site_key: str, target: str, raw: list[str]) -> int:
-    region = config.phone.default_region
-    try:
-        target_e164 = normalise(target, region)
-        numbers = [normalise(n, region) for n in raw]
-    except InvalidNumber as exc:
-        raise CliError(str(exc)) from None
-
-    async def work(db: Database) -> int:
-        sites = await load_sites(db)
-        entry = sites.get(site_key)
-        if entry is None:
-            raise CliError(f"no site '{site_key}' (known: {', '.join(sorted(sites)) or 'none'})")
-        pool_id = pool_id_for(site_key, target_e164)
-        if entry.site.pool_by_id(pool_id) is None:
-            raise CliError(f"site '{site_key}' has no pool for target {target_e164}")
-        taken = [n for n in numbers for e in sites.values() if e.site.owns(n)]
-        if taken:
-            raise CliError(f"already in use: {', '.join(sorted(set(taken)))}")
-        now = ts(datetime.now(UTC))
-        await db.write(
-            [
-                Write(
-                    "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)",
-                    (n, pool_id, now),
-                )
-                for n in dict.fromkeys(numbers)
-            ]
-        )
-        print(
-            f"added {len(set(numbers))} number(s) to {pool_id}; a running gateway picks them "
-            "up within 30 s"
-        )
-        return 0
-
-    return await _with_db(config, work)
-
-
-async def _numbers_add(config: Config, args: argparse.Namespace) -> int:
-    return await _add_numbers(config, args.site, args.target, list(args.numbers))
-
-
-async def _numbers_import(config: Config, args: argparse.Namespace) -> int:
-    try:
-        with open(args.file, encoding="utf-8", newline="") as handle:  # noqa: ASYNC230 - a small file read once by the CLI
-            rows = [row[0].strip() for row in csv.reader(handle) if row and row[0].strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {args.file}: {exc}") from None
-    rows = [r for r in rows if not r.lower().startswith(("number", "#"))]
-    if not rows:
-        raise CliError(f"{args.file} holds no numbers")
-    return await _add_numbers(config, args.site, args.target, rows)
-
-
-async def _numbers_list(config: Config, args: argparse.Namespace) -> int:
-    async def work(db: Database) -> int:
-        rows = await db.fetchall(
-            "SELECT n.number, p.site, p.target FROM numbers n JOIN pools p USING (pool_id)"
-            " WHERE ? IS NULL OR p.site = ? ORDER BY p.site, p.target, n.number",
-            (args.site, args.site),
-        )
-        for row in rows:
-            print(f"{row['number']}\t{row['site']}\t{row['target']}")
-        return 0
-
-    return await _with_db(config, work)
-
-
-async def _report_pools(config: Config, args: argparse.Namespace) -> int:
-    from reports.pool_health import pool_health
-
-    async def work(db: Database) -> int:
-        health = await pool_health(db, datetime.now(UTC))
-        if args.json:
-            print(json.dumps([h.as_dict() for h in health], indent=2))
-        else:
-            for h in health:
-                print(h.line())
-        return 0
-
-    return await _with_db(config, work)
-
-
 async def _doctor(config: Config, args: argparse.Namespace) -> int:
     problems = 0
     print(f"config: ok ({config.source})")
@@ -368,18 +198,10 @@ def _asterisk_findings(config: Config) -> tuple[list[str], int]:
     return lines, sum(f.level == "error" for f in findings)
 
 
-_COMMANDS: dict[
+_COMMANDS: Mapping[
     tuple[str, str | None], Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
 ] = {
     ("serve", None): _serve,
-    ("front", None): _front,
-    ("db", "migrate"): _migrate,
-    ("keys", "create"): _keys_create,
-    ("keys", "list"): _keys_list,
-    ("keys", "revoke"): _keys_revoke,
-    ("numbers", "add"): _numbers_add,
-    ("numbers", "import"): _numbers_import,
-    ("numbers", "list"): _numbers_list,
-    ("report", "pools"): _report_pools,
+    **STORE_COMMANDS,
     ("doctor", None): _doctor,
 }

@@ -1,9 +1,9 @@
-"""The gateway's one TOML config file, validated, with `CTGW_<SECTION>_<KEY>` overrides."""
+"""The gateway's one TOML config file, validated, with `CTGW_<SECTION>_<KEY>` overrides; the
+settings it fills are in gateway/settings.py, named here too."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import ipaddress
 import os
 import re
@@ -11,10 +11,25 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.settings import (
+    AgiSettings,
+    AmiSettings,
+    AsteriskSettings,
+    Config,
+    HttpSettings,
+    LimitSettings,
+    LogSettings,
+    PhoneSettings,
+    PoolSettings,
+    RuleSettings,
+    SiteSettings,
+    StaticNumberSettings,
+    StoreSettings,
+)
 from numberpool.lease_timing import TIMING_DEFAULTS, timing_problem
 from numberpool.phone import InvalidNumber, normalise
 
@@ -40,200 +55,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names file, key and reason."""
-
-
-_REQUIRED: Any = dataclasses.MISSING
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    host: str = field(default="127.0.0.1", metadata={"help": "address the HTTP API binds"})
-    port: int = field(default=8080, metadata={"help": "HTTP API port"})
-    public_url: str = field(default="", metadata={"help": "URL websites reach us at (for links)"})
-    max_body_bytes: int = field(default=16384, metadata={"help": "largest accepted request body"})
-    header_timeout_seconds: int = field(
-        default=10, metadata={"help": "time a request's headers may take from its first byte"}
-    )
-    body_timeout_seconds: int = field(
-        default=30, metadata={"help": "time a request's body may take after its headers"}
-    )
-    keepalive_timeout_seconds: int = field(
-        default=75, metadata={"help": "time an idle connection stays open"}
-    )
-    max_connections: int = field(
-        default=10000, metadata={"help": "open connections a process accepts in all"}
-    )
-    max_connections_per_client: int = field(
-        default=256, metadata={"help": "open connections from one client address (0: no cap)"}
-    )
-    workers: int = field(
-        default=0,
-        metadata={"help": "HTTP front processes (0: the gateway process answers HTTP itself)"},
-    )
-    trusted_proxies: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "proxy addresses or networks whose X-Forwarded-For names the client"
-            " (e.g. 127.0.0.1, 10.0.0.0/8)"
-        },
-    )
-
-    @functools.cached_property
-    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        """`trusted_proxies` parsed once (it is read on every session request)."""
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies)
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    url: str = field(
-        default="sqlite:///var/ctgw.db", metadata={"help": "sqlite:///PATH or postgresql://..."}
-    )
-
-
-@dataclass(frozen=True)
-class AgiSettings:
-    host: str = field(default="127.0.0.1", metadata={"help": "address the FastAGI server binds"})
-    port: int = field(default=4573, metadata={"help": "FastAGI port"})
-    deadline_ms: int = field(default=300, metadata={"help": "time to decide a route"})
-    enabled: bool = field(default=True, metadata={"help": "run the FastAGI server"})
-
-
-@dataclass(frozen=True)
-class AmiSettings:
-    host: str = field(default="127.0.0.1", metadata={"help": "Asterisk manager address"})
-    port: int = field(default=5038, metadata={"help": "Asterisk manager port"})
-    username: str = field(default="ctgw", metadata={"help": "manager.conf user"})
-    secret: str = field(default="", metadata={"help": "manager.conf secret (use CTGW_AMI_SECRET)"})
-    enabled: bool = field(default=False, metadata={"help": "connect to AMI"})
-
-
-@dataclass(frozen=True)
-class AsteriskSettings:
-    config_dir: str = field(
-        default="/etc/asterisk", metadata={"help": "Asterisk's config folder, read by ctgw doctor"}
-    )
-    click_to_call: bool = field(
-        default=False, metadata={"help": "the AMI user may originate calls (click-to-call)"}
-    )
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
-    format: str = field(default="json", metadata={"help": "json or console"})
-
-
-@dataclass(frozen=True)
-class PhoneSettings:
-    default_region: str = field(
-        default="US", metadata={"help": "region for numbers written without a country code"}
-    )
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    target: str = field(default=_REQUIRED, metadata={"help": "the site's number this pool swaps"})
-    numbers: list[str] = field(default=_REQUIRED, metadata={"help": "tracking numbers"})
-    overflow: str = field(default="", metadata={"help": "number shown when the pool is exhausted"})
-    heartbeat_seconds: int = field(default=60, metadata={"help": "heartbeat interval"})
-    grace_seconds: int = field(default=900, metadata={"help": "lease life after last heartbeat"})
-    cooldown_seconds: int = field(default=300, metadata={"help": "rest before a number is reused"})
-    attribution_window_seconds: int = field(
-        default=3600, metadata={"help": "how long after a lease ends a call is 'probable'"}
-    )
-    probation_seconds: int = field(
-        default=120, metadata={"help": "lease life until the first heartbeat arrives"}
-    )
-    amp_lease_seconds: int = field(
-        default=300, metadata={"help": "lease life of an AMP page (it cannot heartbeat)"}
-    )
-    require_params: list[str] = field(
-        default_factory=list, metadata={"help": "lease only when the URL has one of these"}
-    )
-    destination: str = field(
-        default="", metadata={"help": "dial string for calls to this pool (default: the site's)"}
-    )
-
-
-@dataclass(frozen=True)
-class StaticNumberSettings:
-    number: str = field(default=_REQUIRED, metadata={"help": "the static source number"})
-    source: str = field(default=_REQUIRED, metadata={"help": "utm_source-like label"})
-    medium: str = field(default="", metadata={"help": "utm_medium-like label"})
-    campaign: str = field(default="", metadata={"help": "campaign label"})
-    destination: str = field(
-        default="", metadata={"help": "dial string for calls to it (default: the site's)"}
-    )
-
-
-@dataclass(frozen=True)
-class RuleSettings:
-    number: str = field(default=_REQUIRED, metadata={"help": "static number shown on a match"})
-    target: str = field(default=_REQUIRED, metadata={"help": "the site's number it replaces"})
-    param: str = field(default="", metadata={"help": "URL parameter to match"})
-    value: str = field(default="", metadata={"help": "parameter value (empty: any)"})
-    referrer_contains: str = field(default="", metadata={"help": "referrer substring to match"})
-
-
-@dataclass(frozen=True)
-class LimitSettings:
-    client_per_minute: int = field(
-        default=20, metadata={"help": "new sessions a minute from one client address (0: no limit)"}
-    )
-    client_burst: int = field(
-        default=20, metadata={"help": "new sessions one client address may open at once"}
-    )
-    site_per_minute: int = field(
-        default=0, metadata={"help": "new sessions a minute from all clients (0: no limit)"}
-    )
-    site_burst: int = field(
-        default=0, metadata={"help": "new sessions all clients may open at once (0: a minute's)"}
-    )
-    client_live_numbers: int = field(
-        default=3,
-        metadata={
-            "help": "pool numbers one client address may hold at once; its further sessions"
-            " get the overflow number (0: no cap)"
-        },
-    )
-
-
-@dataclass(frozen=True)
-class SiteSettings:
-    key: str = field(default=_REQUIRED, metadata={"help": "public site key used by swap.js"})
-    name: str = field(default="", metadata={"help": "display name"})
-    allowed_origins: list[str] = field(
-        default_factory=list, metadata={"help": "origins allowed to create sessions"}
-    )
-    destination: str = field(default="", metadata={"help": "dial string calls are routed to"})
-    pools: list[PoolSettings] = field(default_factory=list, metadata={"help": "number pools"})
-    static_numbers: list[StaticNumberSettings] = field(
-        default_factory=list, metadata={"help": "offline source numbers"}
-    )
-    rules: list[RuleSettings] = field(
-        default_factory=list, metadata={"help": "URL and referrer rules"}
-    )
-    bot_user_agents: list[str] = field(
-        default_factory=list,
-        metadata={"help": "user-agent substrings that never lease, on top of the built-in list"},
-    )
-    limits: LimitSettings = field(
-        default_factory=LimitSettings, metadata={"help": "new sessions per client and per site"}
-    )
-
-
-@dataclass(frozen=True)
-class Config:
-    http: HttpSettings = field(default_factory=HttpSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    agi: AgiSettings = field(default_factory=AgiSettings)
-    ami: AmiSettings = field(default_factory=AmiSettings)
-    asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    phone: PhoneSettings = field(default_factory=PhoneSettings)
-    sites: list[SiteSettings] = field(default_factory=list)
-    source: str = field(default="<defaults>", metadata={"internal": True})
 
 
 # What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
@@ -364,6 +185,12 @@ def _from_env(hint: Any, value: _EnvValue, source: str, key: str) -> Any:
 
 
 def _check_semantics(config: Config) -> None:
+    _check_sections(config)
+    _check_sites(config)
+
+
+def _check_sections(config: Config) -> None:
+    """The values of the scalar sections that their types alone do not rule out."""
     src = config.source
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{src}: 'log.level' must be debug, info, warning or error")
@@ -380,8 +207,9 @@ def _check_semantics(config: Config) -> None:
     for section, port in ports:
         if port > 65535:
             raise ConfigError(f"{src}: '{section}.port' must be 0-65535")
+    # A postgresql:// URL passes here and is refused when the store opens, with its reason.
     if not (config.store.url.startswith("sqlite:///") or config.store.url.startswith("postgres")):
-        raise ConfigError(f"{src}: 'store.url' must start with sqlite:/// or postgresql://")
+        raise ConfigError(f"{src}: 'store.url' must be sqlite:///PATH (this build's one store)")
     if config.agi.deadline_ms == 0:
         raise ConfigError(f"{src}: 'agi.deadline_ms' must be at least 1")
     for i, proxy in enumerate(config.http.trusted_proxies):
@@ -392,66 +220,84 @@ def _check_semantics(config: Config) -> None:
                 f"{src}: 'http.trusted_proxies[{i}]': {proxy!r} is not an IP address or network"
                 " like 10.0.0.0/8"
             ) from None
-    region = config.phone.default_region
-    seen_keys: set[str] = set()
-    seen_numbers: dict[str, str] = {}
 
-    def number(value: str, key: str) -> None:
+
+class _SiteCheck:
+    """The sites' numbers and dial strings; a number may serve one place of one site only."""
+
+    def __init__(self, config: Config) -> None:
+        self.src = config.source
+        self.region = config.phone.default_region
+        self.seen_numbers: dict[str, str] = {}
+
+    def number(self, value: str, key: str) -> None:
         try:
-            e164 = normalise(value, region)
+            e164 = normalise(value, self.region)
         except InvalidNumber as exc:
-            raise ConfigError(f"{src}: '{key}': {exc}") from None
+            raise ConfigError(f"{self.src}: '{key}': {exc}") from None
         if e164 != value:
-            raise ConfigError(f"{src}: '{key}': write numbers in E.164, e.g. {e164}")
+            raise ConfigError(f"{self.src}: '{key}': write numbers in E.164, e.g. {e164}")
 
-    def unique(value: str, key: str) -> None:
-        number(value, key)
-        if value in seen_numbers:
-            raise ConfigError(f"{src}: '{key}': {value} is already used by {seen_numbers[value]}")
-        seen_numbers[value] = key
+    def unique(self, value: str, key: str) -> None:
+        self.number(value, key)
+        if value in self.seen_numbers:
+            raise ConfigError(
+                f"{self.src}: '{key}': {value} is already used by {self.seen_numbers[value]}"
+            )
+        self.seen_numbers[value] = key
 
-    def destination(value: str, key: str) -> None:
+    def destination(self, value: str, key: str) -> None:
         if value and not _DIAL_STRING.fullmatch(value):
             raise ConfigError(
-                f"{src}: '{key}': {value!r} is not a plain dial string like PJSIP/agent1 or "
+                f"{self.src}: '{key}': {value!r} is not a plain dial string like PJSIP/agent1 or "
                 "Local/100@agents (letters, digits and / @ . _ - + : only)"
             )
 
+    def pool(self, site: SiteSettings, pool: PoolSettings, pat: str) -> None:
+        self.number(pool.target, f"{pat}.target")
+        if not pool.numbers:
+            raise ConfigError(f"{self.src}: '{pat}.numbers' must list at least one number")
+        for k, n in enumerate(pool.numbers):
+            self.unique(n, f"{pat}.numbers[{k}]")
+        if pool.overflow:
+            self.unique(pool.overflow, f"{pat}.overflow")
+        self.destination(pool.destination, f"{pat}.destination")
+        problem = timing_problem({k: getattr(pool, k) for k in TIMING_DEFAULTS})
+        if problem:
+            key, reason = problem
+            raise ConfigError(f"{self.src}: '{pat}.{key}' {reason} (pool {site.key}:{pool.target})")
+
+    def rules(self, site: SiteSettings, at: str) -> None:
+        statics = {s.number for s in site.static_numbers}
+        for j, rule in enumerate(site.rules):
+            rat = f"{at}.rules[{j}]"
+            if rule.number not in statics:
+                raise ConfigError(
+                    f"{self.src}: '{rat}.number' must be one of the site's static_numbers"
+                )
+            self.number(rule.target, f"{rat}.target")
+            if not rule.param and not rule.referrer_contains:
+                raise ConfigError(f"{self.src}: '{rat}' needs 'param' or 'referrer_contains'")
+
+
+def _check_sites(config: Config) -> None:
+    src = config.source
+    check = _SiteCheck(config)
+    seen_keys: set[str] = set()
     for i, site in enumerate(config.sites):
         at = f"sites[{i}]"
-        destination(site.destination, f"{at}.destination")
+        check.destination(site.destination, f"{at}.destination")
         if not site.key or len(site.key) > 64 or not site.key.replace("-", "").isalnum():
             raise ConfigError(f"{src}: '{at}.key' must be 1-64 letters, digits or '-'")
         if site.key in seen_keys:
             raise ConfigError(f"{src}: '{at}.key': site '{site.key}' is defined twice")
         seen_keys.add(site.key)
-        targets = set()
         for j, pool in enumerate(site.pools):
-            pat = f"{at}.pools[{j}]"
-            number(pool.target, f"{pat}.target")
-            targets.add(pool.target)
-            if not pool.numbers:
-                raise ConfigError(f"{src}: '{pat}.numbers' must list at least one number")
-            for k, n in enumerate(pool.numbers):
-                unique(n, f"{pat}.numbers[{k}]")
-            if pool.overflow:
-                unique(pool.overflow, f"{pat}.overflow")
-            destination(pool.destination, f"{pat}.destination")
-            problem = timing_problem({k: getattr(pool, k) for k in TIMING_DEFAULTS})
-            if problem:
-                key, reason = problem
-                raise ConfigError(f"{src}: '{pat}.{key}' {reason} (pool {site.key}:{pool.target})")
+            check.pool(site, pool, f"{at}.pools[{j}]")
         for j, static in enumerate(site.static_numbers):
-            unique(static.number, f"{at}.static_numbers[{j}].number")
-            destination(static.destination, f"{at}.static_numbers[{j}].destination")
-        statics = {s.number for s in site.static_numbers}
-        for j, rule in enumerate(site.rules):
-            rat = f"{at}.rules[{j}]"
-            if rule.number not in statics:
-                raise ConfigError(f"{src}: '{rat}.number' must be one of the site's static_numbers")
-            number(rule.target, f"{rat}.target")
-            if not rule.param and not rule.referrer_contains:
-                raise ConfigError(f"{src}: '{rat}' needs 'param' or 'referrer_contains'")
+            check.unique(static.number, f"{at}.static_numbers[{j}].number")
+            check.destination(static.destination, f"{at}.static_numbers[{j}].destination")
+        check.rules(site, at)
 
 
 def _join(where: str, key: str) -> str:

@@ -5,25 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from numberpool.site import Attribution
+from numberpool.visit import VisitContext
+
 __all__ = [
     "ABANDON_SECONDS",
     "ATTRIBUTION_FIELDS",
     "CALL_STATES",
     "CallAttribution",
     "CallRecord",
+    "attribution_snapshot",
     "unanswered_state",
 ]
 
 CALL_STATES = ("ringing", "answered", "missed", "abandoned")
 
-# An unanswered call that rang for less than this was abandoned by the caller; longer, it was
-# missed by the business (README.md, "Call records").
+# An unanswered call that ended sooner than this after it began was abandoned by the caller;
+# later, it was missed by the business (README.md, "Call records").
 ABANDON_SECONDS = 15.0
 
 
-def unanswered_state(rang_seconds: float, abandon_seconds: float = ABANDON_SECONDS) -> str:
-    """`abandoned` or `missed`, for a call that ended unanswered after ringing this long."""
-    return "abandoned" if rang_seconds < abandon_seconds else "missed"
+def unanswered_state(seconds: float, abandon_seconds: float = ABANDON_SECONDS) -> str:
+    """`abandoned` or `missed`, for a call that ended unanswered `seconds` after it began."""
+    return "abandoned" if seconds < abandon_seconds else "missed"
 
 
 # The attribution of a call as the API and downloads show it (PRODUCT.md contract).
@@ -92,3 +96,30 @@ class CallRecord:
     first_time: bool = True
     contact_id: str | None = None
     test_call: bool = False
+
+
+def attribution_snapshot(attribution: Attribution, visit: VisitContext | None) -> CallAttribution:
+    """The attribution of a new call record, copied from its visit (if any) at call time."""
+    kind, session_id = attribution.kind.value, attribution.session_id or None
+    visitor_id = attribution.visitor_id or None
+    static = attribution.static
+    if static is not None:
+        return CallAttribution(
+            kind, session_id, visitor_id, static.source, static.medium, static.campaign
+        )
+    if visit is None:
+        return CallAttribution(kind, session_id, visitor_id)
+    # The visit's own rules imply source and medium when the URL had no UTM tags.
+    return CallAttribution(
+        kind,
+        session_id,
+        visitor_id,
+        source=visit.source,
+        medium=visit.medium,
+        campaign=visit.utm_campaign,
+        term=visit.utm_term,
+        content=visit.utm_content,
+        gclid=visit.gclid,
+        landing_page=visit.landing_page,
+        referrer=visit.referrer,
+    )

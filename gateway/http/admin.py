@@ -1,53 +1,29 @@
-"""The admin API (Bearer API keys): sites, pools, numbers, sessions and calls."""
+"""The admin API (Bearer API keys): its routes, and the sites, pools, numbers and sessions.
+
+The calls are in admin_calls.py, the key check in admin_auth.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from gateway.appkeys import CLOCK, CONFIG, DB, DESK
 from gateway.config import ConfigError, parse_config
+from gateway.http.admin_auth import admin
+from gateway.http.admin_calls import call_show, calls_download, calls_list
 from gateway.http.errors import ApiError, read_json_object, text_field
-from gateway.store.calls import CALL_STATES, CallFilter, calls_csv, find_call, list_calls
-from gateway.store.database import Write, ts
-from gateway.store.keys import find_key
+from gateway.store.numbers import add_writes, numbers_taken, remove_write
 from gateway.store.sites import site_writes
 from numberpool.phone import InvalidNumber, normalise
 from numberpool.site import Site
 
 __all__ = ["add_admin_routes"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# SQLite's OFFSET is a signed 64-bit integer.
-_MAX_OFFSET = 2**63 - 1
 _MAX_SETTING = 10 * 365 * 24 * 3600
-
-
-def admin(handler: Handler) -> Handler:
-    """Require `Authorization: Bearer <api key>` on an admin handler."""
-
-    @functools.wraps(handler)
-    async def checked(request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "send 'Authorization: Bearer <api key>' (create one with: ctgw keys create NAME)",
-            )
-        if await find_key(request.app[DB], key.strip()) is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked API key")
-        return await handler(request)
-
-    return checked
 
 
 def add_admin_routes(app: web.Application) -> None:
@@ -121,16 +97,15 @@ async def site_put(request: web.Request) -> web.Response:
     site = parsed.sites[0]
     _check_settings(site, "")
     desk = request.app[DESK]
-    for other in desk.sites.values():
-        if other.site.key == site.key:
-            continue
-        for pool in site.pools:
-            for number in [*pool.numbers, pool.overflow]:
-                if number and other.site.owns(number):
-                    raise ApiError(409, "number_in_use", f"{number} belongs to {other.site.key}")
+    wanted = [n for pool in site.pools for n in [*pool.numbers, pool.overflow] if n]
+    sites = [entry.site for entry in desk.sites.values()]
+    taken = numbers_taken(wanted, sites, besides=site.key)
+    if taken:
+        number, owner = next(iter(taken.items()))
+        raise ApiError(409, "number_in_use", f"{number} belongs to {owner}")
     now = request.app[CLOCK].now()
     await request.app[DB].write(site_writes(site, now, from_config=False))
-    await desk.reload()
+    await desk.book.reload()
     entry = desk.sites[site.key]
     return web.json_response(
         _site_json(entry.site, entry.name, entry.allowed_origins, now), status=201
@@ -213,18 +188,11 @@ async def number_add(request: web.Request) -> web.Response:
     pool = next((p for p in entry.site.pools if p.target == target), None)
     if pool is None:
         raise ApiError(404, "unknown_pool", f"site {site_key!r} has no pool for {target}")
-    owner = desk.site_for_number(number)
-    if owner is not None or number == target:
+    # The pool's own target is its site's: taken like any other site's number.
+    if numbers_taken([number], [e.site for e in desk.sites.values()]):
         raise ApiError(409, "number_in_use", f"{number} is already in use")
     now = request.app[CLOCK].now()
-    await request.app[DB].write(
-        [
-            Write(
-                "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)",
-                (number, pool.pool_id, ts(now)),
-            )
-        ]
-    )
+    await request.app[DB].write(add_writes(pool.pool_id, [number], now))
     pool.add_number(number)
     return web.json_response({"number": number, "pool_id": pool.pool_id}, status=201)
 
@@ -239,9 +207,7 @@ async def number_remove(request: web.Request) -> web.Response:
             if number in pool.numbers:
                 if not pool.remove_number(number, now):
                     raise ApiError(409, "number_leased", f"{number} is leased right now")
-                await request.app[DB].write(
-                    [Write("DELETE FROM numbers WHERE number = ?", (number,))]
-                )
+                await request.app[DB].write([remove_write(number)])
                 return web.json_response({"removed": number})
     raise ApiError(404, "unknown_number", f"{number} is in no pool")
 
@@ -255,69 +221,3 @@ async def session_show(request: web.Request) -> web.Response:
     session = {k: row[k] for k in row.keys()}
     session["numbers"] = json.loads(row["numbers"])  # stored as JSON text: answered as a list
     return web.json_response(session)
-
-
-def _time(query: Any, name: str) -> datetime | None:
-    text = query.get(name)
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        # In UTC now, as the store keeps times: 9999-12-31T23:59:59-14:00 is past the calendar.
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"'{name}' must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z",
-        ) from None
-    except OverflowError:
-        raise ApiError(
-            400, "invalid_parameter", f"'{name}' is out of range: give a time within years 1-9999"
-        ) from None
-
-
-def _count(query: Any, name: str, default: int, low: int, high: int) -> int:
-    """An integer parameter: ASCII digits only, within low-high, else a 400 naming it."""
-    text = query.get(name)
-    if text is None:
-        return default
-    # int() would also take '1_0', ' 7' and Arabic digits, and raises past 4300 digits.
-    if text.isascii() and text.isdigit() and len(text) <= len(str(high)):
-        value = int(text)
-        if low <= value <= high:
-            return value
-    raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer from {low} to {high}")
-
-
-def _filter(request: web.Request, max_limit: int) -> CallFilter:
-    q = request.query
-    state = q.get("state") or None
-    if state is not None and state not in CALL_STATES:
-        raise ApiError(400, "invalid_parameter", f"'state' must be one of {', '.join(CALL_STATES)}")
-    limit = _count(q, "limit", min(100, max_limit), 1, max_limit)
-    offset = _count(q, "offset", 0, 0, _MAX_OFFSET)
-    return CallFilter(
-        _time(q, "since"), _time(q, "until"), q.get("site") or None, state, limit, offset
-    )
-
-
-async def calls_list(request: web.Request) -> web.Response:
-    calls = await list_calls(request.app[DB], _filter(request, 1000))
-    return web.json_response({"calls": calls})
-
-
-async def calls_download(request: web.Request) -> web.Response:
-    calls = await list_calls(request.app[DB], _filter(request, 100_000))
-    return web.Response(
-        text=calls_csv(calls),
-        content_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
-    )
-
-
-async def call_show(request: web.Request) -> web.Response:
-    call = await find_call(request.app[DB], request.match_info["call_id"])
-    if call is None:
-        raise ApiError(404, "unknown_call", "no such call")
-    return web.json_response(call)

@@ -8,11 +8,27 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from gateway.leasing.client_limits import parse_address
+__all__ = ["Address", "Network", "client_address", "parse_address", "request_client"]
 
-__all__ = ["Network", "client_address", "request_client"]
-
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_address(text: str) -> Address | None:
+    """An address as a peer or an X-Forwarded-For entry writes it: `1.2.3.4`, `1.2.3.4:80`,
+    `2001:db8::1`, `[2001:db8::1]:443`; None for anything else (`unknown`, garbage)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def client_address(

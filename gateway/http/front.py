@@ -1,6 +1,7 @@
 """An HTTP front process: answers POST /v1/sessions over the lease channel, passes the rest on.
 
-Started by `ctgw serve` when `[http] workers` is set (see `gateway/http/fronts.py`). It accepts on
+Started by `ctgw serve` when `[http] workers` is set, as `python -m gateway.http.front` (see
+`gateway/http/fronts.py`), so that the process loads only the code it runs. It accepts on
 the listening socket the gateway process opened, reads and checks session requests itself (the
 part of the work that needs no lease), and hands them to the gateway process, which owns the
 leases and the store. Every other request (heartbeats, AMP, the admin API, swap.js, health,
@@ -9,9 +10,11 @@ metrics) goes unchanged to the gateway's own app on a Unix socket.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,13 +25,14 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.appkeys import CONFIG
-from gateway.config import Config
+from gateway.config import Config, ConfigError, load_config
 from gateway.http.errors import ApiError, error_middleware
 from gateway.http.lease_channel import ChannelClosed, LeaseChannel
-from gateway.http.public import read_session_request
-from gateway.process import prepare_runner
+from gateway.http.serving import prepare_runner
+from gateway.http.session_request import read_session_request
+from gateway.logs import configure_logging
 
-__all__ = ["create_front_app", "run_front"]
+__all__ = ["create_front_app", "main", "run_front"]
 
 log = structlog.get_logger()
 
@@ -82,6 +86,8 @@ def create_front_app(config: Config, channel_path: Path, core_path: Path) -> web
 
 
 async def open_session(request: web.Request) -> web.Response:
+    """Steps 1 and 2 of the session path (see gateway/leasing/desk.py), then the lease channel
+    to the gateway process, where `answer_batch` (gateway/http/lease_owner.py) does the rest."""
     req = await read_session_request(request)
     try:
         reply = await request.app[CHANNEL].ask(req)
@@ -145,3 +151,27 @@ async def run_front(config: Config, listen_fd: int, channel_path: Path, core_pat
         log.error("http_front_lost_core")
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gateway.http.front --fd N --channel PATH --core PATH [--config PATH]`."""
+    parser = argparse.ArgumentParser(prog="python -m gateway.http.front")
+    parser.add_argument("--config", metavar="PATH", help="the gateway's TOML config")
+    parser.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
+    parser.add_argument("--channel", required=True, help="the lease channel's Unix socket")
+    parser.add_argument("--core", required=True, help="the gateway app's Unix socket")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:  # the gateway read the same file a moment ago: rare
+        sys.stderr.write(f"ctgw front: error: {exc}\n")
+        return 2
+    configure_logging(config.log.level, config.log.format)
+    try:
+        return asyncio.run(run_front(config, args.fd, Path(args.channel), Path(args.core)))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

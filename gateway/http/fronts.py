@@ -1,7 +1,7 @@
 """HTTP front processes for `ctgw serve` with `[http] workers = N`: started, kept, stopped.
 
 One Python process cannot use a second core. With workers set, the gateway process binds the
-HTTP socket and hands it to N front processes (`ctgw front`, see `gateway/http/front.py`). The
+HTTP socket and hands it to N front processes (`python -m gateway.http.front`). The
 first front that can answer (its lease channel and core client ready) makes it listen, so no
 connection is accepted while there is nobody to answer it. The gateway process keeps every
 lease, the store, FastAGI and AMI, and serves two Unix sockets in a private directory: the lease
@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gateway.appkeys import DESK
 from gateway.config import Config
-from gateway.http.lease_channel import serving_lease_channel
+from gateway.http.lease_owner import serving_lease_channel
 
 __all__ = ["HttpFronts", "listening_socket", "serving_fronts"]
 
@@ -105,7 +105,7 @@ class HttpFronts:
             started = loop.time()
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "gateway", "front", *self._args, pass_fds=(self._fd,)
+                    sys.executable, "-m", "gateway.http.front", *self._args, pass_fds=(self._fd,)
                 )
             except OSError as exc:  # out of processes or files: try again later
                 delay = min(delay * 2, 10.0)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http.admin import admin
+from gateway.http.admin_auth import admin
 
 __all__ = ["add_index_routes", "api_routes"]
 

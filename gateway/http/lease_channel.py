@@ -10,6 +10,10 @@ Frame: a 4-byte big-endian length, then the payload. Front to owner: UTF-8 JSON,
 resolved). Owner to front: a 4-byte length, JSON `[[status, headers, body_bytes], ...]` (one
 per request, in order), then the bodies back to back: they are JSON already, and escaping them
 again into a JSON string cost more than the rest of the reply.
+
+This module is the front's end (`LeaseChannel`) and the frames; the owner's end, which answers
+them with the session desk, is gateway/http/lease_owner.py. A front loads no leasing or store
+code.
 """
 
 from __future__ import annotations
@@ -19,25 +23,24 @@ import collections
 import contextlib
 import json
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from gateway.http.errors import ApiError
-from gateway.http.public import (
-    SessionReply,
-    SessionRequest,
-    begin_session,
-    finish_session,
-    session_error,
-)
-from gateway.leasing.desk import Opening, SessionDesk
-from gateway.store.sites import SiteEntry
+from gateway.http.session_request import SessionReply, SessionRequest
 from gateway.tasks import cancel_and_wait
 
-__all__ = ["CHUNK", "ChannelClosed", "LeaseChannel", "answer_batch", "serving_lease_channel"]
+__all__ = [
+    "CHUNK",
+    "ChannelClosed",
+    "LeaseChannel",
+    "read_payload",
+    "read_replies",
+    "read_requests",
+    "reply_frame",
+    "request_frame",
+]
 
 log = structlog.get_logger()
 
@@ -47,53 +50,36 @@ _MAX_FRAME = 64 * 1024 * 1024
 # them while the front reads the rest: without it fronts and owner took turns (bench: 0.44x
 # -> 0.51x of the ceiling at 64 connections).
 CHUNK = 16
-_INTERNAL = ApiError(500, "internal", "internal error; the gateway logged the details")
 
 
 class ChannelClosed(ConnectionError):
     """The other end of the lease channel went away."""
 
 
-def _frame(payload: Any) -> bytes:
-    data = json.dumps(payload, separators=(",", ":")).encode()
+def request_frame(requests: list[list[Any]]) -> bytes:
+    """A front's frame of requests, each as the list `LeaseChannel.ask` makes."""
+    data = json.dumps(requests, separators=(",", ":")).encode()
     return _LENGTH.pack(len(data)) + data
 
 
-async def _read_bytes(reader: asyncio.StreamReader) -> bytes:
+async def read_payload(reader: asyncio.StreamReader) -> bytes:
+    """The payload of the next frame, either way."""
     size = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))[0]
     if size > _MAX_FRAME:
         raise ValueError(f"lease channel frame of {size} bytes")
     return await reader.readexactly(size)
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> Any:
-    return json.loads(await _read_bytes(reader))
-
-
-def _reply_frame(replies: list[SessionReply]) -> bytes:
-    bodies = [r.body.encode() for r in replies]
-    index = json.dumps(
-        [[r.status, r.headers, len(b)] for r, b in zip(replies, bodies, strict=True)],
-        separators=(",", ":"),
-    ).encode()
-    payload = b"".join([_LENGTH.pack(len(index)), index, *bodies])
-    return _LENGTH.pack(len(payload)) + payload
-
-
-def _read_replies(payload: bytes) -> list[SessionReply]:
-    size = _LENGTH.unpack_from(payload)[0]
-    at = _LENGTH.size + size
-    replies = []
-    for status, headers, length in json.loads(payload[_LENGTH.size : at]):
-        replies.append(SessionReply(int(status), payload[at : at + length].decode(), headers))
-        at += length
-    if at != len(payload):
-        raise ValueError("lease channel reply frame does not add up")
-    return replies
+def read_requests(payload: bytes) -> list[SessionRequest]:
+    """The requests of a front's frame; ValueError for a malformed one (a bug in the front,
+    not user input)."""
+    items = json.loads(payload)
+    if not isinstance(items, list):
+        raise ValueError("lease channel frame is not a list")
+    return [_request(item) for item in items]
 
 
 def _request(item: Any) -> SessionRequest:
-    """A request as a front sent it; a malformed one is a bug in the front, not user input."""
     if (
         not isinstance(item, list)
         or len(item) != 7
@@ -105,82 +91,28 @@ def _request(item: Any) -> SessionRequest:
     return SessionRequest(*item)
 
 
-def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
-    """Answer many session requests as one batch of the desk, at once: the decisions and one
-    commit happen in this call, with no task, future wait or loop pass per session or frame."""
-    replies: list[SessionReply | None] = [None] * len(requests)
-    started: list[tuple[int, Opening, SiteEntry]] = []
-    for index, req in enumerate(requests):
-        try:
-            job, entry = begin_session(desk, req)
-        except ApiError as exc:
-            replies[index] = session_error(exc, req, allowed=False)
-            continue
-        except Exception:  # a bug: that request fails, as the error middleware would do it
-            log.exception("http_unhandled_error", path="/v1/sessions", method="POST")
-            replies[index] = session_error(_INTERNAL, req, allowed=False)
-            continue
-        started.append((index, job, entry))
-    if started:
-        try:
-            desk.settle()
-        except Exception:  # a bug: the jobs left undone answer 500 below
-            log.exception("lease_channel_settle_failed")
-    for index, job, entry in started:
-        req = requests[index]
-        try:
-            replies[index] = finish_session(desk, req, job, entry)
-        except ApiError as exc:
-            replies[index] = session_error(exc, req, allowed=True)
-        except Exception:
-            log.exception("http_unhandled_error", path="/v1/sessions", method="POST")
-            replies[index] = session_error(_INTERNAL, req, allowed=True)
-    return [reply for reply in replies if reply is not None]
+def reply_frame(replies: list[SessionReply]) -> bytes:
+    """The owner's frame of replies, in the order of the requests."""
+    bodies = [r.body.encode() for r in replies]
+    index = json.dumps(
+        [[r.status, r.headers, len(b)] for r, b in zip(replies, bodies, strict=True)],
+        separators=(",", ":"),
+    ).encode()
+    payload = b"".join([_LENGTH.pack(len(index)), index, *bodies])
+    return _LENGTH.pack(len(payload)) + payload
 
 
-async def _serve_front(
-    desk: SessionDesk, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """One front's connection: each frame answered as soon as it is read, so the front gets
-    the answers of one frame while the next is decided (answering frames that came together
-    as one batch made the two processes take turns)."""
-    try:
-        while True:
-            items = await _read_frame(reader)
-            if not isinstance(items, list):
-                raise ValueError("lease channel frame is not a list")
-            requests = [_request(item) for item in items]
-            writer.write(_reply_frame(answer_batch(desk, requests)))
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass  # the front stopped
-    except ValueError as exc:
-        log.error("lease_channel_bad_frame", error=str(exc))
-    finally:
-        writer.close()
-
-
-@contextlib.asynccontextmanager
-async def serving_lease_channel(desk: SessionDesk, path: Path) -> AsyncIterator[None]:
-    """Serve the lease channel on a Unix socket at `path` while the context is open."""
-    connections: set[asyncio.Task[None]] = set()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        connections.add(task)
-        try:
-            await _serve_front(desk, reader, writer)
-        finally:
-            connections.discard(task)
-
-    server = await asyncio.start_unix_server(on_connect, path=str(path))
-    try:
-        yield
-    finally:
-        server.close()
-        for task in list(connections):
-            task.cancel()
-        await asyncio.gather(*connections, return_exceptions=True)
+def read_replies(payload: bytes) -> list[SessionReply]:
+    """The replies of an owner's frame; ValueError when it does not add up."""
+    size = _LENGTH.unpack_from(payload)[0]
+    at = _LENGTH.size + size
+    replies = []
+    for status, headers, length in json.loads(payload[_LENGTH.size : at]):
+        replies.append(SessionReply(int(status), payload[at : at + length].decode(), headers))
+        at += length
+    if at != len(payload):
+        raise ValueError("lease channel reply frame does not add up")
+    return replies
 
 
 class LeaseChannel:
@@ -235,14 +167,14 @@ class LeaseChannel:
         if self._closed:
             self._fail(self._waiting)
         else:
-            self._writer.write(_frame(self._queued))
+            self._writer.write(request_frame(self._queued))
             self._in_flight.append(self._waiting)
         self._queued, self._waiting = [], []
 
     async def _receive(self) -> None:
         try:
             while True:
-                replies = _read_replies(await _read_bytes(self._reader))
+                replies = read_replies(await read_payload(self._reader))
                 waiting = self._in_flight.popleft()
                 for future, reply in zip(waiting, replies, strict=True):
                     if not future.done():
@@ -268,7 +200,5 @@ class LeaseChannel:
         """Stop receiving and close the socket; a cancelled caller stops waiting."""
         self._writer.close()
         await cancel_and_wait(self._receiver)
-        with contextlib.suppress(Exception):
-            await self._writer.wait_closed()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -12,15 +11,17 @@ from aiohttp import web
 
 from gateway.appkeys import CONFIG, CORS_ORIGIN, DB, DESK, METRICS
 from gateway.http.client_address import request_client
-from gateway.http.errors import (
-    ApiError,
-    error_body,
-    error_cors,
-    error_response,
-    read_json_object,
-    text_field,
-)
+from gateway.http.errors import ApiError, error_cors, error_response
 from gateway.http.input import header_text, query_text
+from gateway.http.session_request import (
+    MAX_UA,
+    MAX_URL,
+    SessionReply,
+    SessionRequest,
+    TooManySessions,
+    read_session_request,
+    session_error,
+)
 from gateway.leasing.client_limits import RateLimited
 from gateway.leasing.desk import (
     Opening,
@@ -28,26 +29,17 @@ from gateway.leasing.desk import (
     SessionDesk,
     SessionEnded,
     UnknownSession,
-    UnknownSite,
 )
-from gateway.store.database import StoreError, ts
+from gateway.leasing.site_book import UnknownSite
+from gateway.store.database import StoreError
 from gateway.store.sites import SiteEntry
-from numberpool.visit import url_problem, visit_from_url
+from gateway.store.times import ts
+from numberpool.visit import VisitContext, url_problem, visit_from_url
 
-__all__ = [
-    "SessionReply",
-    "SessionRequest",
-    "add_public_routes",
-    "begin_session",
-    "finish_session",
-    "read_session_request",
-    "session_error",
-]
+__all__ = ["add_public_routes", "answer_session", "begin_session", "finish_session"]
 
 log = structlog.get_logger()
 
-_MAX_URL = 2048
-_MAX_UA = 512
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -86,7 +78,7 @@ def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
 async def preflight(request: web.Request) -> web.Response:
     origin = request.headers.get("Origin", "")
     desk = request.app[DESK]
-    if not any(origin in e.allowed_origins for e in desk.sites.values()):
+    if not any(origin in e.allowed_origins for e in desk.book.sites.values()):
         raise ApiError(403, "origin_not_allowed", f"origin {origin[:200]!r} is not allowed")
     return web.Response(
         status=204,
@@ -119,76 +111,16 @@ def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str
 
 
 async def open_session(request: web.Request) -> web.Response:
+    """Step 1 of the session path (all steps: gateway/leasing/desk.py): POST /v1/sessions,
+    answered by `answer_session` against the app's desk."""
     return await answer_session(request, request.app[DESK])
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRequest:
-    """A checked POST /v1/sessions: what the page sent, the two headers that matter, and the
-    client's address (limits count new sessions by it)."""
-
-    site: str
-    url: str
-    referrer: str
-    visitor_id: str
-    user_agent: str
-    origin: str | None
-    client: str = ""
-
-
-class _TooManySessions(ApiError):
-    """429 with the whole seconds to wait: the page keeps its own number meanwhile."""
-
-    def __init__(self, limited: RateLimited) -> None:
-        super().__init__(429, "rate_limited", limited.message)
-        self.retry_after = limited.retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class SessionReply:
-    """The answer to a POST /v1/sessions, ready to send (or to pass to an HTTP front)."""
-
-    status: int
-    body: str
-    headers: dict[str, str]
-
-    def response(self) -> web.Response:
-        return web.Response(
-            status=self.status,
-            text=self.body,
-            content_type="application/json",
-            headers=self.headers,
-        )
-
-
-async def read_session_request(request: web.Request) -> SessionRequest:
-    """Read and check the request: every check that needs no site settings (HTTP fronts too)."""
-    # Any content type is read as JSON, so the script can send text/plain and skip a preflight.
-    data = await read_json_object(request)
-    site_key = text_field(data, "site", max_len=64, required=True)
-    url = text_field(data, "url", max_len=_MAX_URL, required=True)
-    referrer = text_field(data, "referrer", max_len=_MAX_URL)
-    visitor_id = text_field(data, "visitor_id", max_len=64)
-    if not url.startswith(("http://", "https://")):
-        raise ApiError(400, "invalid_field", "'url' must be an http(s) URL")
-    for name, value in (("url", url), ("referrer", referrer)):
-        problem = url_problem(value)
-        if problem is not None:
-            raise ApiError(400, "invalid_field", f"'{name}' is not a valid URL: {problem}")
-    return SessionRequest(
-        site_key,
-        url,
-        referrer,
-        visitor_id,
-        header_text(request, "User-Agent", _MAX_UA),
-        request.headers.get("Origin"),
-        request_client(request, request.app[CONFIG].http.trusted_networks),
-    )
-
-
 def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, SiteEntry]:
-    """Check the site, origin and limits, and queue the session for the desk's next batch."""
-    entry = desk.sites.get(req.site)
+    """Step 3 of the session path: check the site and origin, count the session against the
+    limits (`SessionDesk.admit`) and queue it (`SessionDesk.begin`) for the desk's batch, which
+    decides it at the end of this loop pass (`SessionDesk._decide_batch`)."""
+    entry = desk.book.sites.get(req.site)
     if entry is None:
         raise _unknown_site(req.site)
     _refuse_origin(req.origin, entry)
@@ -199,13 +131,14 @@ def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, Site
     except UnknownSite:
         raise _unknown_site(req.site) from None
     except RateLimited as exc:
-        raise _TooManySessions(exc) from None
+        raise TooManySessions(exc.message, exc.retry_after) from None
 
 
 def finish_session(
     desk: SessionDesk, req: SessionRequest, job: Opening, entry: SiteEntry
 ) -> SessionReply:
-    """The answer once the session's commit is done (ApiError 503 when it failed)."""
+    """Step 6 of the session path: the answer once the session's commit is done (ApiError 503
+    when it failed)."""
     try:
         answer = desk.finish(job)
     except UnknownSite:
@@ -220,23 +153,13 @@ def finish_session(
     return SessionReply(201, _session_body(answer, entry, desk.clock.now()), headers)
 
 
-def session_error(error: ApiError, req: SessionRequest, *, allowed: bool) -> SessionReply:
-    """An error answer as the error middleware would give it (`allowed`: origin passed)."""
-    headers: dict[str, str] = {}
-    if isinstance(error, _TooManySessions):
-        allowed = True  # limits are counted after the origin check
-        headers["Retry-After"] = str(error.retry_after)
-    cors = error_cors("POST", "/v1/sessions", req.origin, req.origin if allowed else None)
-    headers.update(cors or {})
-    return SessionReply(error.status, error_body(error.code, error.message), headers)
-
-
 async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
-    """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store)."""
+    """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store):
+    steps 2 and 3, a wait while the desk decides and commits its batch, then step 6."""
     req = await read_session_request(request)
     try:
         job, entry = begin_session(desk, req)
-    except _TooManySessions as exc:
+    except TooManySessions as exc:
         return session_error(exc, req, allowed=True).response()
     if req.origin is not None:
         request[CORS_ORIGIN] = req.origin  # errors from here on carry the grant too
@@ -251,7 +174,7 @@ async def heartbeat(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_session", "no such session")
     desk = request.app[DESK]
     live = desk.live.get(session_id)
-    entry = desk.sites.get(live.site) if live else None
+    entry = desk.book.sites.get(live.site) if live else None
     headers = _check_origin(request, entry) if entry else {}
     try:
         session = await desk.heartbeat(session_id)
@@ -272,13 +195,9 @@ async def heartbeat(request: web.Request) -> web.Response:
     )
 
 
-async def amp_number(request: web.Request) -> web.Response:
-    """AMP `amp-call-tracking`: one number as `{phoneNumber, formattedPhoneNumber}`."""
-    site_key = request.match_info["site"]
-    desk = request.app[DESK]
-    entry = desk.sites.get(site_key)
-    if entry is None:
-        raise _unknown_site(site_key)
+def _amp_headers(request: web.Request, entry: SiteEntry) -> dict[str, str]:
+    """The CORS and AMP source-origin headers of an AMP answer; 403 for an origin or source
+    origin the site does not allow."""
     headers = dict(_NO_STORE)
     origin = request.headers.get("Origin")
     if origin:
@@ -301,18 +220,35 @@ async def amp_number(request: web.Request) -> web.Response:
             raise ApiError(403, "origin_not_allowed", "__amp_source_origin is not allowed")
         headers["AMP-Access-Control-Allow-Source-Origin"] = source_origin
         headers["Access-Control-Expose-Headers"] = "AMP-Access-Control-Allow-Source-Origin"
-    # An AMP page cannot fix what its runtime sends: unreadable URLs are left out, not refused.
-    url = query_text(request, "url", _MAX_URL)
+    return headers
+
+
+def _amp_visit(request: web.Request) -> VisitContext:
+    """The visit an AMP request describes. An AMP page cannot fix what its runtime sends:
+    unreadable URLs are left out, not refused."""
+    url = query_text(request, "url", MAX_URL)
     if not url.startswith(("http://", "https://")) or url_problem(url) is not None:
-        url = source_origin or "https://amp.invalid/"
-    referrer = query_text(request, "referrer", _MAX_URL)
+        url = request.query.get("__amp_source_origin", "") or "https://amp.invalid/"
+    referrer = query_text(request, "referrer", MAX_URL)
     if url_problem(referrer) is not None:
         referrer = ""
-    visit = visit_from_url(url, referrer, header_text(request, "User-Agent", _MAX_UA))
+    return visit_from_url(url, referrer, header_text(request, "User-Agent", MAX_UA))
+
+
+async def amp_number(request: web.Request) -> web.Response:
+    """AMP `amp-call-tracking`: one number as `{phoneNumber, formattedPhoneNumber}`."""
+    site_key = request.match_info["site"]
+    desk = request.app[DESK]
+    entry = desk.book.sites.get(site_key)
+    if entry is None:
+        raise _unknown_site(site_key)
+    headers = _amp_headers(request, entry)
+    visit = _amp_visit(request)
     client = request_client(request, request.app[CONFIG].http.trusted_networks)
     try:
         desk.admit(site_key, client, request.query.get("visitor_id") or None)
     except RateLimited as exc:  # amp-call-tracking keeps the link's own number
+        origin = request.headers.get("Origin")
         cors = error_cors(request.method, request.path, origin, request.get(CORS_ORIGIN))
         limited = {**(cors or {}), "Retry-After": str(exc.retry_after)}
         return error_response(429, "rate_limited", exc.message, limited)
@@ -342,7 +278,7 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:  # any store failure means unhealthy, whatever its type
         return web.json_response({"status": "unhealthy", "store": str(exc)}, status=503)
     return web.json_response(
-        {"status": "ok", "store": "ok", "sites": len(request.app[DESK].sites)},
+        {"status": "ok", "store": "ok", "sites": len(request.app[DESK].book.sites)},
         headers=_NO_STORE,
     )
 

@@ -1,35 +1,58 @@
-"""The session desk: opens visits, leases their numbers, keeps them alive, and remembers them."""
+"""The session desk: opens sessions on the sites of its site book, leases their numbers, and
+renews the leases on heartbeats.
+
+The session path of POST /v1/sessions, step by step (each step's docstring names the next):
+  1. `open_session` (gateway/http/public.py): the handler.
+  2. `read_session_request` (gateway/http/session_request.py): read and check the request.
+  3. `begin_session` (public.py): the site and its origins; `SessionDesk.admit`: the client
+     limits; `SessionDesk.begin`: queue the session for the batch of this loop pass.
+  4. `SessionDesk._decide_batch`, at the end of the loop pass (or in `settle`): `_decide`
+     leases each queued session's numbers and hands its rows to the store's group commit.
+  5. `Database.flush` (gateway/store/database.py): one commit for the whole batch.
+  6. `finish_session` (public.py) and `SessionDesk.finish`: the answer, once committed.
+Decisions and commits go in batches because that is measured to be cheaper (see
+bench/session_layers.py). With HTTP fronts, steps 1-2 run in a front (gateway/http/front.py)
+and 3-6 in the gateway process, a frame at a time (`answer_batch`, gateway/http/lease_owner.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from gateway.leasing.client_limits import ClientLimits, client_key
+from gateway.leasing.live_sessions import LiveSession, LiveSessions
+from gateway.leasing.site_book import RestoredLeases, SiteBook
 from gateway.metrics import Metrics
-from gateway.store.database import Database, StoreError, Write, from_ts, ts
+from gateway.store.database import Database, StoreError, Write
 from gateway.store.ids import id_maker
-from gateway.store.sites import SiteEntry, load_sites
+from gateway.store.sessions import (
+    lease_write,
+    pool_exhausted_write,
+    session_known,
+    session_seen_write,
+    session_write,
+    sessions_live_at,
+)
+from gateway.store.sites import SiteEntry
+from gateway.store.times import ts
 from numberpool.clock import Clock
 from numberpool.pool import Lease
-from numberpool.site import Attribution, NumberOffer, OfferKind
+from numberpool.site import NumberOffer, OfferKind
 from numberpool.visit import VisitContext
 
 __all__ = [
-    "LiveSession",
     "Opening",
     "SessionAnswer",
     "SessionDesk",
     "SessionEnded",
     "UnknownSession",
-    "UnknownSite",
 ]
 
 log = structlog.get_logger()
@@ -38,46 +61,6 @@ _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _DEFAULT_LIFE = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRUNE_SLICE = 5000
-_ENDING_BUCKET_SECONDS = 10
-
-_SESSION_SQL = (
-    "INSERT INTO sessions (session_id, site, visitor_id, created_at, last_seen, expires_at, url,"
-    " landing_page, referrer, user_agent, utm_source, utm_medium, utm_campaign, utm_term,"
-    " utm_content, gclid, gbraid, wbraid, fbclid, msclkid, bd_vid, numbers)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SESSION_SEEN_SQL = "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE session_id = ?"
-_LEASE_SQL = (
-    "INSERT INTO leases (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen,"
-    " until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(lease_id) DO UPDATE SET"
-    " last_seen = excluded.last_seen, until = excluded.until"
-)
-# Changes whenever a site, pool or number is added, changed or removed; cheap to read.
-_SETTINGS_FINGERPRINT = (
-    "SELECT (SELECT count(*) || ':' || total(rowid) FROM numbers) || '|' ||"
-    " (SELECT coalesce(group_concat(key || name || allowed_origins || destination || settings),"
-    " '') FROM sites) || '|' ||"
-    " (SELECT coalesce(group_concat(pool_id || overflow || settings), '') FROM pools)"
-)
-_EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
-
-
-def _shown_json(offers: list[NumberOffer]) -> str:
-    """The offers as stored with the session: JSON of E.164 numbers and kind names only, so
-    it is assembled as text (json.dumps of the same list was a tenth of a session's decision).
-    """
-    return (
-        "["
-        + ", ".join(
-            f'{{"target": "{o.target}", "number": "{o.number}", "kind": "{o.kind.value}"}}'
-            for o in offers
-        )
-        + "]"
-    )
-
-
-class UnknownSite(LookupError):
-    """No site has this key."""
 
 
 class UnknownSession(LookupError):
@@ -86,16 +69,6 @@ class UnknownSession(LookupError):
 
 class SessionEnded(Exception):
     """The session's leases have ended: the page should start a new session."""
-
-
-@dataclass
-class LiveSession:
-    session_id: str
-    site: str
-    visitor_id: str
-    expires_at: datetime
-    leases: list[Lease] = field(default_factory=list)
-    holder: str = ""  # "site client-key" while it counts against its client's live numbers
 
 
 @dataclass(frozen=True)
@@ -120,53 +93,37 @@ class Opening:
     client: str = ""
 
 
-def lease_write(lease: Lease, stamps: dict[datetime, str] | None = None) -> Write:
-    """The upsert of a lease row; `stamps` holds timestamps the caller has formatted already."""
-    stamps = {} if stamps is None else stamps
-    started = stamps.get(lease.started_at) or ts(lease.started_at)
-    until = stamps.get(lease.until) or ts(lease.until)
-    return Write(
-        _LEASE_SQL,
-        (
-            lease.lease_id,
-            lease.pool_id,
-            lease.number,
-            lease.session_id,
-            lease.visitor_id,
-            started,
-            started if lease.last_seen == lease.started_at else ts(lease.last_seen),
-            until,
-        ),
-        rank=30,
-    )
+def _holds_every_pool(entry: SiteEntry, visitor_id: str, at: datetime) -> bool:
+    """Whether the visitor holds a live number on every pool of the site: its new session gets
+    those numbers back, and nobody else's."""
+    return all(p.holds(visitor_id, at) for p in entry.site.pools)
 
 
 class SessionDesk:
-    """Opens sessions on sites, renews them on heartbeats, attributes calls to them."""
+    """Opens sessions on the sites of `book` and renews them on heartbeats."""
 
     def __init__(
         self,
         db: Database,
-        sites: dict[str, SiteEntry],
+        book: SiteBook,
         clock: Clock,
         metrics: Metrics,
         ids: Callable[[], str] | None = None,
     ) -> None:
         self.db = db
-        self.sites = sites
+        self.book = book
         self.clock = clock
         self.metrics = metrics
         self.new_id = ids or id_maker()
         self.limits = ClientLimits(metrics)
-        # Sessions holding pool numbers, by "site client-key", for `client_live_numbers`.
-        self._held: dict[str, int] = {}
-        self.live: dict[str, LiveSession] = {}
-        # Live session ids by the 10 s in which they end, as known then, for prune.
-        self._endings: dict[int, list[str]] = {}
-        self._ending_keys: list[int] = []
-        self._fingerprint = ""
+        self.live = LiveSessions()
         self._opening: list[Opening] = []
         self._open_scheduled = False
+
+    @property
+    def sites(self) -> dict[str, SiteEntry]:
+        """The sites as served now (the site book's; read-only here)."""
+        return self.book.sites
 
     async def open(
         self,
@@ -177,27 +134,20 @@ class SessionDesk:
         heartbeats: bool = True,
         client: str = "",
     ) -> SessionAnswer:
-        """Open a session: decide its numbers, lease them, and commit before answering.
-
-        `heartbeats=False` for pages that cannot send them (AMP): their leases get the full grace.
-        The sessions asked for in one pass of the event loop are decided together, one after
-        another, then committed together (see `_open_batch`).
-        """
+        """Open a session: `begin`, wait for its batch's decision and commit, `finish`.
+        `heartbeats=False` for pages that cannot send them (AMP): leases live `amp_lease`."""
         job = self.begin(site_key, visit, visitor_id, heartbeats=heartbeats, client=client)
         with contextlib.suppress(Exception):  # finish() raises it, after releasing the numbers
             await job.done
         return self.finish(job)
 
     def admit(self, site_key: str, client: str, visitor_id: str | None) -> None:
-        """Count a new session of `client` on the site against its limits (RateLimited when
-        over). A visitor holding a live number on every pool of the site is not counted: its
-        session gets that number back, and nobody else's."""
-        entry = self.sites.get(site_key)
-        if entry is None:
-            raise UnknownSite(site_key)
+        """Step 3 of the session path: count a new session of `client` on the site against its
+        limits (RateLimited when over); `begin` queues it next. A visitor holding a live number
+        on every pool of the site is not counted: its session gets that number back."""
+        entry = self.book.entry(site_key)
         now = self.clock.now()
-        pools = entry.site.pools
-        if visitor_id and pools and all(p.holds(visitor_id, now) for p in pools):
+        if visitor_id and entry.site.pools and _holds_every_pool(entry, visitor_id, now):
             return
         self.limits.admit(site_key, entry.limits, client, now)
 
@@ -210,50 +160,46 @@ class SessionDesk:
         heartbeats: bool = True,
         client: str = "",
     ) -> Opening:
-        """Queue a session for the next batch; `finish(job)` once `job.done` is done.
-
-        For callers that open many sessions at once (the lease channel of the HTTP fronts):
-        they `settle()` the batch and finish every job, with no task or wait per session.
-        """
-        if site_key not in self.sites:
-            raise UnknownSite(site_key)
+        """Step 3 of the session path: queue a session for the batch that `_decide_batch` decides
+        at the end of this loop pass; `finish(job)` once `job.done` is done. The lease channel
+        `settle()`s its batch at once instead, with no task or wait per session."""
+        self.book.entry(site_key)  # UnknownSite now, not in the batch
         loop = asyncio.get_running_loop()
         job = Opening(site_key, visit, visitor_id, heartbeats, loop.create_future(), client=client)
         self._opening.append(job)
         if not self._open_scheduled:
             self._open_scheduled = True
-            loop.call_soon(self._open_batch)
+            loop.call_soon(self._decide_batch)
         return job
 
     def settle(self) -> None:
-        """Decide the queued sessions and commit them now, without waiting for the end of this
-        loop pass: afterwards every job begun so far is done (`finish` it)."""
+        """Decide the queued sessions and commit them now (steps 4 and 5), without waiting for
+        the end of this loop pass: afterwards every job begun so far is done (`finish` it)."""
         if self._opening:
-            self._open_batch()
+            self._decide_batch()
         self.db.flush()
 
     def finish(self, job: Opening) -> SessionAnswer:
-        """The answer of a job whose commit is done; raises what failed it (StoreError after
-        releasing its numbers: the page must not show a number the store does not know)."""
+        """Step 6 of the session path: the answer of a job whose commit is done; raises what
+        failed it (StoreError after releasing its numbers: the page must not show a number the
+        store does not know)."""
         error = job.done.exception()
         if error is not None:
             if isinstance(error, StoreError) and job.answer is not None:
-                self._release(job.answer, job.at)
+                session = job.answer.session
+                self.book.release(session.site, session.leases, session.session_id, job.at)
             raise error
         answer = job.answer
         assert answer is not None  # set before the commit was queued
-        self._remember(answer.session)
-        if answer.session.holder:
-            self._held[answer.session.holder] = self._held.get(answer.session.holder, 0) + 1
+        self.live.add(answer.session)
         self.metrics.inc("ctgw_sessions_total", site=job.site_key)
         return answer
 
-    def _open_batch(self) -> None:
-        """Decide every queued session back to back and queue their rows for one commit.
-
-        Measured (bench/session_layers.py): the same decision costs ~3x more CPU when it runs
-        between other requests' parsing than in a run with its likes.
-        """
+    def _decide_batch(self) -> None:
+        """Step 4 of the session path: decide every queued session back to back and submit their
+        rows to the store's group commit at the end of this loop pass (step 5, `Database.flush`);
+        each job's `done` then wakes its caller for `finish`. Measured (bench/session_layers.py):
+        a decision costs ~3x more CPU run between other requests' parsing than with its likes."""
         self._open_scheduled = False
         jobs, self._opening = self._opening, []
         # One moment for the batch (decided within a millisecond), each timestamp formatted once.
@@ -263,80 +209,62 @@ class SessionDesk:
             if job.done.done():
                 continue  # the request went away
             try:
-                writes = self._decide(job, now, stamps)
-                self.db.submit(writes, job.done)
+                self.db.submit(self._decide(job, now, stamps), job.done)
             except Exception as exc:  # a bug or a closed store: that request fails, not the rest
                 job.done.set_exception(exc)
 
     def _decide(self, job: Opening, now: datetime, stamps: dict[datetime, str]) -> list[Write]:
-        """Lease the numbers of one new session; its answer goes on the job, its rows back.
-
-        `stamps` caches formatted timestamps across the batch."""
-        entry = self.sites.get(job.site_key)
-        if entry is None:
-            raise UnknownSite(job.site_key)  # removed by a reload since the request came
-        visit, site_key = job.visit, job.site_key
+        """Lease the numbers of one new session (in `_decide_batch`): its answer goes on the job,
+        its rows back. `stamps` caches formatted timestamps across the batch."""
+        entry = self.book.entry(job.site_key)  # UnknownSite: a reload removed it since
         job.at = now
         visitor_id = job.visitor_id
         if not visitor_id or not _VISITOR_ID.fullmatch(visitor_id):
             visitor_id = self.new_id()
         session_id = self.new_id()
         lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
-        holder = f"{site_key} {client_key(job.client)}" if job.client else ""
-        cap = entry.limits.client_live_numbers
-        # A returning visitor gets its own live number back, not another one: never capped.
-        pools = entry.site.pools
-        returning = bool(job.visitor_id) and all(p.holds(visitor_id, now) for p in pools)
-        may_lease = returning or not (holder and cap and self._held.get(holder, 0) >= cap)
-        if not may_lease:
-            self.metrics.inc("ctgw_sessions_limited_total", site=site_key, limit="live_numbers")
+        holder = f"{job.site_key} {client_key(job.client)}" if job.client else ""
         offers = entry.site.offer(
-            visit,
+            job.visit,
             session_id,
             visitor_id,
             now,
             lease_ids.__next__,
             heartbeats=job.heartbeats,
-            may_lease=may_lease,
+            may_lease=self._may_lease(entry, job, visitor_id, holder, now),
         )
         leases = [o.lease for o in offers if o.lease is not None]
         expires_at = max((lease.until for lease in leases), default=now + _DEFAULT_LIFE)
         session = LiveSession(
-            session_id, site_key, visitor_id, expires_at, leases, holder if leases else ""
+            session_id, job.site_key, visitor_id, expires_at, leases, holder if leases else ""
         )
         stamp = stamps.get(now) or stamps.setdefault(now, ts(now))
         expires = stamps.get(expires_at) or stamps.setdefault(expires_at, ts(expires_at))
         writes = [
-            Write(
-                _SESSION_SQL,
-                (
-                    session_id,
-                    site_key,
-                    visitor_id,
-                    stamp,
-                    stamp,
-                    expires,
-                    visit.url,
-                    visit.landing_page,
-                    visit.referrer,
-                    visit.user_agent,
-                    visit.utm_source,
-                    visit.utm_medium,
-                    visit.utm_campaign,
-                    visit.utm_term,
-                    visit.utm_content,
-                    visit.gclid,
-                    visit.gbraid,
-                    visit.wbraid,
-                    visit.fbclid,
-                    visit.msclkid,
-                    visit.bd_vid,
-                    _shown_json(offers),
-                ),
-                rank=20,
-            ),
+            session_write(session_id, job.site_key, visitor_id, job.visit, offers, stamp, expires),
             *(lease_write(lease, stamps) for lease in leases),
         ]
+        self._end_superseded(entry, leases, writes)
+        self._note_overflow(entry, offers, stamp, session_id, writes)
+        job.answer = SessionAnswer(session, offers, entry.heartbeat_seconds(), expires)
+        return writes
+
+    def _may_lease(
+        self, entry: SiteEntry, job: Opening, visitor_id: str, holder: str, now: datetime
+    ) -> bool:
+        """Whether the session may lease pool numbers: not once its client holds its share of
+        them (`client_live_numbers`); a returning visitor gets its own number back, uncapped."""
+        cap = entry.limits.client_live_numbers
+        if not (holder and cap and self.live.held_by(holder) >= cap):
+            return True
+        if job.visitor_id and _holds_every_pool(entry, visitor_id, now):
+            return True
+        self.metrics.inc("ctgw_sessions_limited_total", site=job.site_key, limit="live_numbers")
+        return False
+
+    def _end_superseded(self, entry: SiteEntry, leases: list[Lease], writes: list[Write]) -> None:
+        """A returning visitor's new lease cuts its earlier one short: store the ended lease,
+        and that session's number no longer counts against its client."""
         for lease in leases:
             pool = entry.site.pool_by_id(lease.pool_id)
             ended = pool.superseded_by(lease) if pool else None
@@ -344,34 +272,33 @@ class SessionDesk:
                 writes.append(lease_write(ended))
                 previous = self.live.get(ended.session_id)
                 if previous is not None:
-                    self._let_go(previous)  # its number is this session's now
+                    self.live.let_go(previous)
+
+    def _note_overflow(
+        self,
+        entry: SiteEntry,
+        offers: list[NumberOffer],
+        stamp: str,
+        session_id: str,
+        writes: list[Write],
+    ) -> None:
+        """Count and store each overflow number shown: its pool was exhausted (or capped)."""
         for offer in offers:
             if offer.kind is OfferKind.OVERFLOW:
                 pool = next(p for p in entry.site.pools if p.target == offer.target)
-                writes.append(
-                    Write(_EVENT_SQL, (pool.pool_id, "exhausted", stamp, session_id), rank=40)
-                )
-                self.metrics.inc("ctgw_pool_exhausted_total", site=site_key, pool=pool.pool_id)
-        job.answer = SessionAnswer(session, offers, entry.heartbeat_seconds(), expires)
-        return writes
-
-    def _release(self, answer: SessionAnswer, at: datetime) -> None:
-        entry = self.sites.get(answer.session.site)
-        for lease in answer.session.leases:
-            pool = entry.site.pool_by_id(lease.pool_id) if entry else None
-            if pool is not None:
-                pool.release(lease.number, answer.session.session_id, at)
+                writes.append(pool_exhausted_write(pool.pool_id, stamp, session_id))
+                site = entry.site.key
+                self.metrics.inc("ctgw_pool_exhausted_total", site=site, pool=pool.pool_id)
 
     async def heartbeat(self, session_id: str) -> LiveSession:
         """Renew a session's leases; SessionEnded once they have ended."""
         now = self.clock.now()
         session = self.live.get(session_id)
         if session is None:
-            row = self.db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
-            if row is None:
+            if not session_known(self.db, session_id):
                 raise UnknownSession(session_id)
             raise SessionEnded(session_id)
-        entry = self.sites.get(session.site)
+        entry = self.book.sites.get(session.site)
         if now >= session.expires_at or entry is None:
             raise SessionEnded(session_id)
         renewed: list[Lease] = []
@@ -385,147 +312,31 @@ class SessionDesk:
         session.leases = renewed
         session.expires_at = max((r.until for r in renewed), default=now + _DEFAULT_LIFE)
         writes = [lease_write(lease) for lease in renewed]
-        writes.append(
-            Write(_SESSION_SEEN_SQL, (ts(now), ts(session.expires_at), session_id), rank=25)
-        )
+        writes.append(session_seen_write(session_id, now, session.expires_at))
         await self.db.write(writes)
         self.metrics.inc("ctgw_heartbeats_total", site=session.site)
         return session
 
-    def site_for_number(self, number: str) -> SiteEntry | None:
-        """The site a dialed number belongs to, if any."""
-        return next((e for e in self.sites.values() if e.site.owns(number)), None)
-
-    def attribute(self, dialed: str, at: datetime) -> Attribution | None:
-        """Attribute a call on `dialed` at `at`, or None when no site owns the number."""
-        entry = self.site_for_number(dialed)
-        return entry.site.attribute(dialed, at) if entry else None
-
-    async def restore(self) -> int:
-        """Reload leases and live sessions after a restart; returns the number of leases."""
-        now = self.clock.now()
-        window = max(
-            (
-                p.rules.attribution_window + p.rules.grace
-                for e in self.sites.values()
-                for p in e.site.pools
-            ),
-            default=timedelta(hours=1),
-        )
-        rows = await self.db.fetchall(
-            "SELECT * FROM leases WHERE until > ? OR rowid IN"
-            " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid",
-            (ts(now - window),),
-        )
-        pools = {p.pool_id: p for e in self.sites.values() for p in e.site.pools}
-        by_session: dict[str, list[Lease]] = {}
-        for row in rows:
-            lease = Lease(
-                lease_id=row["lease_id"],
-                pool_id=row["pool_id"],
-                number=row["number"],
-                session_id=row["session_id"],
-                visitor_id=row["visitor_id"],
-                started_at=from_ts(row["started_at"]),
-                last_seen=from_ts(row["last_seen"]),
-                until=from_ts(row["until"]),
+    async def restore(self, leases: RestoredLeases) -> None:
+        """Keep the sessions still alive after a restart, with the live leases the site book
+        restored (`SiteBook.restore`, which runs first)."""
+        for row in await sessions_live_at(self.db, self.clock.now()):
+            held = leases.live.get(row.session_id, [])
+            self.live.add(
+                LiveSession(row.session_id, row.site, row.visitor_id, row.expires_at, held)
             )
-            pool = pools.get(lease.pool_id)
-            if pool is None or not pool.restore(lease, now):
-                continue
-            if lease.live_at(now):
-                by_session.setdefault(lease.session_id, []).append(lease)
-        for row in await self.db.fetchall(
-            "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?",
-            (ts(now),),
-        ):
-            self._remember(
-                LiveSession(
-                    row["session_id"],
-                    row["site"],
-                    row["visitor_id"],
-                    from_ts(row["expires_at"]),
-                    by_session.get(row["session_id"], []),
-                )
-            )
-        log.info("leases_restored", leases=len(rows), live_sessions=len(self.live))
-        return len(rows)
-
-    async def reload_if_changed(self) -> bool:
-        """Reload when sites, pools or numbers changed in the store (e.g. by the CLI)."""
-        row = await self.db.fetchone(_SETTINGS_FINGERPRINT)
-        fingerprint = str(row[0]) if row else ""
-        if fingerprint == self._fingerprint:
-            return False
-        await self.reload()
-        self._fingerprint = fingerprint
-        return True
-
-    async def reload(self) -> None:
-        """Rebuild sites from the store (admin or CLI changes), keeping every lease."""
-        fresh = await load_sites(self.db)
-        now = self.clock.now()
-        # No await from here on: the swap is atomic for every other request.
-        for key, entry in fresh.items():
-            old = self.sites.get(key)
-            if old is None:
-                continue
-            entry.displays = old.displays
-            for pool in entry.site.pools:
-                previous = old.site.pool_by_id(pool.pool_id)
-                if previous is not None:
-                    pool.adopt(previous, now)
-        self.sites = fresh
-
-    def _let_go(self, session: LiveSession) -> None:
-        """The session's numbers no longer count against its client's live numbers."""
-        if not session.holder:
-            return
-        left = self._held.get(session.holder, 0) - 1
-        if left > 0:
-            self._held[session.holder] = left
-        else:
-            self._held.pop(session.holder, None)
-        session.holder = ""
-
-    def _remember(self, session: LiveSession) -> None:
-        self.live[session.session_id] = session
-        key = int(session.expires_at.timestamp()) // _ENDING_BUCKET_SECONDS
-        bucket = self._endings.get(key)
-        if bucket is None:
-            bucket = self._endings[key] = []
-            heapq.heappush(self._ending_keys, key)
-        bucket.append(session.session_id)
+        log.info("leases_restored", leases=leases.read, live_sessions=len(self.live.by_id))
 
     def prune(self, limit: int = _PRUNE_SLICE) -> bool:
-        """Forget ended sessions and leases too old to attribute to (the store keeps them).
+        """Forget ended sessions and the client allowances that are whole again (the store keeps
+        the sessions; the site book prunes the leases).
 
         Looks at `limit` sessions at most and returns True when more are due: the caller
         yields to the event loop between slices. Measured: forgetting 300k ended sessions in
         one scan held the loop for 110 ms, and FastAGI routes and session answers with it.
-        Sessions wait in buckets by the time they end, so only ended ones are looked at.
         """
         now = self.clock.now()
-        due = int(now.timestamp()) // _ENDING_BUCKET_SECONDS  # buckets before it have ended
-        keys, live = self._ending_keys, self.live
-        looked = 0
-        while keys and keys[0] < due:
-            bucket = self._endings[keys[0]]
-            while bucket:
-                if looked >= limit:
-                    return True
-                looked += 1
-                session = live.get(bucket.pop())
-                if session is None:
-                    continue
-                if session.expires_at <= now:
-                    del live[session.session_id]
-                    self._let_go(session)
-                else:  # renewed by heartbeats since: waits in the bucket of its new end
-                    self._remember(session)
-            del self._endings[heapq.heappop(keys)]
-        for entry in self.sites.values():
-            for pool in entry.site.pools:
-                pool.prune(now)
+        if self.live.prune(now, limit):
+            return True
         self.limits.forget_idle(now)
         return False

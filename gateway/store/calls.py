@@ -1,63 +1,59 @@
-"""Call records as the API shows them: query, JSON shape and CSV download."""
+"""Call records in the store: the route's new record, AMI's updates, the resync's closing, and
+the records as the API shows them (query and JSON shape).
+
+Every statement on `calls` is here; a record goes in and comes out as a `CallRecord`.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import phonenumbers
-
-from gateway.store.database import Database, ts
+from gateway.store.database import Database, Write
+from gateway.store.times import ts
 from numberpool.calls import CallAttribution, CallRecord
-from numberpool.phone import display
+from numberpool.visit import VisitContext
 
 __all__ = [
-    "ATTRIBUTION_FIELDS",
-    "CALL_STATES",
-    "CSV_COLUMNS",
     "CallFilter",
+    "LinkedCall",
+    "attributed_visit",
+    "call_closed_write",
+    "call_for_linkedid",
     "call_json",
-    "calls_csv",
+    "call_progress_write",
+    "call_write",
+    "calls_select",
     "find_call",
+    "linked_call",
     "list_calls",
+    "open_calls",
+    "record_from_row",
 ]
 
-CALL_STATES = ("ringing", "answered", "missed", "abandoned")
-ATTRIBUTION_FIELDS = (
-    "kind",
-    "session_id",
-    "visitor_id",
-    "source",
-    "medium",
-    "campaign",
-    "term",
-    "content",
-    "gclid",
-    "landing_page",
-    "referrer",
+# A whole record; flags are stored as 0/1, the attribution's ids as '' when there are none.
+_CALL_SQL = (
+    "INSERT INTO calls (call_id, site, dialed, caller, caller_name, linkedid, started_at,"
+    " answered_at, ended_at, state, agent, ring_seconds, talk_seconds, hangup_cause, recording,"
+    " first_time, contact_id, route, attribution_kind, session_id, visitor_id, attribution,"
+    " test_call) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-CSV_COLUMNS = (
-    "call_id",
-    "site",
-    "started_at",
-    "state",
-    "dialed",
-    "dialed_display",
-    "caller",
-    "caller_display",
-    "caller_name",
-    "agent",
-    "ring_seconds",
-    "talk_seconds",
-    "first_time",
-    "recording",
-    *(f"attribution_{f}" for f in ATTRIBUTION_FIELDS),
+# Only open records change: a finished call is never rewritten by a late or duplicate event.
+# The route is what Asterisk really dialed, as AMI saw it: it corrects the route the gateway
+# decided when the dialplan had given up waiting and dialed its fallback.
+_PROGRESS_SQL = (
+    "UPDATE calls SET state = ?, agent = ?, answered_at = ?, ended_at = ?, ring_seconds = ?,"
+    " talk_seconds = ?, recording = ?, hangup_cause = ?, route = coalesce(?, route)"
+    " WHERE linkedid = ? AND ended_at IS NULL"
 )
+_CLOSED_SQL = (
+    "UPDATE calls SET state = ?, ended_at = ?, hangup_cause = 'closed on resync'"
+    " WHERE call_id = ? AND ended_at IS NULL"
+)
+# The sessions columns that make up a VisitContext (the stored visit of a call).
+_VISIT_FIELDS = ", ".join(f for f in VisitContext._fields if f != "params")
 
 
 @dataclass(frozen=True)
@@ -70,34 +66,29 @@ class CallFilter:
     offset: int = 0
 
 
-def call_json(row: Any) -> dict[str, Any]:
+def call_json(call: CallRecord) -> dict[str, Any]:
     """One call record in the API's shape (PRODUCT.md contract)."""
-    snapshot = json.loads(row["attribution"] or "{}")
-    attribution = {f: snapshot.get(f, "") for f in ATTRIBUTION_FIELDS}
-    attribution["kind"] = row["attribution_kind"]
-    attribution["session_id"] = row["session_id"] or None
-    attribution["visitor_id"] = row["visitor_id"] or None
     return {
-        "call_id": row["call_id"],
-        "site": row["site"],
-        "dialed": row["dialed"],
-        "caller": row["caller"],
-        "caller_name": row["caller_name"],
-        "started_at": row["started_at"],
-        "answered_at": row["answered_at"],
-        "ended_at": row["ended_at"],
-        "state": row["state"],
-        "agent": row["agent"],
+        "call_id": call.call_id,
+        "site": call.site,
+        "dialed": call.dialed,
+        "caller": call.caller,
+        "caller_name": call.caller_name,
+        "started_at": call.started_at,
+        "answered_at": call.answered_at,
+        "ended_at": call.ended_at,
+        "state": call.state,
+        "agent": call.agent,
         # What the call was dialed to: the gateway's route, or "fallback" (then, with AMI, the
         # fallback's dial string) when the dialplan had stopped waiting for the gateway.
-        "route": row["route"],
-        "ring_seconds": row["ring_seconds"],
-        "talk_seconds": row["talk_seconds"],
-        "hangup_cause": row["hangup_cause"],
-        "recording": row["recording"],
-        "first_time": bool(row["first_time"]),
-        "test_call": bool(row["test_call"]),
-        "attribution": attribution,
+        "route": call.route,
+        "ring_seconds": call.ring_seconds,
+        "talk_seconds": call.talk_seconds,
+        "hangup_cause": call.hangup_cause,
+        "recording": call.recording,
+        "first_time": call.first_time,
+        "test_call": call.test_call,
+        "attribution": call.attribution.as_dict(),
     }
 
 
@@ -120,68 +111,14 @@ def _where(flt: CallFilter) -> tuple[str, list[Any]]:
 
 
 async def list_calls(db: Database, flt: CallFilter) -> list[dict[str, Any]]:
-    """Calls matching the filter, newest first."""
-    where, params = _where(flt)
-    rows = await db.fetchall(
-        f"SELECT * FROM calls{where} ORDER BY started_at DESC, call_id DESC LIMIT ? OFFSET ?",  # noqa: S608 - clauses are fixed text
-        (*params, flt.limit, flt.offset),
-    )
-    return [call_json(row) for row in rows]
+    """Calls matching the filter, newest first, in the API's shape."""
+    sql, params = calls_select(flt)
+    return [call_json(record_from_row(row)) for row in await db.fetchall(sql, params)]
 
 
 async def find_call(db: Database, call_id: str) -> dict[str, Any] | None:
     row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-    return call_json(row) if row else None
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheet apps run cells starting with these as formulas: defuse them.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def calls_csv(calls: Iterable[dict[str, Any]]) -> str:
-    """Calls as CSV with a header row, one call a line, attribution flattened.
-
-    Made to open right in a spreadsheet: a UTF-8 byte order mark (Excel reads UTF-8 only with
-    it), and each number also in its national format (Excel turns `+442079460000` into
-    4.42079E+11; `020 7946 0000` stays text).
-    """
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    shown: dict[str, str] = {}
-    for call in calls:
-        flat = {**call, **{f"attribution_{k}": v for k, v in call["attribution"].items()}}
-        flat["dialed_display"] = _display(flat.get("dialed"), shown)
-        flat["caller_display"] = _display(flat.get("caller"), shown)
-        writer.writerow([_cell(flat.get(col)) for col in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _display(number: Any, shown: dict[str, str]) -> str:
-    """A stored E.164 number as people in its country write it; '' when there is none."""
-    if not isinstance(number, str) or not number:
-        return ""
-    text = shown.get(number)
-    if text is None:
-        try:
-            text = display(number)
-        except phonenumbers.NumberParseException:
-            text = ""
-        shown[number] = text
-    return text
+    return call_json(record_from_row(row)) if row else None
 
 
 def record_from_row(row: Any) -> CallRecord:
@@ -215,3 +152,123 @@ def record_from_row(row: Any) -> CallRecord:
         contact_id=row["contact_id"],
         test_call=bool(row["test_call"]),
     )
+
+
+def calls_select(flt: CallFilter) -> tuple[str, list[Any]]:
+    """The SELECT of the calls matching `flt`, newest first, paged as `list_calls` pages them."""
+    where, params = _where(flt)
+    sql = f"SELECT * FROM calls{where} ORDER BY started_at DESC, call_id DESC LIMIT ? OFFSET ?"  # noqa: S608 - clauses are fixed text
+    return sql, [*params, flt.limit, flt.offset]
+
+
+class LinkedCall(NamedTuple):
+    """What AMI's updates need of a stored call: which record, of which site, still open."""
+
+    call_id: str
+    site: str
+    ended: bool
+
+
+def call_write(call: CallRecord) -> Write:
+    """The INSERT of a new call record (the route's, as the caller waits); `record_from_row`
+    reads it back equal."""
+    attribution = call.attribution
+    return Write(
+        _CALL_SQL,
+        (
+            call.call_id,
+            call.site,
+            call.dialed,
+            call.caller,
+            call.caller_name,
+            call.linkedid,
+            call.started_at,
+            call.answered_at,
+            call.ended_at,
+            call.state,
+            call.agent,
+            call.ring_seconds,
+            call.talk_seconds,
+            call.hangup_cause,
+            call.recording,
+            int(call.first_time),
+            call.contact_id,
+            call.route,
+            attribution.kind,
+            attribution.session_id or "",
+            attribution.visitor_id or "",
+            json.dumps(attribution.as_dict()),
+            int(call.test_call),
+        ),
+        rank=60,
+    )
+
+
+def call_for_linkedid(db: Database, linkedid: str) -> CallRecord | None:
+    """The committed record of the call with this linkedid, if any."""
+    row = db.lookup("SELECT * FROM calls WHERE linkedid = ?", (linkedid,))
+    return None if row is None else record_from_row(row)
+
+
+def attributed_visit(db: Database, session_id: str) -> VisitContext | None:
+    """The stored visit of a session a call is attributed to, if the session is stored."""
+    row = db.lookup(
+        f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
+        (session_id,),
+    )
+    return VisitContext(**{key: row[key] for key in row.keys()}) if row else None
+
+
+def linked_call(db: Database, linkedid: str) -> LinkedCall | None:
+    """The committed call with this linkedid, as far as an AMI update needs it."""
+    row = db.lookup("SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (linkedid,))
+    return (
+        None
+        if row is None
+        else LinkedCall(row["call_id"], row["site"], row["ended_at"] is not None)
+    )
+
+
+def call_progress_write(
+    linkedid: str,
+    state: str,
+    *,
+    agent: str,
+    answered_at: datetime | None,
+    ended_at: datetime | None,
+    ring_seconds: float | None,
+    talk_seconds: float | None,
+    recording: str,
+    hangup_cause: str,
+    route: str | None,
+) -> Write:
+    """An open call record brought up to what AMI saw; `route` None keeps the route's own."""
+    return Write(
+        _PROGRESS_SQL,
+        (
+            state,
+            agent,
+            ts(answered_at) if answered_at else None,
+            ts(ended_at) if ended_at else None,
+            ring_seconds,
+            talk_seconds,
+            recording,
+            hangup_cause,
+            route,
+            linkedid,
+        ),
+        rank=70,
+    )
+
+
+async def open_calls(db: Database, started_before: datetime) -> list[CallRecord]:
+    """The records not ended yet of calls that began before `started_before`."""
+    rows = await db.fetchall(
+        "SELECT * FROM calls WHERE ended_at IS NULL AND started_at < ?", (ts(started_before),)
+    )
+    return [record_from_row(row) for row in rows]
+
+
+def call_closed_write(call_id: str, state: str, at: datetime) -> Write:
+    """An open record closed at `at` because Asterisk no longer has its call (resync)."""
+    return Write(_CLOSED_SQL, (state, ts(at), call_id), rank=70)

@@ -1,4 +1,5 @@
-"""The embedded SQLite store: one writer that commits in groups, a separate reader, migrations."""
+"""The embedded SQLite store: one writer that commits in groups, a separate reader (migrations
+in gateway/store/migrate.py, stored times in gateway/store/times.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,15 +16,13 @@ import structlog
 
 from gateway.redact import redact_url
 from gateway.store.file import prepare_store_file, store_fault
+from gateway.store.migrate import apply_migrations
 
 __all__ = [
     "Database",
     "StoreError",
     "Write",
-    "apply_migrations",
-    "from_ts",
     "sqlite_path",
-    "ts",
 ]
 
 log = structlog.get_logger()
@@ -56,64 +53,16 @@ class _Pending(NamedTuple):
     done: asyncio.Future[None]
 
 
-def ts(moment: datetime) -> str:
-    """A UTC timestamp as stored: fixed width, so text order is time order."""
-    if moment.tzinfo is not UTC:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    # isoformat is C code and much faster than strftime; drop its "+00:00" for a "Z".
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def from_ts(text: str) -> datetime:
-    """Read a stored timestamp."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
 def sqlite_path(url: str) -> Path:
     """The file of a `sqlite:///PATH` URL (relative paths are relative to the working dir)."""
     if not url.startswith("sqlite:///"):
         raise StoreError(
-            f"store url {redact_url(url)!r}: only sqlite:///PATH is supported by this build; "
-            "PostgreSQL support is planned for multi-node deployments"
+            f"store url {redact_url(url)!r}: only sqlite:///PATH is supported by this build"
         )
     path = url.removeprefix("sqlite:///")
     if not path:
         raise StoreError("store url 'sqlite:///' names no file: use sqlite:///var/ctgw.db")
     return Path(path)
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    found = []
-    for entry in resources.files("gateway.store.migrations").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def apply_migrations(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations not yet applied, each in its own transaction; returns their names."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    applied = []
-    for version, name, sql in _migrations():
-        if version in done:
-            continue
-        # executescript commits first; wrap explicitly so a failed migration leaves nothing.
-        try:
-            conn.executescript("BEGIN;\n" + sql + "\nCOMMIT;")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, ts(datetime.now(UTC)))
-        )
-        applied.append(name)
-    return applied
 
 
 class Database:

@@ -7,7 +7,8 @@ import secrets
 from datetime import datetime
 from typing import NamedTuple
 
-from gateway.store.database import Database, Write, ts
+from gateway.store.database import Database, Write
+from gateway.store.times import ts
 
 __all__ = [
     "KeyInfo",

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.config import Config, ConfigError, LimitSettings, PoolSettings, SiteSettings
-from gateway.store.database import Database, Write, ts
+from gateway.store.database import Database, Write
+from gateway.store.numbers import place_writes
+from gateway.store.times import ts
 from numberpool.amp_origins import amp_origins
 from numberpool.lease_timing import timing_problem
 from numberpool.phone import display
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import Rule, Site, StaticNumber
 
-__all__ = ["SiteEntry", "load_sites", "pool_id_for", "seed_sites", "site_writes"]
+__all__ = [
+    "SiteEntry",
+    "load_sites",
+    "pool_id_for",
+    "seed_sites",
+    "settings_fingerprint",
+    "site_writes",
+]
+
+# Changes whenever a site, pool or number is added, changed or removed; cheap to read.
+_SETTINGS_FINGERPRINT = (
+    "SELECT (SELECT count(*) || ':' || total(rowid) FROM numbers) || '|' ||"
+    " (SELECT coalesce(group_concat(key || name || allowed_origins || destination || settings),"
+    " '') FROM sites) || '|' ||"
+    " (SELECT coalesce(group_concat(pool_id || overflow || settings), '') FROM pools)"
+)
 
 
 @dataclass
@@ -125,15 +143,7 @@ def site_writes(site: SiteSettings, at: datetime, *, from_config: bool) -> list[
                 rank=11,
             )
         )
-        for number in pool.numbers:
-            writes.append(
-                Write(
-                    "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT(number) DO UPDATE SET pool_id=excluded.pool_id",
-                    (number, pool_id, ts(at)),
-                    rank=12,
-                )
-            )
+        writes += place_writes(pool_id, pool.numbers, at, rank=12)
     return writes
 
 
@@ -147,31 +157,7 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
     """Build the runtime sites from the store (leases are restored separately)."""
     entries: dict[str, SiteEntry] = {}
     for row in await db.fetchall("SELECT * FROM sites ORDER BY key"):
-        settings = json.loads(row["settings"])
-        bots = settings.get("bot_user_agents", [])
-        origins = frozenset(json.loads(row["allowed_origins"]))
-        site = Site(
-            key=row["key"],
-            static_numbers=[
-                StaticNumber(s["number"], s["source"], s.get("medium", ""), s.get("campaign", ""))
-                for s in settings.get("static_numbers", [])
-            ],
-            rules=[Rule(**r) for r in settings.get("rules", [])],
-            bot_user_agents=tuple(b.lower() for b in bots),
-        )
-        entries[site.key] = SiteEntry(
-            site=site,
-            name=row["name"],
-            allowed_origins=origins,
-            destination=row["destination"],
-            limits=LimitSettings(**settings.get("limits", {})),
-            amp_origins=amp_origins(origins),
-            destinations={
-                s["number"]: s["destination"]
-                for s in settings.get("static_numbers", [])
-                if s.get("destination")
-            },
-        )
+        entries[row["key"]] = _site_entry(row)
     numbers: dict[str, list[str]] = {}
     for row in await db.fetchall("SELECT number, pool_id FROM numbers ORDER BY rowid"):
         numbers.setdefault(row["pool_id"], []).append(row["number"])
@@ -180,31 +166,71 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
         if entry is None:
             continue
         settings = json.loads(row["settings"])
-        problem = timing_problem(settings)
-        if problem:
-            key, reason = problem
-            raise ConfigError(
-                f"store: pool {row['pool_id']}: '{key}' {reason}; define the site in the config "
-                "file (the config wins for the sites it names) or correct the pool in the store"
-            )
+        pool = _pool(row, settings, numbers.get(row["pool_id"], []))
         if settings.get("destination"):
             entry.destinations[row["pool_id"]] = settings["destination"]
-        rules = LeaseRules(
-            heartbeat=timedelta(seconds=settings.get("heartbeat_seconds", 60)),
-            grace=timedelta(seconds=settings.get("grace_seconds", 900)),
-            cooldown=timedelta(seconds=settings.get("cooldown_seconds", 300)),
-            attribution_window=timedelta(seconds=settings.get("attribution_window_seconds", 3600)),
-            probation=timedelta(seconds=settings.get("probation_seconds", 120)),
-            amp_lease=timedelta(seconds=settings.get("amp_lease_seconds", 300)),
-        )
-        entry.site.pools.append(
-            Pool(
-                row["pool_id"],
-                row["target"],
-                numbers.get(row["pool_id"], []),
-                rules,
-                overflow=row["overflow"],
-                require_params=tuple(settings.get("require_params", [])),
-            )
-        )
+        entry.site.pools.append(pool)
     return entries
+
+
+def _site_entry(row: sqlite3.Row) -> SiteEntry:
+    """A stored site, without its pools."""
+    settings = json.loads(row["settings"])
+    bots = settings.get("bot_user_agents", [])
+    origins = frozenset(json.loads(row["allowed_origins"]))
+    site = Site(
+        key=row["key"],
+        static_numbers=[
+            StaticNumber(s["number"], s["source"], s.get("medium", ""), s.get("campaign", ""))
+            for s in settings.get("static_numbers", [])
+        ],
+        rules=[Rule(**r) for r in settings.get("rules", [])],
+        bot_user_agents=tuple(b.lower() for b in bots),
+    )
+    return SiteEntry(
+        site=site,
+        name=row["name"],
+        allowed_origins=origins,
+        destination=row["destination"],
+        limits=LimitSettings(**settings.get("limits", {})),
+        amp_origins=amp_origins(origins),
+        destinations={
+            s["number"]: s["destination"]
+            for s in settings.get("static_numbers", [])
+            if s.get("destination")
+        },
+    )
+
+
+def _pool(row: sqlite3.Row, settings: dict[str, Any], numbers: list[str]) -> Pool:
+    """A stored pool with its numbers; ConfigError when its lease timing is impossible."""
+    problem = timing_problem(settings)
+    if problem:
+        key, reason = problem
+        raise ConfigError(
+            f"store: pool {row['pool_id']}: '{key}' {reason}; define the site in the config "
+            "file (the config wins for the sites it names) or correct the pool in the store"
+        )
+    rules = LeaseRules(
+        heartbeat=timedelta(seconds=settings.get("heartbeat_seconds", 60)),
+        grace=timedelta(seconds=settings.get("grace_seconds", 900)),
+        cooldown=timedelta(seconds=settings.get("cooldown_seconds", 300)),
+        attribution_window=timedelta(seconds=settings.get("attribution_window_seconds", 3600)),
+        probation=timedelta(seconds=settings.get("probation_seconds", 120)),
+        amp_lease=timedelta(seconds=settings.get("amp_lease_seconds", 300)),
+    )
+    return Pool(
+        row["pool_id"],
+        row["target"],
+        numbers,
+        rules,
+        overflow=row["overflow"],
+        require_params=tuple(settings.get("require_params", [])),
+    )
+
+
+async def settings_fingerprint(db: Database) -> str:
+    """A text that changes whenever a site, pool or number is added, changed or removed (by the
+    admin API or the CLI); cheap to read, so the running gateway can poll it."""
+    row = await db.fetchone(_SETTINGS_FINGERPRINT)
+    return str(row[0]) if row else ""

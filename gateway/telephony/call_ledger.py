@@ -1,34 +1,29 @@
-"""The store side of call following: AMI snapshots complete the call records the route began."""
+"""AMI->store glue: AMI's call snapshots complete the call records the route began."""
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from datetime import datetime
 
 import structlog
 
 from gateway.metrics import Metrics
-from gateway.store.database import Database, Write, from_ts, ts
+from gateway.store.calls import (
+    call_closed_write,
+    call_progress_write,
+    linked_call,
+    open_calls,
+)
+from gateway.store.database import Database, Write
+from gateway.store.outbox import outbox_write
+from gateway.store.times import from_ts
 from gateway.telephony.call_follower import CallsResynced
 from gateway.telephony.call_lifecycle import CallUpdate
+from numberpool.calls import CallRecord, unanswered_state
 
 __all__ = ["CallLedger"]
 
 log = structlog.get_logger()
-
-# Unanswered calls shorter than this are abandoned, longer ones missed (PRODUCT.md).
-_ABANDON_SECONDS = 15.0
-
-# Only open records change: a finished call is never rewritten by a late or duplicate event.
-# The route is what Asterisk really dialed, as AMI saw it: it corrects the route the gateway
-# decided when the dialplan had given up waiting and dialed its fallback.
-_UPDATE_SQL = (
-    "UPDATE calls SET state = ?, agent = ?, answered_at = ?, ended_at = ?, ring_seconds = ?,"
-    " talk_seconds = ?, recording = ?, hangup_cause = ?, route = coalesce(?, route)"
-    " WHERE linkedid = ? AND ended_at IS NULL"
-)
-_OUTBOX_SQL = "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?)"
 
 
 def _cause(update: CallUpdate) -> str:
@@ -57,29 +52,26 @@ class CallLedger:
         self._recorded: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def call_updated(self, update: CallUpdate) -> None:
-        row = self.db.lookup(
-            "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (update.linkedid,)
-        )
-        recorded = self._recorded.get(update.linkedid) if row is None else None
+        stored = linked_call(self.db, update.linkedid)
+        recorded = self._recorded.get(update.linkedid) if stored is None else None
         if recorded is not None:
             call_id, site = recorded
             await self.db.write(self._writes(update, call_id, site))
             log.debug("call_record_updated", call_id=call_id, state=update.state)
             return
-        if row is None:
+        if stored is None:
             # Not (yet) a call the gateway routed: most are other calls; they age out.
             self._unrecorded[update.linkedid] = update
             self._unrecorded.move_to_end(update.linkedid)
             while len(self._unrecorded) > _MAX_UNRECORDED:
                 self._unrecorded.popitem(last=False)
             return
-        if row["ended_at"] is not None:
+        if stored.ended:
             return  # already final
-        writes = self._writes(update, row["call_id"], row["site"])
-        await self.db.write(writes)
+        await self.db.write(self._writes(update, stored.call_id, stored.site))
         log.debug(
             "call_record_updated",
-            call_id=row["call_id"],
+            call_id=stored.call_id,
             state=update.state,
             agent=update.agent,
             final=update.final,
@@ -99,62 +91,39 @@ class CallLedger:
     def _writes(self, update: CallUpdate, call_id: str, site: str) -> list[Write]:
         ended = update.ended_at if update.final else None
         writes = [
-            Write(
-                _UPDATE_SQL,
-                (
-                    update.state,
-                    update.agent or "",
-                    ts(update.answered_at) if update.answered_at else None,
-                    ts(ended) if ended else None,
-                    update.ring_seconds,
-                    update.talk_seconds,
-                    update.recording or "",
-                    _cause(update),
-                    update.route,
-                    update.linkedid,
-                ),
-                rank=70,
+            call_progress_write(
+                update.linkedid,
+                update.state,
+                agent=update.agent or "",
+                answered_at=update.answered_at,
+                ended_at=ended,
+                ring_seconds=update.ring_seconds,
+                talk_seconds=update.talk_seconds,
+                recording=update.recording or "",
+                hangup_cause=_cause(update),
+                route=update.route,
             )
         ]
         if update.final and ended is not None:
             payload = {"call_id": call_id, "site": site, "state": update.state}
-            writes.append(
-                Write(
-                    _OUTBOX_SQL,
-                    ("call.completed", json.dumps(payload), ts(ended), ts(ended)),
-                    rank=80,
-                )
-            )
+            writes.append(outbox_write("call.completed", payload, ended))
             self.metrics.inc("ctgw_calls_completed_total", site=site, state=update.state)
         return writes
 
     async def calls_resynced(self, resync: CallsResynced) -> None:
         """Close open records whose calls Asterisk no longer has (ended while nobody listened)."""
-        rows = await self.db.fetchall(
-            "SELECT call_id, linkedid, started_at, answered_at FROM calls"
-            " WHERE ended_at IS NULL AND started_at < ?",
-            (ts(resync.at),),
-        )
         writes = []
-        for row in rows:
-            if row["linkedid"] in resync.live_linkedids:
+        for call in await open_calls(self.db, started_before=resync.at):
+            if call.linkedid in resync.live_linkedids:
                 continue
-            state = _closed_state(from_ts(row["started_at"]), row["answered_at"], resync.at)
-            writes.append(
-                Write(
-                    "UPDATE calls SET state = ?, ended_at = ?, hangup_cause = 'closed on resync'"
-                    " WHERE call_id = ? AND ended_at IS NULL",
-                    (state, ts(resync.at), row["call_id"]),
-                    rank=70,
-                )
-            )
-            log.info("call_closed_on_resync", call_id=row["call_id"], state=state)
+            state = _closed_state(call, resync.at)
+            writes.append(call_closed_write(call.call_id, state, resync.at))
+            log.info("call_closed_on_resync", call_id=call.call_id, state=state)
         await self.db.write(writes)
 
 
-def _closed_state(started_at: datetime, answered_at: str | None, at: datetime) -> str:
-    if answered_at:
+def _closed_state(call: CallRecord, at: datetime) -> str:
+    """How an open call that ended unseen by `at` ended, as far as its record tells."""
+    if call.answered_at:
         return "answered"
-    if (at - started_at).total_seconds() < _ABANDON_SECONDS:
-        return "abandoned"
-    return "missed"
+    return unanswered_state((at - from_ts(call.started_at)).total_seconds())

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gateway.telephony.ami_protocol import AmiMessage
+from numberpool.calls import ABANDON_SECONDS, unanswered_state
 from numberpool.clock import Clock
 
 __all__ = ["CallTracker", "CallUpdate", "agent_endpoint"]
@@ -82,7 +83,7 @@ class CallTracker:
         clock: Clock,
         *,
         lookup_context: str = "ctgw-lookup",
-        abandon_seconds: float = 15.0,
+        abandon_seconds: float = ABANDON_SECONDS,
         remember_finished: int = 10000,
     ) -> None:
         self._clock = clock
@@ -223,8 +224,7 @@ class CallTracker:
             talk = max(0.0, (now - call.answered_at).total_seconds())
             update = replace(update, talk_seconds=talk)
         else:
-            total = (now - call.started_at).total_seconds()
-            state = "abandoned" if total < self._abandon else "missed"
+            state = unanswered_state((now - call.started_at).total_seconds(), self._abandon)
             ring = (now - call.ring_started_at).total_seconds() if call.ring_started_at else None
             update = replace(update, state=state, ring_seconds=ring)
         update = replace(

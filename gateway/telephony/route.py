@@ -6,28 +6,29 @@ Called by the FastAGI server while the caller waits; short and bounded by the AG
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import NamedTuple, Protocol
 
 import structlog
 
-from gateway.leasing.desk import SessionDesk
 from gateway.metrics import Metrics
-from gateway.store.database import Database, Write, ts
+from gateway.store.calls import attributed_visit, call_for_linkedid, call_write
+from gateway.store.contacts import contact_call_write, contact_for_number
+from gateway.store.database import Database, Write
 from gateway.store.ids import id_maker
 from gateway.store.sites import SiteEntry
+from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
 from numberpool.clock import Clock
 from numberpool.phone import InvalidNumber, normalise
 from numberpool.site import Attribution, AttributionKind
-from numberpool.visit import VisitContext
 
-__all__ = ["FALLBACK_ROUTE", "CallRouter", "FollowUp", "attribution_snapshot", "source_label"]
+__all__ = ["FALLBACK_ROUTE", "CallRouter", "FollowUp", "SitesByNumber", "source_label"]
 
 log = structlog.get_logger()
 
@@ -38,70 +39,33 @@ _SLOW_LOOKUP_S = 0.5
 _DIALED_CACHE = 4096
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._/()-]+")
 
-_CALL_SQL = (
-    "INSERT INTO calls (call_id, site, dialed, caller, caller_name, linkedid, started_at, state,"
-    " first_time, contact_id, route, attribution_kind, session_id, visitor_id, attribution)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, 'ringing', ?, ?, ?, ?, ?, ?, ?)"
-)
-_CONTACT_SQL = (
-    "INSERT INTO contacts (contact_id, number, name, first_call_at, last_call_at, calls,"
-    " first_touch, last_touch) VALUES (?, ?, ?, ?, ?, 1, ?, ?)"
-    " ON CONFLICT(number) DO UPDATE SET last_call_at = excluded.last_call_at,"
-    " calls = contacts.calls + 1, last_touch = excluded.last_touch,"
-    " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE contacts.name END"
-)
-# The sessions columns that make up a VisitContext (the stored visit of a call).
 # (linkedid, call_id, site) -> the rows that bring a just-recorded call up to date.
 FollowUp = Callable[[str, str, str], list[Write]]
 
-_VISIT_FIELDS = ", ".join(f for f in VisitContext._fields if f != "params")
+
+class SitesByNumber(Protocol):
+    """Which site a dialed number belongs to: all the route needs of the sites as served."""
+
+    def site_for_number(self, number: str) -> SiteEntry | None: ...
 
 
-def source_label(snapshot: dict[str, Any]) -> str:
+class _Target(NamedTuple):
+    """Where a dialed number goes: the number as E.164, its site and the dial string."""
+
+    dialed: str
+    entry: SiteEntry
+    route: str
+
+
+def source_label(attribution: CallAttribution) -> str:
     """A short label for whisper and screen pop, from safe characters only."""
-    kind = snapshot.get("kind", "")
+    kind = attribution.kind
     if kind in (AttributionKind.UNATTRIBUTED, AttributionKind.OVERFLOW):
-        label = str(kind)
+        label = kind
     else:
-        parts = [snapshot.get("source") or "", snapshot.get("campaign") or ""]
-        label = " ".join(p for p in parts if p) or str(kind)
+        parts = [attribution.source or "", attribution.campaign or ""]
+        label = " ".join(p for p in parts if p) or kind
     return _LABEL_UNSAFE.sub("", label)[:40].strip() or "call"
-
-
-def attribution_snapshot(attribution: Attribution, visit: VisitContext | None) -> dict[str, Any]:
-    """The attribution fields of a call record, copied from the visit at call time."""
-    snap: dict[str, Any] = {
-        "kind": attribution.kind.value,
-        "session_id": attribution.session_id or None,
-        "visitor_id": attribution.visitor_id or None,
-        "source": "",
-        "medium": "",
-        "campaign": "",
-        "term": "",
-        "content": "",
-        "gclid": "",
-        "landing_page": "",
-        "referrer": "",
-    }
-    if attribution.static is not None:
-        snap.update(
-            source=attribution.static.source,
-            medium=attribution.static.medium,
-            campaign=attribution.static.campaign,
-        )
-    elif visit is not None:
-        # The visit's own rules imply source and medium when the URL had no UTM tags.
-        snap.update(
-            source=visit.source,
-            medium=visit.medium,
-            campaign=visit.utm_campaign,
-            term=visit.utm_term,
-            content=visit.utm_content,
-            gclid=visit.gclid,
-            landing_page=visit.landing_page,
-            referrer=visit.referrer,
-        )
-    return snap
 
 
 class CallRouter:
@@ -110,7 +74,7 @@ class CallRouter:
     def __init__(
         self,
         db: Database,
-        desk: SessionDesk,
+        sites: SitesByNumber,
         clock: Clock,
         metrics: Metrics,
         region: str,
@@ -119,7 +83,7 @@ class CallRouter:
         self.db = db
         # AMI's view of a call it followed before this route recorded it (see CallLedger).
         self.follow_up = follow_up
-        self.desk = desk
+        self.sites = sites
         self.clock = clock
         self.metrics = metrics
         self.region = region
@@ -135,20 +99,28 @@ class CallRouter:
         """The route for a call, or None so the dialplan dials its fallback."""
         now = self.clock.now()
         waited = request.waited(time.time())
-        # Attribute by when the caller dialed, not by when a slow or frozen gateway got to it
-        # (a lookup answered in its usual milliseconds keeps the gateway's own clock).
-        at = now - timedelta(seconds=waited) if waited and waited >= _SLOW_LOOKUP_S else now
-        dialed = self._dialed.get(request.dialed)
+        target = self._target(request)
+        if target is None:
+            return None
+        known = self._known_call(request.linkedid[:64])
+        if known is not None:
+            # Asterisk asked again for the same call (a retried lookup): same answer.
+            return RouteDecision(target.route, *known)
+        # The caller waited past the dialplan's timeout: it has dialed its fallback already.
+        late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
+        route = FALLBACK_ROUTE if late else target.route
+        call = self._new_call(request, target, route, _dialed_at(now, waited))
+        label = source_label(call.attribution)
+        await self._record(call, label)
+        self._count_and_log(call, late, waited)
+        return None if late else RouteDecision(target.route, call.call_id, label)
+
+    def _target(self, request: AgiRequest) -> _Target | None:
+        """The dialed number's site and dial string; None (logged) when it has none."""
+        dialed = self._dialed_number(request)
         if dialed is None:
-            try:
-                dialed = normalise(request.dialed, self.region)
-            except InvalidNumber as exc:
-                log.warning("call_unroutable", reason=str(exc), linkedid=request.linkedid[:64])
-                return None
-            if len(self._dialed) >= _DIALED_CACHE:
-                self._dialed.clear()
-            self._dialed[request.dialed] = dialed
-        entry = self.desk.site_for_number(dialed)
+            return None
+        entry = self.sites.site_for_number(dialed)
         if entry is None:
             log.warning("call_unknown_number", dialed=dialed, linkedid=request.linkedid[:64])
             self.metrics.inc("ctgw_calls_unrouted_total", reason="unknown_number")
@@ -157,85 +129,68 @@ class CallRouter:
         if not route:
             log.warning("call_no_destination", dialed=dialed, site=entry.site.key)
             return None
-        existing = self._existing_call(request.linkedid)
-        if existing is not None:
-            # Asterisk asked again for the same call (a retried lookup): same answer.
-            return RouteDecision(route, existing[0], existing[1])
-        # The caller waited past the dialplan's timeout: it has dialed its fallback already.
-        late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
-        attribution, snapshot = self._attribute(entry, dialed, at)
-        caller = _caller_number(request.caller, self.region)
-        name = _clean_name(request.caller_name)
-        call_id = self._new_id()
-        stamp = ts(at)
-        contact_id, first_time = self._contact(caller)
-        writes = [
-            Write(
-                _CALL_SQL,
-                (
-                    call_id,
-                    entry.site.key,
-                    dialed,
-                    caller,
-                    name,
-                    request.linkedid[:64],
-                    stamp,
-                    int(first_time),
-                    contact_id,
-                    FALLBACK_ROUTE if late else route,
-                    attribution.kind.value,
-                    attribution.session_id,
-                    attribution.visitor_id,
-                    json.dumps(snapshot),
-                ),
-                rank=60,
-            ),
-        ]
-        if caller and contact_id:
-            touch = json.dumps({**snapshot, "at": stamp, "call_id": call_id})
-            writes.append(
-                Write(_CONTACT_SQL, (contact_id, caller, name, stamp, stamp, touch, touch), rank=55)
-            )
-        if self.follow_up is not None:
-            writes += self.follow_up(request.linkedid[:64], call_id, entry.site.key)
-        label = source_label(snapshot)
-        if request.linkedid:
-            self._new_calls[request.linkedid[:64]] = (call_id, label)
-        # The AGI deadline cancels this coroutine; the record is still written in full (the
-        # rows are in the group commit already; the shield keeps our future from being cancelled).
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        committed.add_done_callback(lambda _: self._committed(caller, request.linkedid[:64]))
-        self.db.submit(writes, committed)
-        await asyncio.shield(committed)
-        self.metrics.inc("ctgw_calls_total", site=entry.site.key, kind=attribution.kind.value)
-        log.info(
-            "call_routed_late" if late else "call_routed",
-            call_id=call_id,
-            site=entry.site.key,
-            dialed=dialed,
-            route=FALLBACK_ROUTE if late else route,
-            attribution=attribution.kind.value,
-            first_time=first_time,
-            waited_s=round(waited, 3) if waited is not None else None,
-        )
-        if late:
-            self.metrics.inc("ctgw_calls_routed_late_total", site=entry.site.key)
-            return None
-        return RouteDecision(route, call_id, label)
+        return _Target(dialed, entry, route)
 
-    def _attribute(
-        self, entry: SiteEntry, dialed: str, at: datetime
-    ) -> tuple[Attribution, dict[str, Any]]:
-        """The call's attribution and its snapshot; whatever a visitor sent, never raises."""
+    def _dialed_number(self, request: AgiRequest) -> str | None:
+        """The dialed number as E.164; None (logged) when it is not a phone number."""
+        dialed = self._dialed.get(request.dialed)
+        if dialed is not None:
+            return dialed
+        try:
+            dialed = normalise(request.dialed, self.region)
+        except InvalidNumber as exc:
+            log.warning("call_unroutable", reason=str(exc), linkedid=request.linkedid[:64])
+            return None
+        if len(self._dialed) >= _DIALED_CACHE:
+            self._dialed.clear()
+        self._dialed[request.dialed] = dialed
+        return dialed
+
+    def _known_call(self, linkedid: str) -> tuple[str, str] | None:
+        """The call id and label of a call already recorded (or queued) for this linkedid."""
+        if not linkedid:
+            return None
+        pending = self._new_calls.get(linkedid)
+        if pending is not None:
+            return pending
+        stored = call_for_linkedid(self.db, linkedid)
+        return None if stored is None else (stored.call_id, source_label(stored.attribution))
+
+    def _new_call(
+        self, request: AgiRequest, target: _Target, route: str, at: datetime
+    ) -> CallRecord:
+        """The record of a call just routed, `ringing`, attributed as of `at`."""
+        attribution = self._attribute(target.entry, target.dialed, at)
+        caller = _caller_number(request.caller, self.region)
+        contact_id, first_time = self._contact(caller)
+        return CallRecord(
+            call_id=self._new_id(),
+            site=target.entry.site.key,
+            dialed=target.dialed,
+            started_at=ts(at),
+            state="ringing",
+            attribution=attribution,
+            caller=caller,
+            caller_name=_clean_name(request.caller_name),
+            linkedid=request.linkedid[:64],
+            route=route,
+            first_time=first_time,
+            contact_id=contact_id,
+        )
+
+    def _attribute(self, entry: SiteEntry, dialed: str, at: datetime) -> CallAttribution:
+        """The call's attribution; whatever a visitor sent, never raises."""
         try:
             attribution = entry.site.attribute(dialed, at)
-            return attribution, attribution_snapshot(attribution, self._visit(attribution))
+            session_id = attribution.session_id
+            visit = attributed_visit(self.db, session_id) if session_id else None
+            return attribution_snapshot(attribution, visit)
         except Exception:
             # A call is routed and recorded whatever its visit holds; the bug is logged.
             log.exception("call_attribution_failed", dialed=dialed, site=entry.site.key)
             self.metrics.inc("ctgw_attribution_failures_total", site=entry.site.key)
             fallback = Attribution(AttributionKind.UNATTRIBUTED, entry.site.key, dialed)
-            return fallback, attribution_snapshot(fallback, None)
+            return attribution_snapshot(fallback, None)
 
     def _contact(self, caller: str) -> tuple[str | None, bool]:
         """The caller's contact id and whether this is its first call (one id per number)."""
@@ -244,38 +199,54 @@ class CallRouter:
         pending = self._new_contacts.get(caller)
         if pending is not None:
             return pending, False
-        row = self.db.lookup("SELECT contact_id FROM contacts WHERE number = ?", (caller,))
-        if row is not None:
-            return str(row["contact_id"]), False
+        known = contact_for_number(self.db, caller)
+        if known is not None:
+            return known, False
         contact_id = self._new_contacts[caller] = secrets.token_hex(8)
         return contact_id, True
+
+    async def _record(self, call: CallRecord, label: str) -> None:
+        """Commit the call, its contact and AMI's view of it in one group commit."""
+        writes = [call_write(call)]
+        if call.caller and call.contact_id:
+            writes.append(contact_call_write(call))
+        if self.follow_up is not None:
+            writes += self.follow_up(call.linkedid, call.call_id, call.site)
+        if call.linkedid:
+            self._new_calls[call.linkedid] = (call.call_id, label)
+        # The AGI deadline cancels this coroutine; the record is still written in full (the
+        # rows are in the group commit already; the shield keeps our future from being cancelled).
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        committed.add_done_callback(lambda _: self._committed(call.caller, call.linkedid))
+        self.db.submit(writes, committed)
+        await asyncio.shield(committed)
 
     def _committed(self, caller: str, linkedid: str) -> None:
         """The call's rows are in the store (or failed): lookups answer from the store again."""
         self._new_contacts.pop(caller, None)
         self._new_calls.pop(linkedid, None)
 
-    def _existing_call(self, linkedid: str) -> tuple[str, str] | None:
-        if not linkedid:
-            return None
-        pending = self._new_calls.get(linkedid[:64])
-        if pending is not None:
-            return pending
-        row = self.db.lookup(
-            "SELECT call_id, attribution FROM calls WHERE linkedid = ?", (linkedid[:64],)
+    def _count_and_log(self, call: CallRecord, late: bool, waited: float | None) -> None:
+        kind = call.attribution.kind
+        self.metrics.inc("ctgw_calls_total", site=call.site, kind=kind)
+        log.info(
+            "call_routed_late" if late else "call_routed",
+            call_id=call.call_id,
+            site=call.site,
+            dialed=call.dialed,
+            route=call.route,
+            attribution=kind,
+            first_time=call.first_time,
+            waited_s=round(waited, 3) if waited is not None else None,
         )
-        if row is None:
-            return None
-        return str(row["call_id"]), source_label(json.loads(row["attribution"]))
+        if late:
+            self.metrics.inc("ctgw_calls_routed_late_total", site=call.site)
 
-    def _visit(self, attribution: Attribution) -> VisitContext | None:
-        if not attribution.session_id:
-            return None
-        row = self.db.lookup(
-            f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
-            (attribution.session_id,),
-        )
-        return VisitContext(**{key: row[key] for key in row.keys()}) if row else None
+
+def _dialed_at(now: datetime, waited: float | None) -> datetime:
+    """When the caller dialed: attribute by that, not by when a slow or frozen gateway got to
+    it (a lookup answered in its usual milliseconds keeps the gateway's own clock)."""
+    return now - timedelta(seconds=waited) if waited and waited >= _SLOW_LOOKUP_S else now
 
 
 def _caller_number(text: str, region: str) -> str:

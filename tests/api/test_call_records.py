@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from datetime import timedelta
 
 from gateway.appkeys import AGI, DB, DESK
 from gateway.metrics import Metrics
-from gateway.store.database import from_ts
+from gateway.store.calls import call_for_linkedid, call_json, call_write, find_call
+from gateway.store.times import from_ts
 from gateway.telephony.agi import AgiRequest
 from gateway.telephony.call_ledger import CallLedger
 from gateway.telephony.call_lifecycle import CallUpdate
 from gateway.telephony.route import FALLBACK_ROUTE, CallRouter
+from numberpool.calls import ATTRIBUTION_FIELDS, CallAttribution, CallRecord
 from tests.api.conftest import open_session
 from tests.api.test_call_routing import call_env, routed
 from tests.conftest import FakeClock
@@ -108,7 +112,7 @@ async def test_an_ami_update_read_while_the_record_commits_is_kept(client, clock
     db = client.app[DB]
     ledger = CallLedger(db, Metrics())
     router = CallRouter(
-        db, client.app[DESK], clock, Metrics(), "US", follow_up=ledger.writes_for_new_call
+        db, client.app[DESK].book, clock, Metrics(), "US", follow_up=ledger.writes_for_new_call
     )
     request = AgiRequest("+14155550150", "+12025550100", "Ada", "6.0", "6.0", "PJSIP/x-1", {})
     deciding = asyncio.create_task(router.decide(request))
@@ -121,3 +125,44 @@ async def test_an_ami_update_read_while_the_record_commits_is_kept(client, clock
     assert (await deciding) is not None
     row = await db.fetchone("SELECT state, ended_at, talk_seconds FROM calls")
     assert (row["state"], row["talk_seconds"]) == ("answered", 9.0) and row["ended_at"]
+
+
+async def test_a_call_record_reads_back_from_the_store_as_it_was_written(client) -> None:
+    """Every field of a CallRecord survives the store, and the API shows it as stored."""
+    record = CallRecord(
+        call_id="c0ffee",
+        site="demo",
+        dialed="+14155550150",
+        started_at="2026-01-05T09:00:00.000000Z",
+        state="answered",
+        attribution=CallAttribution(
+            "active", "s1", "v1", "google", "cpc", "spring", "plumber", "ad2", "G1", "/", "r"
+        ),
+        caller="+12025550100",
+        caller_name="Ada",
+        linkedid="6.1",
+        answered_at="2026-01-05T09:00:04.000000Z",
+        ended_at="2026-01-05T09:01:04.000000Z",
+        agent="PJSIP/agent1",
+        route="PJSIP/agent1",
+        ring_seconds=4.0,
+        talk_seconds=60.0,
+        hangup_cause="16 Normal Clearing",
+        recording="/rec/6.1.wav",
+        first_time=False,
+        contact_id="abc",
+        test_call=True,
+    )
+    db = client.app[DB]
+    await db.write([call_write(record)])
+    assert call_for_linkedid(db, "6.1") == record
+    assert await find_call(db, "c0ffee") == call_json(record)
+    stored = await db.fetchone("SELECT attribution FROM calls")
+    assert list(json.loads(stored["attribution"])) == list(ATTRIBUTION_FIELDS)
+    unattributed = dataclasses.replace(
+        record, call_id="c0ffef", linkedid="6.2", attribution=CallAttribution("unattributed")
+    )
+    await db.write([call_write(unattributed)])
+    row = await db.fetchone("SELECT session_id, visitor_id FROM calls WHERE linkedid = '6.2'")
+    assert (row["session_id"], row["visitor_id"]) == ("", "")
+    assert call_for_linkedid(db, "6.2") == unattributed

@@ -213,7 +213,7 @@ async def test_no_site_body_gets_a_5xx_or_breaks_the_next_reload(client, admin_k
     auth = {"Authorization": f"Bearer {admin_key}"}
     resp = await client.post("/v1/sites", data=json.dumps(body), headers=auth)
     assert resp.status < 500, await resp.text()
-    await client.app[DESK].reload()  # raises if a stored site cannot be built
+    await client.app[DESK].book.reload()  # raises if a stored site cannot be built
     if resp.status == 201:
         listed = await client.get("/v1/sites", headers=auth)
         assert listed.status == 200

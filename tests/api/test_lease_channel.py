@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 
 from gateway.appkeys import DESK
-from gateway.http.lease_channel import (
-    CHUNK,
-    ChannelClosed,
-    LeaseChannel,
-    _read_replies,
-    _reply_frame,
-    answer_batch,
-    serving_lease_channel,
-)
-from gateway.http.public import SessionReply, SessionRequest
-from gateway.leasing.desk import _shown_json
+from gateway.http.lease_channel import CHUNK, ChannelClosed, LeaseChannel, read_replies, reply_frame
+from gateway.http.lease_owner import answer_batch, serving_lease_channel
+from gateway.http.session_request import SessionReply, SessionRequest
 from gateway.store.ids import id_maker
+from gateway.store.sessions import shown_json
 from numberpool.site import NumberOffer, OfferKind
 from tests.api.conftest import BROWSER, ORIGIN, POOL
 
@@ -104,8 +97,8 @@ def test_stored_offers_are_the_json_they_always_were() -> None:
         NumberOffer("+14155550100", "+14155550120", OfferKind.OVERFLOW),
     ]
     expected = [{"target": o.target, "number": o.number, "kind": o.kind.value} for o in offers]
-    assert _shown_json(offers) == json.dumps(expected)
-    assert _shown_json([]) == "[]"
+    assert shown_json(offers) == json.dumps(expected)
+    assert shown_json([]) == "[]"
 
 
 def test_buffered_ids_are_unique_time_ordered_hex() -> None:
@@ -123,10 +116,10 @@ def test_reply_frames_carry_bodies_byte_for_byte() -> None:
         SessionReply(404, "", {}),
         SessionReply(503, '{"error": "\\n"}', {"Access-Control-Allow-Origin": "*"}),
     ]
-    frame = _reply_frame(replies)
-    assert _read_replies(frame[4:]) == replies
+    frame = reply_frame(replies)
+    assert read_replies(frame[4:]) == replies
     with pytest.raises(ValueError):
-        _read_replies(frame[4:] + b"x")
+        read_replies(frame[4:] + b"x")
 
 
 async def test_a_bug_fails_its_own_request_only(make_client, monkeypatch) -> None:

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from gateway.appkeys import CONFIG, DB, DESK
 from gateway.config import SiteSettings
 from gateway.http.front import create_front_app
-from gateway.http.lease_channel import answer_batch, serving_lease_channel
-from gateway.http.public import SessionRequest
+from gateway.http.lease_owner import answer_batch, serving_lease_channel
+from gateway.http.session_request import SessionRequest
 from gateway.store.database import Database, StoreError, Write
 from tests.api.conftest import demo_config
 

@@ -135,15 +135,15 @@ async def test_require_params_swaps_only_paid_traffic(make_client, tmp_path) -> 
 async def test_attribution_follows_the_lease(client, clock: FakeClock) -> None:
     """A call on a leased number is attributed to the session holding it, then probable."""
     body = await (await open_session(client)).json()
-    desk = client.app[DESK]
+    site = client.app[DESK].book.sites["demo"].site
     number = body["numbers"][0]["number"]
-    active = desk.attribute(number, clock.now())
-    assert active is not None and active.kind is AttributionKind.ACTIVE
+    active = site.attribute(number, clock.now())
+    assert active.kind is AttributionKind.ACTIVE
     assert active.session_id == body["session_id"]
     clock.advance(minutes=30)
-    later = desk.attribute(number, clock.now())
-    assert later is not None and later.kind is AttributionKind.PROBABLE
-    assert desk.attribute("+14155550150", clock.now()).kind is AttributionKind.STATIC
+    later = site.attribute(number, clock.now())
+    assert later.kind is AttributionKind.PROBABLE
+    assert site.attribute("+14155550150", clock.now()).kind is AttributionKind.STATIC
 
 
 async def test_cors_allows_only_the_sites_origins(client) -> None:
@@ -262,8 +262,8 @@ async def test_healthz_and_metrics(client) -> None:
 
 async def test_numbers_added_in_the_store_are_served_after_reload(client, clock) -> None:
     """A number the CLI adds to the store joins the running pool; no change, no reload."""
-    desk = client.app[DESK]
-    assert await desk.reload_if_changed() is False
+    book = client.app[DESK].book
+    assert await book.reload_if_changed() is False
     for _ in range(10):
         await open_session(client)
     await client.app[DB].write(
@@ -274,10 +274,10 @@ async def test_numbers_added_in_the_store_are_served_after_reload(client, clock)
             )
         ]
     )
-    assert await desk.reload_if_changed() is True
+    assert await book.reload_if_changed() is True
     body = await (await open_session(client)).json()
     assert body["numbers"][0]["number"] == "+14155550131"
-    assert desk.sites["demo"].site.pools[0].live_count(clock.now()) == 11
+    assert book.sites["demo"].site.pools[0].live_count(clock.now()) == 11
 
 
 async def test_amp_lease_lives_the_amp_lease_then_attributes_as_probable(client, clock) -> None:
@@ -285,13 +285,13 @@ async def test_amp_lease_lives_the_amp_lease_then_attributes_as_probable(client,
     amp_lease_seconds (5 min), not the full grace; a later call is still its visit's."""
     resp = await client.get("/v1/amp/demo", headers=BROWSER)
     number = (await resp.json())["phoneNumber"]
-    desk = client.app[DESK]
+    book = client.app[DESK].book
     clock.advance(minutes=4)
-    during = desk.attribute(number, clock.now())
-    assert during is not None and during.kind is AttributionKind.ACTIVE
+    during = book.sites["demo"].site.attribute(number, clock.now())
+    assert during.kind is AttributionKind.ACTIVE
     clock.advance(minutes=2)
-    after = desk.attribute(number, clock.now())
-    assert after is not None and after.kind is AttributionKind.PROBABLE
+    after = book.sites["demo"].site.attribute(number, clock.now())
+    assert after.kind is AttributionKind.PROBABLE
     assert after.session_id == during.session_id
 
 
@@ -315,7 +315,7 @@ async def test_failed_commit_answers_503_and_frees_the_numbers(client, tmp_path)
     desk = client.app[DESK]
     pool = desk.sites["demo"].site.pools[0]
     assert pool.live_count(desk.clock.now()) == 0
-    assert desk.live == {}
+    assert desk.live.by_id == {}
     db.execute("DROP TRIGGER fail_me")
     db.commit()
     db.close()
@@ -351,7 +351,7 @@ async def test_410_is_readable_by_the_page_after_the_session_was_forgotten(
     sid = body["session_id"]
     clock.advance(minutes=20)
     desk = client.app[DESK]
-    desk.live.pop(sid)  # what pruning does to an ended session
+    desk.live.by_id.pop(sid)  # what pruning does to an ended session
     resp = await client.post(f"/v1/sessions/{sid}/heartbeat", headers={"Origin": ORIGIN})
     assert resp.status == 410
     assert resp.headers["Access-Control-Allow-Origin"] in (ORIGIN, "*")
@@ -370,13 +370,13 @@ async def test_prune_forgets_ended_sessions_a_slice_at_a_time(client, clock) -> 
         seconds=75
     )  # past the others' probation (and its 10 s bucket), not the renewed one
     assert desk.prune(limit=2) is True  # more are due: the caller yields, then goes on
-    assert 3 <= len(desk.live) <= 4
+    assert 3 <= len(desk.live.by_id) <= 4
     slices = 1
     while desk.prune(limit=2):
         slices += 1
     assert slices >= 2
-    assert set(desk.live) == {kept}
+    assert set(desk.live.by_id) == {kept}
     clock.advance(minutes=16)  # past the renewed session's grace too
-    assert desk.prune() is False and desk.live == {}
+    assert desk.prune() is False and desk.live.by_id == {}
     stored = client.app[DB].lookup("SELECT count(*) FROM sessions")
     assert stored is not None and stored[0] == 5

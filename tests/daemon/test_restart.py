@@ -164,12 +164,14 @@ async def test_attribution_survives_restart(aiohttp_client, tmp_path: Path, cloc
 
     clock.advance(minutes=10)
     again = await aiohttp_client(create_app(config, clock=clock))
-    desk = again.app[DESK]
-    during = desk.attribute(number, call_time)
-    assert during is not None and during.kind is AttributionKind.ACTIVE
+    book = again.app[DESK].book
+    entry = book.site_for_number(number)
+    assert entry is not None
+    during = entry.site.attribute(number, call_time)
+    assert during.kind is AttributionKind.ACTIVE
     assert during.session_id == body["session_id"]
-    after = desk.attribute(number, clock.now())
-    assert after is not None and after.kind is AttributionKind.PROBABLE
+    after = entry.site.attribute(number, clock.now())
+    assert after.kind is AttributionKind.PROBABLE
 
 
 def test_bad_config_fails_start_with_message(tmp_path: Path) -> None:

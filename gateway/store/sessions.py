@@ -1,0 +1,173 @@
+"""Sessions, their leases and pool events in the store: the rows the session desk writes, and
+what it reads back after a restart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from gateway.store.database import Database, Write
+from gateway.store.times import from_ts, ts
+from numberpool.pool import Lease
+from numberpool.site import NumberOffer
+from numberpool.visit import VisitContext
+
+__all__ = [
+    "StoredSession",
+    "lease_write",
+    "leases_since",
+    "pool_exhausted_write",
+    "session_known",
+    "session_seen_write",
+    "session_write",
+    "sessions_live_at",
+    "shown_json",
+]
+
+_SESSION_SQL = (
+    "INSERT INTO sessions (session_id, site, visitor_id, created_at, last_seen, expires_at, url,"
+    " landing_page, referrer, user_agent, utm_source, utm_medium, utm_campaign, utm_term,"
+    " utm_content, gclid, gbraid, wbraid, fbclid, msclkid, bd_vid, numbers)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SESSION_SEEN_SQL = "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE session_id = ?"
+_LEASE_SQL = (
+    "INSERT INTO leases (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen,"
+    " until) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(lease_id) DO UPDATE SET"
+    " last_seen = excluded.last_seen, until = excluded.until"
+)
+_EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
+# Every lease that may still be attributed to, and the newest of each number (its cooldown).
+_LEASES_SINCE_SQL = (
+    "SELECT * FROM leases WHERE until > ? OR rowid IN"
+    " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid"
+)
+_LIVE_SESSIONS_SQL = (
+    "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?"
+)
+
+
+class StoredSession(NamedTuple):
+    """A session as stored, as much of it as the desk keeps in memory."""
+
+    session_id: str
+    site: str
+    visitor_id: str
+    expires_at: datetime
+
+
+def shown_json(offers: list[NumberOffer]) -> str:
+    """The offers as stored with the session: JSON of E.164 numbers and kind names only, so
+    it is assembled as text (json.dumps of the same list was a tenth of a session's decision).
+    """
+    return (
+        "["
+        + ", ".join(
+            f'{{"target": "{o.target}", "number": "{o.number}", "kind": "{o.kind.value}"}}'
+            for o in offers
+        )
+        + "]"
+    )
+
+
+def session_write(
+    session_id: str,
+    site: str,
+    visitor_id: str,
+    visit: VisitContext,
+    offers: list[NumberOffer],
+    created: str,
+    expires: str,
+) -> Write:
+    """The insert of a new session row; `created` and `expires` are formatted already."""
+    return Write(
+        _SESSION_SQL,
+        (
+            session_id,
+            site,
+            visitor_id,
+            created,
+            created,
+            expires,
+            visit.url,
+            visit.landing_page,
+            visit.referrer,
+            visit.user_agent,
+            visit.utm_source,
+            visit.utm_medium,
+            visit.utm_campaign,
+            visit.utm_term,
+            visit.utm_content,
+            visit.gclid,
+            visit.gbraid,
+            visit.wbraid,
+            visit.fbclid,
+            visit.msclkid,
+            visit.bd_vid,
+            shown_json(offers),
+        ),
+        rank=20,
+    )
+
+
+def session_seen_write(session_id: str, at: datetime, expires_at: datetime) -> Write:
+    """A heartbeat's update of its session row."""
+    return Write(_SESSION_SEEN_SQL, (ts(at), ts(expires_at), session_id), rank=25)
+
+
+def lease_write(lease: Lease, stamps: dict[datetime, str] | None = None) -> Write:
+    """The upsert of a lease row; `stamps` holds timestamps the caller has formatted already."""
+    stamps = {} if stamps is None else stamps
+    started = stamps.get(lease.started_at) or ts(lease.started_at)
+    until = stamps.get(lease.until) or ts(lease.until)
+    return Write(
+        _LEASE_SQL,
+        (
+            lease.lease_id,
+            lease.pool_id,
+            lease.number,
+            lease.session_id,
+            lease.visitor_id,
+            started,
+            started if lease.last_seen == lease.started_at else ts(lease.last_seen),
+            until,
+        ),
+        rank=30,
+    )
+
+
+def pool_exhausted_write(pool_id: str, at: str, session_id: str) -> Write:
+    """A pool event: the session at `at` (formatted) was shown the pool's overflow number."""
+    return Write(_EVENT_SQL, (pool_id, "exhausted", at, session_id), rank=40)
+
+
+def session_known(db: Database, session_id: str) -> bool:
+    """Whether the store has ever had this session (a point lookup on the event loop)."""
+    return db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)) is not None
+
+
+async def leases_since(db: Database, since: datetime) -> list[Lease]:
+    """Leases that ended after `since` or are their number's newest, oldest first."""
+    rows = await db.fetchall(_LEASES_SINCE_SQL, (ts(since),))
+    return [
+        Lease(
+            lease_id=row["lease_id"],
+            pool_id=row["pool_id"],
+            number=row["number"],
+            session_id=row["session_id"],
+            visitor_id=row["visitor_id"],
+            started_at=from_ts(row["started_at"]),
+            last_seen=from_ts(row["last_seen"]),
+            until=from_ts(row["until"]),
+        )
+        for row in rows
+    ]
+
+
+async def sessions_live_at(db: Database, at: datetime) -> list[StoredSession]:
+    """The sessions that have not expired at `at`."""
+    rows = await db.fetchall(_LIVE_SESSIONS_SQL, (ts(at),))
+    return [
+        StoredSession(row["session_id"], row["site"], row["visitor_id"], from_ts(row["expires_at"]))
+        for row in rows
+    ]
