@@ -123,7 +123,7 @@ async def following_calls(
     settings: AmiSettings, sink: CallSink, clock: Clock, *, lookup_context: str = "ctgw-lookup"
 ) -> AsyncIterator[AmiClient]:
     """The AMI connection and call following for the daemon's lifetime (an aiohttp
-    cleanup_ctx body): yields the client, e.g. for click-to-call Originate."""
+    cleanup_ctx body): yields the client."""
     client = AmiClient(settings.host, settings.port, settings.username, settings.secret)
     follower = CallFollower(client, CallTracker(clock, lookup_context=lookup_context), sink, clock)
     follower.start()
