@@ -1,51 +1,17 @@
-"""A pool of tracking numbers leased to visits: least recently released first, with cooldown."""
+"""A pool of tracking numbers leased to visits: least recently released first, with cooldown.
+Under pressure (no number rested the full cooldown) the cooldown adapts: "reuse" leases the least
+risky cooling number once it has rested `min_cooldown`, rather than the overflow number."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from datetime import UTC, datetime
+
+from numberpool.lease import Lease, LeaseRules
 
 __all__ = ["Lease", "LeaseRules", "Pool"]
-
-
-@dataclass(frozen=True)
-class LeaseRules:
-    """How long a lease lives and rests; defaults are the field-tested ones in PRODUCT.md."""
-
-    heartbeat: timedelta = timedelta(seconds=60)
-    grace: timedelta = timedelta(minutes=15)
-    cooldown: timedelta = timedelta(minutes=5)
-    attribution_window: timedelta = timedelta(minutes=60)
-    # A session that never sends a heartbeat (a bot that runs scripts) holds its number only this
-    # long; the first heartbeat extends the lease to the full grace.
-    probation: timedelta = timedelta(minutes=2)
-    # A page that cannot send heartbeats (AMP) holds its number this long (at most the grace):
-    # its reader calls within minutes or not at all, and a later call is still matched to the
-    # visit as probable while the number cools down and stays unleased.
-    amp_lease: timedelta = timedelta(minutes=5)
-
-
-class Lease(NamedTuple):
-    """One number held by one session from `started_at` until `until` (exclusive).
-
-    A named tuple rather than a dataclass: one is made per session, on the hot path.
-    """
-
-    lease_id: str
-    pool_id: str
-    number: str
-    session_id: str
-    visitor_id: str
-    started_at: datetime
-    last_seen: datetime
-    until: datetime
-
-    def live_at(self, at: datetime) -> bool:
-        """Whether the lease covers the instant `at`."""
-        return self.started_at <= at < self.until
 
 
 @dataclass
@@ -54,6 +20,7 @@ class _Slot:
     order: int
     history: list[Lease] = field(default_factory=list)
     version: int = 0  # bumped on every change, so heap entries of older states are skipped
+    amp: bool = False  # the latest lease's page cannot heartbeat: its quiet is no bounce
 
     @property
     def latest(self) -> Lease | None:
@@ -62,6 +29,8 @@ class _Slot:
 
 # Sorts before every real time: numbers never leased are the least recently released.
 _NEVER = datetime.min.replace(tzinfo=UTC)
+# A heap entry: (when the slot's latest lease ends, its position, its version, its number).
+_Entry = tuple[datetime, int, int, str]
 
 
 class Pool:
@@ -69,7 +38,8 @@ class Pool:
 
     All methods are synchronous and take the time explicitly, so one event loop thread serialises
     them: no number can be leased to two live sessions. Choosing a number is O(log n): a heap
-    orders slots by when their latest lease ends (never-leased first, then by position).
+    orders slots by when their latest lease ends (never-leased first, then by position); under
+    pressure a second one orders those whose latest holder never heartbeated (a bounce, a bot).
     """
 
     def __init__(
@@ -86,11 +56,15 @@ class Pool:
         self.overflow = overflow
         self.require_params = require_params
         self.rules = rules or LeaseRules()
-        self.exhausted_count = 0
+        self.exhausted_count = 0  # leases refused: the overflow number was served
+        self.reused_count = 0  # leases of a number cooling less than the full cooldown
         self.peak_live = 0
         self._slots: dict[str, _Slot] = {}
         self._last_number_of: dict[str, str] = {}
-        self._by_release: list[tuple[datetime, int, int, str]] = []
+        self._by_release: list[_Entry] = []
+        # Numbers whose latest holder never heartbeated, kept only under pressure (_rebuild).
+        self._silent: list[_Entry] | None = None
+        self._reused_seen = 0
         self._expiry: list[tuple[datetime, int, str]] = []
         self._live: set[str] = set()
         for number in numbers:
@@ -136,9 +110,13 @@ class Pool:
         """Lease a number to a session, or None when the pool is exhausted (counted).
 
         A session that will heartbeat holds the number for the probation until its first
-        heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`.
+        heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`. With no number
+        rested the full cooldown, "reuse" takes the least risky cooling one (counted).
         """
         slot = self._returning_slot(visitor_id) or self._free_slot(at)
+        if slot is None and self.rules.when_exhausted == "reuse":
+            slot = self._cooling_slot(at)
+            self.reused_count += slot is not None
         if slot is None:
             self.exhausted_count += 1
             return None
@@ -158,8 +136,9 @@ class Pool:
             + min(self.rules.probation if heartbeats else self.rules.amp_lease, self.rules.grace),
         )
         slot.history.append(lease)
+        slot.amp = not heartbeats
         self._last_number_of[visitor_id] = slot.number
-        self._changed(slot, at)
+        self._changed(slot, at, quiet=heartbeats)
         self.peak_live = max(self.peak_live, len(self._live))
         return lease
 
@@ -182,7 +161,7 @@ class Pool:
             return None
         ended = lease._replace(until=at)
         slot.history[-1] = ended
-        self._changed(slot, at)
+        self._changed(slot, at, quiet=ended.last_seen == ended.started_at and not slot.amp)
         return ended
 
     def restore(self, lease: Lease, now: datetime | None = None) -> bool:
@@ -191,8 +170,9 @@ class Pool:
         if slot is None:
             return False
         slot.history.append(lease)
+        slot.amp = False  # not persisted: a restored quiet lease counts as a bounce
         self._last_number_of[lease.visitor_id] = lease.number
-        self._changed(slot, now or lease.last_seen)
+        self._changed(slot, now or lease.last_seen, quiet=lease.last_seen == lease.started_at)
         return True
 
     def adopt(self, older: Pool, now: datetime) -> None:
@@ -200,6 +180,7 @@ class Pool:
         for lease in sorted(older.leases(), key=lambda lease: lease.started_at):
             self.restore(lease, now)
         self.exhausted_count = older.exhausted_count
+        self.reused_count = older.reused_count
         self.peak_live = older.peak_live
 
     # -- questions -------------------------------------------------------------------------
@@ -234,6 +215,19 @@ class Pool:
                 return None, lease
         return None, None
 
+    def candidates_at(self, number: str, at: datetime) -> list[Lease]:
+        """The leases that could claim a call on `number` at `at`, newest first: the live one,
+        then those ended within the attribution window."""
+        slot = self._slots.get(number)
+        found: list[Lease] = []
+        for lease in reversed(slot.history if slot else []):
+            if lease.started_at > at:
+                continue  # began after the call (a call processed late)
+            if lease.until <= at and at - lease.until > self.rules.attribution_window:
+                break  # older leases ended earlier still
+            found.append(lease)
+        return found
+
     def leases(self) -> Iterator[Lease]:
         for slot in self._slots.values():
             yield from slot.history
@@ -259,18 +253,23 @@ class Pool:
 
     # -- choosing --------------------------------------------------------------------------
 
-    def _changed(self, slot: _Slot, at: datetime) -> None:
+    def _changed(self, slot: _Slot, at: datetime, *, quiet: bool = False) -> None:
+        # quiet: the latest lease never heartbeated though its page could (a bounce or a bot).
         slot.version += 1
         latest = slot.latest
         until = latest.until if latest else _NEVER
-        heapq.heappush(self._by_release, (until, slot.order, slot.version, slot.number))
+        entry = (until, slot.order, slot.version, slot.number)
+        heapq.heappush(self._by_release, entry)
         heapq.heappush(self._expiry, (until, slot.version, slot.number))
+        if quiet and self._silent is not None:
+            heapq.heappush(self._silent, entry)
         if until > at:
             self._live.add(slot.number)
         else:
             self._live.discard(slot.number)
         self._settle(at)
-        if len(self._by_release) > 4 * len(self._slots) + 64:
+        limit = 4 * len(self._slots) + 64
+        if len(self._by_release) > limit or len(self._silent or ()) > limit:
             self._rebuild()
 
     def _settle(self, at: datetime) -> None:
@@ -282,7 +281,10 @@ class Pool:
                 self._live.discard(number)
 
     def _rebuild(self) -> None:
-        # Heartbeats leave superseded heap entries behind; start afresh when they pile up.
+        # Heartbeats leave superseded heap entries behind; start afresh when they pile up. The
+        # quiet heap costs a push a lease: kept only if a reuse happened since the last rebuild.
+        pressed = self._silent is not None and self.reused_count != self._reused_seen
+        self._reused_seen = self.reused_count
         self._by_release = []
         self._expiry = []
         for slot in self._slots.values():
@@ -291,6 +293,17 @@ class Pool:
             self._expiry.append((until, slot.version, slot.number))
         heapq.heapify(self._by_release)
         heapq.heapify(self._expiry)
+        self._silent = self._quiet_heap() if pressed else None
+
+    def _quiet_heap(self) -> list[_Entry]:
+        """The slots whose latest lease never heartbeated though its page could, by release."""
+        heap: list[_Entry] = []
+        for slot in self._slots.values():
+            latest = slot.latest
+            if latest is not None and latest.last_seen == latest.started_at and not slot.amp:
+                heap.append((latest.until, slot.order, slot.version, slot.number))
+        heapq.heapify(heap)
+        return heap
 
     def _returning_slot(self, visitor_id: str) -> _Slot | None:
         number = self._last_number_of.get(visitor_id)
@@ -311,4 +324,27 @@ class Pool:
             if until > _NEVER and at < until + self.rules.cooldown:
                 return None  # the slot released longest ago is still live or cooling down
             return slot
+        return None
+
+    def _cooling_slot(self, at: datetime) -> _Slot | None:
+        """Under pressure: the cooling number least likely to get its last holder's call.
+
+        A number whose last holder never heartbeated (a bounce or a bot) first, else the one
+        released longest ago (its last holder's window ends soonest); only numbers rested at
+        least `min_cooldown`, so never a live one. Two heap tops: O(log n) amortised (the
+        quiet heap is made, O(n), when pressure begins).
+        """
+        if self._silent is None:
+            self._silent = self._quiet_heap()
+        rested_by = min(at, at - self.rules.min_cooldown)
+        for heap in (self._silent, self._by_release):
+            while heap:
+                until, _, version, number = heap[0]
+                slot = self._slots.get(number)
+                if slot is None or slot.version != version:
+                    heapq.heappop(heap)
+                elif until <= rested_by:
+                    return slot
+                else:
+                    break  # the heap's earliest end is too recent: so are all the others
         return None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+from numberpool.claims import decide
 from numberpool.pool import Lease, Pool
 from numberpool.visit import VisitContext
 
@@ -134,7 +135,10 @@ class NumberOffer(NamedTuple):
 
 @dataclass(frozen=True)
 class Attribution:
-    """Which visit a call on `dialed` at some time belongs to, and how sure we are."""
+    """Which visit a call on `dialed` at some time belongs to, and how sure we are.
+
+    `confidence` (0-1, numberpool/claims.py says how) and the rival visit that could claim the
+    call too (`other_*`, empty when none) matter for `active` and `probable` only."""
 
     kind: AttributionKind
     site: str
@@ -142,6 +146,9 @@ class Attribution:
     session_id: str = ""
     visitor_id: str = ""
     static: StaticNumber | None = None
+    confidence: float = 1.0
+    other_session_id: str = ""
+    other_visitor_id: str = ""
 
 
 @dataclass
@@ -212,8 +219,13 @@ class Site:
                     offers.append(NumberOffer(target, target, OfferKind.NONE))
         return offers
 
-    def attribute(self, dialed: str, at: datetime) -> Attribution:
-        """Attribute a call on `dialed` at `at`: active, probable, overflow, static or none."""
+    def attribute(
+        self, dialed: str, at: datetime, *, known_visitors: Set[str] = frozenset()
+    ) -> Attribution:
+        """Attribute a call on `dialed` at `at`: active, probable, overflow, static or none.
+
+        `known_visitors`: the visitors this caller's earlier calls went to; one of them wins a
+        call two visits could claim."""
         for static in self.static_numbers:
             if static.number == dialed:
                 return Attribution(AttributionKind.STATIC, self.key, dialed, static=static)
@@ -222,15 +234,21 @@ class Site:
                 return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
             if dialed not in pool:
                 continue
-            live, before = pool.holder_at(dialed, at)
-            if live is not None:
-                return Attribution(
-                    AttributionKind.ACTIVE, self.key, dialed, live.session_id, live.visitor_id
-                )
-            if before is not None and at - before.until <= pool.rules.attribution_window:
-                return Attribution(
-                    AttributionKind.PROBABLE, self.key, dialed, before.session_id, before.visitor_id
-                )
+            claim = decide(pool.candidates_at(dialed, at), at, pool.rules, known_visitors)
+            if claim is None:
+                continue
+            lease, rival = claim.lease, claim.rival
+            alone_and_live = rival is None and lease.live_at(at)
+            return Attribution(
+                AttributionKind.ACTIVE if alone_and_live else AttributionKind.PROBABLE,
+                self.key,
+                dialed,
+                lease.session_id,
+                lease.visitor_id,
+                confidence=claim.confidence,
+                other_session_id=rival.session_id if rival else "",
+                other_visitor_id=rival.visitor_id if rival else "",
+            )
         return Attribution(AttributionKind.UNATTRIBUTED, self.key, dialed)
 
     def owns(self, number: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -50,8 +51,9 @@ def test_exhausted_pool_returns_none_and_counts(clock: FakeClock) -> None:
 
 
 def test_lease_ends_after_grace_then_cools_down(clock: FakeClock) -> None:
-    """A number is not reused during its cooldown, and is reused right after it."""
-    pool = Pool("p1", "+14155550100", NUMBERS[:1], RULES)
+    """A number is not reused during its cooldown, and is reused right after it (a pool that
+    serves the overflow number when exhausted; test_pressure.py has the pool that reuses)."""
+    pool = Pool("p1", "+14155550100", NUMBERS[:1], replace(RULES, when_exhausted="overflow"))
     start = clock.now()
     assert pool.lease("l1", "s1", "v1", start)
     clock.advance(minutes=15)  # lease ends exactly now (until is exclusive)
@@ -194,7 +196,8 @@ def test_attribution_active_probable_unattributed_at_boundaries(clock: FakeClock
 
 
 def test_attribution_picks_the_holder_at_call_time(clock: FakeClock) -> None:
-    """With two successive holders, a call goes to whoever held the number at call time."""
+    """With two successive holders, a call goes to whoever held the number at call time (the
+    new holder once it has had the dial delay to read and dial the number)."""
     pool = Pool("p1", "+14155550100", NUMBERS[:1], RULES)
     site = Site("demo", pools=[pool])
     first = pool.lease("l1", "s1", "v1", clock.now())
@@ -205,7 +208,8 @@ def test_attribution_picks_the_holder_at_call_time(clock: FakeClock) -> None:
     assert site.attribute(first.number, first.started_at + timedelta(minutes=5)).session_id == "s1"
     during_cooldown = site.attribute(first.number, first.until + timedelta(minutes=2))
     assert during_cooldown.kind is AttributionKind.PROBABLE
-    assert site.attribute(first.number, clock.now()).session_id == "s2"
+    now = site.attribute(first.number, clock.now() + RULES.dial_delay)
+    assert (now.kind, now.session_id, now.confidence) == (AttributionKind.ACTIVE, "s2", 1.0)
 
 
 def test_attribution_of_static_and_overflow_numbers(clock: FakeClock) -> None:
