@@ -150,6 +150,10 @@ def _describe(metrics: Metrics, book: SiteBook) -> None:
     metrics.describe("ctgw_sessions_total", "Sessions opened, by site.")
     metrics.describe("ctgw_heartbeats_total", "Heartbeats accepted, by site.")
     metrics.describe("ctgw_pool_exhausted_total", "Sessions served the overflow number.")
+    metrics.describe(
+        "ctgw_pool_reused_total",
+        "Sessions leased a cooling number because no number had rested (when_exhausted = reuse).",
+    )
     metrics.describe("ctgw_pool_numbers", "Tracking numbers in each pool.")
     metrics.describe("ctgw_pool_live_leases", "Leases live now in each pool.")
 

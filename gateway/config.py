@@ -262,7 +262,8 @@ class _SiteCheck:
         if pool.overflow:
             self.unique(pool.overflow, f"{pat}.overflow")
         self.destination(pool.destination, f"{pat}.destination")
-        problem = timing_problem({k: getattr(pool, k) for k in TIMING_DEFAULTS})
+        rules = {k: getattr(pool, k) for k in (*TIMING_DEFAULTS, "when_exhausted")}
+        problem = timing_problem(rules)
         if problem:
             key, reason = problem
             raise ConfigError(f"{self.src}: '{pat}.{key}' {reason} (pool {site.key}:{pool.target})")

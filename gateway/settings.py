@@ -143,6 +143,21 @@ class PoolSettings:
     destination: str = field(
         default="", metadata={"help": "dial string for calls to this pool (default: the site's)"}
     )
+    when_exhausted: str = field(
+        default="reuse",
+        metadata={
+            "help": "with no rested number: 'reuse' leases the least risky cooling one,"
+            " 'overflow' shows the overflow number"
+        },
+    )
+    min_cooldown_seconds: int = field(
+        default=0,
+        metadata={"help": "rest a cooling number needs before reuse under pressure"},
+    )
+    dial_delay_seconds: int = field(
+        default=10,
+        metadata={"help": "a call this soon after a new lease may be the previous holder's"},
+    )
 
 
 @dataclass(frozen=True)

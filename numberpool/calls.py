@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from numberpool.site import Attribution
+from numberpool.site import Attribution, AttributionKind
 from numberpool.visit import VisitContext
 
 __all__ = [
@@ -30,7 +31,8 @@ def unanswered_state(seconds: float, abandon_seconds: float = ABANDON_SECONDS) -
     return "abandoned" if seconds < abandon_seconds else "missed"
 
 
-# The attribution of a call as the API and downloads show it (PRODUCT.md contract).
+# The attribution of a call as the API and downloads show it (PRODUCT.md contract). New
+# fields go at the end: the download's columns keep their positions for existing imports.
 ATTRIBUTION_FIELDS = (
     "kind",
     "session_id",
@@ -43,7 +45,12 @@ ATTRIBUTION_FIELDS = (
     "gclid",
     "landing_page",
     "referrer",
+    "confidence",
+    "other_session_id",
+    "other_visitor_id",
 )
+# The kinds a pool's lease decides; only these carry a confidence.
+_LEASED_KINDS = frozenset({AttributionKind.ACTIVE, AttributionKind.PROBABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,11 @@ class CallAttribution:
     gclid: str = ""
     landing_page: str = ""
     referrer: str = ""
+    # How sure the pool's rules are (0-1; None when no lease decided it), and the rival visit
+    # when two could claim the call (None when none; None too in records made before these).
+    confidence: float | None = None
+    other_session_id: str | None = None
+    other_visitor_id: str | None = None
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> CallAttribution:
@@ -107,13 +119,19 @@ def attribution_snapshot(attribution: Attribution, visit: VisitContext | None) -
         return CallAttribution(
             kind, session_id, visitor_id, static.source, static.medium, static.campaign
         )
-    if visit is None:
-        return CallAttribution(kind, session_id, visitor_id)
-    # The visit's own rules imply source and medium when the URL had no UTM tags.
-    return CallAttribution(
+    decided = CallAttribution(
         kind,
         session_id,
         visitor_id,
+        confidence=attribution.confidence if attribution.kind in _LEASED_KINDS else None,
+        other_session_id=attribution.other_session_id or None,
+        other_visitor_id=attribution.other_visitor_id or None,
+    )
+    if visit is None:
+        return decided
+    # The visit's own rules imply source and medium when the URL had no UTM tags.
+    return dataclasses.replace(
+        decided,
         source=visit.source,
         medium=visit.medium,
         campaign=visit.utm_campaign,

@@ -1,4 +1,5 @@
-"""A pool's lease timing checked as a whole: values that would break every lease are refused.
+"""A pool's lease rules checked as a whole: timing that would break every lease, or a choice
+the pool does not know, is refused.
 
 Used for a pool from the config file or the admin API (both parsed as config) and for a pool
 read back from the store (written by an older version, or by hand).
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TIMING_DEFAULTS", "timing_problem"]
+__all__ = ["TIMING_DEFAULTS", "WHEN_EXHAUSTED", "timing_problem"]
 
 TIMING_DEFAULTS: Mapping[str, int] = {
     "heartbeat_seconds": 60,
@@ -18,7 +19,12 @@ TIMING_DEFAULTS: Mapping[str, int] = {
     "attribution_window_seconds": 3600,
     "probation_seconds": 120,
     "amp_lease_seconds": 300,
+    "min_cooldown_seconds": 0,
+    "dial_delay_seconds": 10,
 }
+
+# What a pool with no rested number does; the first is the default (LeaseRules.when_exhausted).
+WHEN_EXHAUSTED = ("reuse", "overflow")
 
 # Ten years: longer is a typo, and lease times past the calendar's end fail every load.
 _MAX_SECONDS = 10 * 365 * 24 * 3600
@@ -29,6 +35,9 @@ _MAX_HEARTBEAT = 24 * 3600
 def timing_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
     """The first key of `values` (missing keys take their defaults) that cannot work, with the
     reason, or None."""
+    choice = values.get("when_exhausted", WHEN_EXHAUSTED[0])
+    if choice not in WHEN_EXHAUSTED:
+        return "when_exhausted", f"must be 'reuse' or 'overflow', got {choice!r}"
     timing: dict[str, int] = {}
     for key, default in TIMING_DEFAULTS.items():
         value = values.get(key, default)
@@ -49,6 +58,11 @@ def timing_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
         return "probation_seconds", (
             f"({timing['probation_seconds']}) must be at least heartbeat_seconds ({beat}): "
             "every lease would end before its first heartbeat, one interval after it began"
+        )
+    if timing["min_cooldown_seconds"] > timing["cooldown_seconds"]:
+        return "min_cooldown_seconds", (
+            f"({timing['min_cooldown_seconds']}) must be at most cooldown_seconds "
+            f"({timing['cooldown_seconds']}): the cooldown under pressure is the shorter one"
         )
     if timing["amp_lease_seconds"] < 1:
         return "amp_lease_seconds", "must be at least 1: an AMP page's number would be free at once"

@@ -13,7 +13,7 @@ from gateway.store.database import Database, Write
 from gateway.store.numbers import place_writes
 from gateway.store.times import ts
 from numberpool.amp_origins import amp_origins
-from numberpool.lease_timing import timing_problem
+from numberpool.lease_timing import WHEN_EXHAUSTED, timing_problem
 from numberpool.phone import display
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import Rule, Site, StaticNumber
@@ -95,6 +95,9 @@ def _pool_settings(pool: PoolSettings) -> dict[str, Any]:
         "amp_lease_seconds": pool.amp_lease_seconds,
         "require_params": list(pool.require_params),
         "destination": pool.destination,
+        "when_exhausted": pool.when_exhausted,
+        "min_cooldown_seconds": pool.min_cooldown_seconds,
+        "dial_delay_seconds": pool.dial_delay_seconds,
     }
 
 
@@ -218,6 +221,10 @@ def _pool(row: sqlite3.Row, settings: dict[str, Any], numbers: list[str]) -> Poo
         attribution_window=timedelta(seconds=settings.get("attribution_window_seconds", 3600)),
         probation=timedelta(seconds=settings.get("probation_seconds", 120)),
         amp_lease=timedelta(seconds=settings.get("amp_lease_seconds", 300)),
+        # A pool stored before these settings existed takes their defaults.
+        when_exhausted=settings.get("when_exhausted", WHEN_EXHAUSTED[0]),
+        min_cooldown=timedelta(seconds=settings.get("min_cooldown_seconds", 0)),
+        dial_delay=timedelta(seconds=settings.get("dial_delay_seconds", 10)),
     )
     return Pool(
         row["pool_id"],

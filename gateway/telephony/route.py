@@ -16,7 +16,12 @@ from typing import NamedTuple, Protocol
 import structlog
 
 from gateway.metrics import Metrics
-from gateway.store.calls import attributed_visit, call_for_linkedid, call_write
+from gateway.store.calls import (
+    attributed_visit,
+    call_for_linkedid,
+    call_write,
+    caller_visitors,
+)
 from gateway.store.contacts import contact_call_write, contact_for_number
 from gateway.store.database import Database, Write
 from gateway.store.ids import id_maker
@@ -160,8 +165,8 @@ class CallRouter:
         self, request: AgiRequest, target: _Target, route: str, at: datetime
     ) -> CallRecord:
         """The record of a call just routed, `ringing`, attributed as of `at`."""
-        attribution = self._attribute(target.entry, target.dialed, at)
         caller = _caller_number(request.caller, self.region)
+        attribution = self._attribute(target.entry, target.dialed, at, caller)
         contact_id, first_time = self._contact(caller)
         return CallRecord(
             call_id=self._new_id(),
@@ -178,10 +183,14 @@ class CallRouter:
             contact_id=contact_id,
         )
 
-    def _attribute(self, entry: SiteEntry, dialed: str, at: datetime) -> CallAttribution:
-        """The call's attribution; whatever a visitor sent, never raises."""
+    def _attribute(
+        self, entry: SiteEntry, dialed: str, at: datetime, caller: str
+    ) -> CallAttribution:
+        """The call's attribution, helped by the visits the caller's earlier calls went to;
+        whatever a visitor sent, never raises."""
         try:
-            attribution = entry.site.attribute(dialed, at)
+            known = caller_visitors(self.db, caller)
+            attribution = entry.site.attribute(dialed, at, known_visitors=known)
             session_id = attribution.session_id
             visit = attributed_visit(self.db, session_id) if session_id else None
             return attribution_snapshot(attribution, visit)

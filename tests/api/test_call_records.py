@@ -136,7 +136,20 @@ async def test_a_call_record_reads_back_from_the_store_as_it_was_written(client)
         started_at="2026-01-05T09:00:00.000000Z",
         state="answered",
         attribution=CallAttribution(
-            "active", "s1", "v1", "google", "cpc", "spring", "plumber", "ad2", "G1", "/", "r"
+            "probable",
+            "s1",
+            "v1",
+            "google",
+            "cpc",
+            "spring",
+            "plumber",
+            "ad2",
+            "G1",
+            "/",
+            "r",
+            confidence=0.75,
+            other_session_id="s2",
+            other_visitor_id="v2",
         ),
         caller="+12025550100",
         caller_name="Ada",
@@ -166,3 +179,31 @@ async def test_a_call_record_reads_back_from_the_store_as_it_was_written(client)
     row = await db.fetchone("SELECT session_id, visitor_id FROM calls WHERE linkedid = '6.2'")
     assert (row["session_id"], row["visitor_id"]) == ("", "")
     assert call_for_linkedid(db, "6.2") == unattributed
+
+
+async def test_a_call_recorded_before_confidence_reads_it_as_null(client, admin_key) -> None:
+    """A record stored before calls had a confidence and a rival visit shows null for them,
+    its other fields as stored."""
+    db = client.app[DB]
+    snapshot = {"kind": "probable", "session_id": "s1", "visitor_id": "v1", "source": "google"}
+    record = CallRecord(
+        call_id="c0ffee",
+        site="demo",
+        dialed="+14155550101",
+        started_at="2026-01-05T09:00:00.000000Z",
+        state="ringing",
+        attribution=CallAttribution.from_snapshot(snapshot),
+    )
+    write = call_write(record)
+    params = list(write.params)
+    params[-2] = json.dumps(snapshot)  # the attribution JSON as an older version wrote it
+    await db.write([write._replace(params=params)])
+    answer = await client.get("/v1/calls/c0ffee", headers={"Authorization": f"Bearer {admin_key}"})
+    attribution = (await answer.json())["attribution"]
+    assert (attribution["kind"], attribution["session_id"], attribution["source"]) == (
+        "probable",
+        "s1",
+        "google",
+    )
+    assert attribution["confidence"] is None
+    assert attribution["other_session_id"] is None and attribution["other_visitor_id"] is None

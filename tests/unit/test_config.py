@@ -85,3 +85,54 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         load_config(path, environ={"CTGW_HTTP_PORT": "eighty"})
     with pytest.raises(ConfigError, match=r"unknown key 'http\.colour'"):
         load_config(path, environ={"CTGW_HTTP_COLOUR": "red"})
+
+
+POOL_TOML = (
+    "[[sites]]\nkey = 'a'\n[[sites.pools]]\ntarget = '+14155550100'\nnumbers = ['+14155550101']\n"
+)
+
+
+def _pressure_keys(path: Path) -> tuple[str, int, int]:
+    (pool,) = load_config(path, environ={}).sites[0].pools
+    return pool.when_exhausted, pool.min_cooldown_seconds, pool.dial_delay_seconds
+
+
+def test_pool_pressure_keys_default_and_read(tmp_path: Path) -> None:
+    """A pool without the pressure keys reuses cooling numbers, rests them at least 0 s under
+    pressure and allows a 10 s dial delay; each key, given, is read as written."""
+    assert _pressure_keys(write(tmp_path, POOL_TOML)) == ("reuse", 0, 10)
+    given = "when_exhausted = 'overflow'\nmin_cooldown_seconds = 300\ndial_delay_seconds = 0\n"
+    assert _pressure_keys(write(tmp_path, POOL_TOML + given)) == ("overflow", 300, 0)
+
+
+@pytest.mark.parametrize(
+    ("lines", "key", "fragment"),
+    [
+        ("when_exhausted = 'wait'\n", "when_exhausted", "must be 'reuse' or 'overflow'"),
+        ("when_exhausted = 'Reuse'\n", "when_exhausted", "got 'Reuse'"),
+        ("when_exhausted = 1\n", "when_exhausted", "must be a string"),
+        ("min_cooldown_seconds = 301\n", "min_cooldown_seconds", "at most cooldown_seconds"),
+        (
+            "cooldown_seconds = 0\nmin_cooldown_seconds = 1\n",
+            "min_cooldown_seconds",
+            "at most cooldown_seconds (0)",
+        ),
+        ("min_cooldown_seconds = -1\n", "min_cooldown_seconds", "must not be negative"),
+        ("min_cooldown_seconds = '5'\n", "min_cooldown_seconds", "must be an integer"),
+        ("dial_delay_seconds = -10\n", "dial_delay_seconds", "must not be negative"),
+        ("dial_delay_seconds = 10.5\n", "dial_delay_seconds", "must be an integer"),
+        ("dial_delay_seconds = 1000000000000\n", "dial_delay_seconds", "ten years"),
+        ("when_exhaused = 'reuse'\n", "when_exhaused", "unknown key"),
+    ],
+)
+def test_bad_pool_pressure_key_is_named(
+    tmp_path: Path, lines: str, key: str, fragment: str
+) -> None:
+    """An unknown choice, a negative or non-integer time, a minimum cooldown past the cooldown:
+    the error names the file and the pool's key."""
+    path = write(tmp_path, POOL_TOML + lines)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    message = str(err.value)
+    assert str(path) in message and f"sites[0].pools[0].{key}" in message, message
+    assert fragment in message, message
