@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app, describe_urls
-from gateway.cli_store import STORE_COMMANDS, CliError
+from gateway.cli_store import STORE_COMMANDS, CliError, report_pools_options
 from gateway.config import Config, ConfigError, load_config
 from gateway.http.fronts import listening_socket, serving_fronts
 from gateway.http.serving import prepare_runner
@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     lst = numbers.add_parser("list", parents=[common], help="list numbers")
     lst.add_argument("--site")
     report = sub.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
-    pools = report.add_parser("pools", parents=[common], help="pool health")
-    pools.add_argument("--json", action="store_true")
+    pools = report.add_parser("pools", parents=[common], help="pool health and sizing")
+    report_pools_options(pools)
     sub.add_parser("doctor", parents=[common], help="check config, store and Asterisk")
     return parser
 

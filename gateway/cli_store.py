@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config
 from gateway.store.database import Database
@@ -16,8 +17,12 @@ from gateway.store.keys import KeyNameTaken, create_key, list_keys, revoke_key
 from gateway.store.numbers import add_writes, list_numbers, numbers_taken
 from gateway.store.sites import load_sites, pool_id_for, seed_sites
 from numberpool.phone import InvalidNumber, normalise
+from numberpool.pool import Pool
 
-__all__ = ["STORE_COMMANDS", "CliError"]
+if TYPE_CHECKING:
+    from reports.pool_sizing import SizingReport
+
+__all__ = ["STORE_COMMANDS", "CliError", "report_pools_options"]
 
 
 class CliError(Exception):
@@ -147,19 +152,94 @@ async def _numbers_list(config: Config, args: argparse.Namespace) -> int:
     return await _with_db(config, work)
 
 
+def report_pools_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `ctgw report pools` (cli.py builds the command)."""
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--since", help="sizing: start of the period (ISO 8601; default 7 days ago)"
+    )
+    parser.add_argument("--until", help="sizing: end of the period (ISO 8601; default now)")
+    parser.add_argument("--sizes", help="sizing: pool sizes to replay, e.g. 10,20,40")
+
+
+def _sizing_options(
+    args: argparse.Namespace, now: datetime
+) -> tuple[datetime, datetime, list[int]]:
+    """The period and sizes of the sizing section; CliError saying which option is wrong."""
+    from reports.pool_sizing import parse_moment, parse_sizes
+
+    try:
+        raw_until = getattr(args, "until", None)
+        until = parse_moment(raw_until) if raw_until else now
+        raw_since = getattr(args, "since", None)
+        since = parse_moment(raw_since) if raw_since else until - timedelta(days=7)
+    except ValueError as exc:
+        raise CliError(f"--since/--until: {exc}") from None
+    if since >= until:
+        raise CliError("--since must be before --until")
+    raw_sizes = getattr(args, "sizes", None)
+    try:
+        sizes = parse_sizes(raw_sizes) if raw_sizes is not None else []
+    except ValueError as exc:
+        raise CliError(f"--sizes {exc}") from None
+    return since, until, sizes
+
+
 async def _report_pools(config: Config, args: argparse.Namespace) -> int:
     from reports.pool_health import pool_health
 
+    now = datetime.now(UTC)
+    since, until, sizes = _sizing_options(args, now)
+
     async def work(db: Database) -> int:
-        health = await pool_health(db, datetime.now(UTC))
+        health = await pool_health(db, now)
+        sizing: dict[str, SizingReport] = {}
+        for entry in (await load_sites(db)).values():
+            for pool in entry.site.pools:
+                sizing[pool.pool_id] = await _pool_sizing(
+                    db, entry.site.key, pool, since, until, sizes
+                )
         if args.json:
-            print(json.dumps([h.as_dict() for h in health], indent=2))
-        else:
-            for h in health:
-                print(h.line())
+            print(
+                json.dumps(
+                    [
+                        {**h.as_dict(), "sizing": sizing[h.pool_id].as_dict()}
+                        if h.pool_id in sizing
+                        else h.as_dict()
+                        for h in health
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        for h in health:
+            print(h.line())
+        for report in sizing.values():
+            print("\n".join(report.lines()))
         return 0
 
     return await _with_db(config, work)
+
+
+async def _pool_sizing(
+    db: Database, site_key: str, pool: Pool, since: datetime, until: datetime, sizes: list[int]
+) -> SizingReport:
+    """One pool's traffic of the period replayed at candidate sizes (reports/pool_sizing.py)."""
+    from gateway.store.sizing import pool_history
+    from reports.pool_sizing import policies_for, size_pool
+
+    history = await pool_history(db, site_key, pool, since, until)
+    return await asyncio.to_thread(
+        size_pool,
+        pool.pool_id,
+        history.sessions,
+        history.calls,
+        policies_for(pool.rules),
+        since=since,
+        until=until,
+        current_size=len(pool.numbers),
+        sizes=sizes,
+    )
 
 
 STORE_COMMANDS: Mapping[

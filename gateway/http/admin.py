@@ -15,6 +15,7 @@ from gateway.appkeys import CLOCK, CONFIG, DB, DESK
 from gateway.config import ConfigError, parse_config
 from gateway.http.admin_auth import admin
 from gateway.http.admin_calls import call_show, calls_download, calls_list
+from gateway.http.admin_pools import add_pool_routes
 from gateway.http.errors import ApiError, read_json_object, text_field
 from gateway.store.numbers import add_writes, numbers_taken, remove_write
 from gateway.store.sites import site_writes
@@ -39,6 +40,7 @@ def add_admin_routes(app: web.Application) -> None:
     r.add_get("/v1/calls", admin(calls_list))
     r.add_get("/v1/calls.csv", admin(calls_download))
     r.add_get("/v1/calls/{call_id}", admin(call_show))
+    add_pool_routes(app)
 
 
 def _site_json(site: Site, name: str, origins: frozenset[str], at: datetime) -> dict[str, Any]:

@@ -1,0 +1,219 @@
+"""The replay of a pool's stored sessions and calls at one size, with the real `Pool` and `Site`
+and an injected clock (the events' own times); reports/pool_sizing.py runs it per size and policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from numberpool.pool import LeaseRules, Pool
+from numberpool.site import AttributionKind, Site
+
+__all__ = ["CallTrace", "SessionTrace", "SizeFigures", "replay", "true_sessions"]
+
+_OVERFLOW = "overflow"
+# Events between two prunes of the pool and two calls of `pace` (the caller's chance to yield).
+_PACE_EVERY = 2048
+_START, _BEAT, _CALL = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTrace:
+    """A stored session that asked the pool for a number (shown one, or its overflow number)."""
+
+    session_id: str
+    visitor_id: str
+    started_at: datetime
+    last_seen: datetime  # its last heartbeat; its start when it sent none
+    heartbeated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallTrace:
+    """A stored call on one of the pool's numbers or on its overflow number."""
+
+    at: datetime
+    on_overflow: bool
+    kind: str  # the stored attribution kind
+    session_id: str = ""  # the session the stored record credits
+    visitor_id: str = ""
+    caller: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SizeFigures:
+    """What the replay at one pool size and policy expects of the calls with a known visit."""
+
+    policy: str
+    size: int  # also its cost, in numbers
+    right: int
+    wrong: int
+    unattributed: int
+    sessions: int
+    overflowed: int  # sessions the replay showed the overflow number
+    reused: int  # leases of a number still cooling (policy "reuse")
+    peak_live: int
+    peak_busy: int  # live and cooling numbers at the busiest instant
+
+    @property
+    def judged(self) -> int:
+        return self.right + self.wrong + self.unattributed
+
+    def share(self, count: int) -> float | None:
+        return round(count / self.judged, 4) if self.judged else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **asdict(self),
+            "cost_numbers": self.size,
+            "right_share": self.share(self.right),
+            "wrong_share": self.share(self.wrong),
+            "unattributed_share": self.share(self.unattributed),
+        }
+
+
+def true_sessions(calls: Sequence[CallTrace], sessions: Iterable[str]) -> list[str]:
+    """Per call, the session whose visitor made it, or '' when the history cannot tell."""
+    known = set(sessions)
+    reached: dict[str, set[str]] = {}
+    for call in calls:
+        if call.kind == AttributionKind.ACTIVE and _real_caller(call.caller):
+            reached.setdefault(call.caller, set()).add(call.visitor_id)
+    truth = []
+    for call in calls:
+        vouched = call.kind == AttributionKind.ACTIVE or (
+            call.kind == AttributionKind.PROBABLE
+            and call.visitor_id in reached.get(call.caller, ())
+        )
+        ok = not call.on_overflow and vouched and call.session_id in known
+        truth.append(call.session_id if ok else "")
+    return truth
+
+
+def _real_caller(caller: str) -> bool:
+    return caller.removeprefix("+").isdigit()
+
+
+def _events(
+    sessions: Sequence[SessionTrace],
+    calls: Sequence[CallTrace],
+    truth: Sequence[str],
+    rules: LeaseRules,
+) -> list[tuple[datetime, int, int]]:
+    """Sessions starting, heartbeats and judged calls, in time order: (at, kind, index)."""
+    events = [(s.started_at, _START, i) for i, s in enumerate(sessions)]
+    first = min(rules.heartbeat, rules.probation, rules.grace) / 2
+    step = max(rules.grace / 2, timedelta(seconds=1))
+    for i, s in enumerate(sessions):
+        if not s.heartbeated:
+            continue
+        # Enough beats to keep the lease alive as the real ones did; the last sets its end.
+        beat = s.started_at + first
+        while beat < s.last_seen:
+            events.append((beat, _BEAT, i))
+            beat += step
+        events.append((s.last_seen, _BEAT, i))
+    events += [(c.at, _CALL, i) for i, c in enumerate(calls) if truth[i]]
+    events.sort()
+    return events
+
+
+def replay(
+    sessions: Sequence[SessionTrace],
+    calls: Sequence[CallTrace],
+    size: int,
+    rules: LeaseRules,
+    *,
+    policy: str = "configured",
+    truth: Sequence[str] | None = None,
+    pace: Callable[[], None] | None = None,
+) -> SizeFigures:
+    """Lease `size` numbers to `sessions` in time order under `rules` and judge the calls."""
+    truth = true_sessions(calls, (s.session_id for s in sessions)) if truth is None else truth
+    index = {s.session_id: i for i, s in enumerate(sessions)}
+    pool = Pool("replay", "target", [f"n{i}" for i in range(size)], rules, overflow=_OVERFLOW)
+    site = Site("replay", pools=[pool])
+    shown: dict[int, str] = {}  # session index -> its number; absent when it saw the overflow
+    held: dict[int, _Held] = {}  # session index -> its lease's number, start and end
+    known: dict[str, set[str]] = {}  # caller -> visitors the replay credited their calls to
+    right = wrong = unattributed = 0
+    for step, (at, kind, i) in enumerate(_events(sessions, calls, truth, rules)):
+        if step % _PACE_EVERY == _PACE_EVERY - 1:
+            pool.prune(at)
+            if pace is not None:
+                pace()
+        if kind == _START:
+            s = sessions[i]
+            lease = pool.lease(s.session_id, s.session_id, s.visitor_id, at)
+            if lease is not None:
+                shown[i] = lease.number
+                held[i] = _Held(lease.number, lease.started_at, lease.until)
+                cut = pool.superseded_by(lease)
+                if cut is not None and cut.session_id in index:
+                    j = index[cut.session_id]
+                    held[j] = held[j]._replace(until=cut.until)
+        elif kind == _BEAT:
+            number = shown.get(i)
+            renewed = pool.heartbeat(number, sessions[i].session_id, at) if number else None
+            if renewed is not None:
+                held[i] = held[i]._replace(until=renewed.until)
+        else:
+            session = sessions[index[truth[i]]]
+            number = shown.get(index[truth[i]])
+            # As the gateway does: the visitors this caller's earlier calls went to.
+            reached = known.setdefault(calls[i].caller, set())
+            found = site.attribute(number, at, known_visitors=reached) if number else None
+            if found is not None and found.visitor_id and _real_caller(calls[i].caller):
+                reached.add(found.visitor_id)
+            if found is None or not found.visitor_id:
+                unattributed += 1
+            elif found.visitor_id == session.visitor_id:
+                right += 1
+            else:
+                wrong += 1
+    return SizeFigures(
+        policy=policy,
+        size=size,
+        right=right,
+        wrong=wrong,
+        unattributed=unattributed,
+        sessions=len(sessions),
+        overflowed=len(sessions) - len(shown),
+        reused=pool.reused_count,
+        peak_live=_peak(held.values(), timedelta(0)),
+        peak_busy=_peak(held.values(), rules.cooldown),
+    )
+
+
+class _Held(NamedTuple):
+    number: str
+    started_at: datetime
+    until: datetime
+
+
+def _peak(leases: Iterable[_Held], rest: timedelta) -> int:
+    """The most numbers busy at one instant: leased, or resting `rest` after a lease."""
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    for lease in leases:
+        spans.setdefault(lease.number, []).append((lease.started_at, lease.until + rest))
+    edges: list[tuple[datetime, int]] = []
+    for busy in spans.values():
+        # A number leased again while it still rests (reuse) is one number busy, not two.
+        busy.sort()
+        start, end = busy[0]
+        for next_start, next_end in busy[1:]:
+            if next_start > end:
+                edges += [(start, 1), (end, -1)]
+                start = next_start
+            end = max(end, next_end)
+        edges += [(start, 1), (end, -1)]
+    # Ends sort before starts at the same instant: [start, end) intervals.
+    edges.sort()
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak

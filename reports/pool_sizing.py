@@ -1,0 +1,233 @@
+"""Pool sizing from a site's own traffic: a period's sessions and calls replayed against
+candidate pool sizes with the real `Pool` and `Site`, the calls judged where their visit is known.
+
+A call's true visit is known when its record credits an `active` lease (the caller dialed the
+number while that session held it), or credits a session of the visitor the same caller reached
+on an active call. In the replay that session dials the number the replay showed it: right when
+the replayed attribution names the same visitor, wrong when another, unattributed when it saw the
+overflow number or nobody is credited. Other calls (the overflow number's among them) are demand
+whose visit is unknown: counted apart, never judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from numberpool.pool import LeaseRules
+from reports.pool_replay import CallTrace, SessionTrace, SizeFigures, replay, true_sessions
+
+__all__ = [
+    "MAX_SIZE",
+    "TARGET_RIGHT",
+    "CallTrace",
+    "SessionTrace",
+    "SizeFigures",
+    "SizingReport",
+    "parse_moment",
+    "parse_sizes",
+    "policies_for",
+    "replay",
+    "size_pool",
+]
+
+TARGET_RIGHT = 0.99
+MAX_SIZE = 100_000
+_MAX_SIZES = 20
+
+
+def parse_sizes(text: str) -> list[int]:
+    """Candidate sizes written '10,20,40'; ValueError saying what is wrong."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    # int() would also take '1_0' and other scripts' digits.
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
+        raise ValueError(f"must be pool sizes joined by commas, e.g. 10,20,40 (1-{MAX_SIZE})")
+    sizes = sorted({int(p) for p in parts})
+    if sizes[0] < 1 or sizes[-1] > MAX_SIZE or len(sizes) > _MAX_SIZES:
+        raise ValueError(f"must be at most {_MAX_SIZES} pool sizes, each 1-{MAX_SIZE}")
+    return sizes
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 date or time, in UTC when it names no zone; ValueError when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T00:00:00Z"
+        ) from None
+
+
+def policies_for(rules: LeaseRules) -> dict[str, LeaseRules]:
+    """The policies a pool is replayed under: its own rules first, then the same rules with
+    the other choice of what an exhausted pool does."""
+    other = "overflow" if rules.when_exhausted == "reuse" else "reuse"
+    return {rules.when_exhausted: rules, other: replace(rules, when_exhausted=other)}
+
+
+@dataclass(frozen=True)
+class SizingReport:
+    """The replay of one pool's period: figures per policy and size, the smallest that works."""
+
+    pool_id: str
+    since: datetime
+    until: datetime
+    current_size: int
+    calls: int
+    judged_calls: int
+    overflow_calls: int  # dialed the overflow number: their visit is unknown
+    unknown_calls: int  # on a pool number, no visit the history can vouch for
+    figures: list[SizeFigures] = field(default_factory=list)
+    smallest: dict[str, int | None] = field(default_factory=dict)
+    target: float = TARGET_RIGHT
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pool_id": self.pool_id,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "current_size": self.current_size,
+            "calls": self.calls,
+            "judged_calls": self.judged_calls,
+            "overflow_calls": self.overflow_calls,
+            "unknown_calls": self.unknown_calls,
+            "target_right": self.target,
+            "smallest_size": self.smallest,
+            "sizes": [f.as_dict() for f in self.figures],
+        }
+
+    def lines(self) -> list[str]:
+        """The report as text, a line per policy and size."""
+        out = [
+            f"sizing {self.pool_id} {self.since:%Y-%m-%d %H:%M} .. {self.until:%Y-%m-%d %H:%M}"
+            f"\tsize now {self.current_size}\tcalls {self.calls}\tjudged {self.judged_calls}"
+            f"\ton overflow {self.overflow_calls}\tvisit unknown {self.unknown_calls}"
+        ]
+        for f in self.figures:
+            shares = "\t".join(
+                f"{name} {'-' if s is None else format(s, '.1%')}"
+                for name, s in (
+                    ("right", f.share(f.right)),
+                    ("wrong", f.share(f.wrong)),
+                    ("unattributed", f.share(f.unattributed)),
+                )
+            )
+            out.append(
+                f"  {f.policy}\tsize {f.size}\tcost {f.size} numbers\t{shares}"
+                f"\tpeak live {f.peak_live}\tpeak live+cooling {f.peak_busy}"
+                f"\toverflowed {f.overflowed}/{f.sessions}\treused {f.reused}"
+            )
+        for policy, size in self.smallest.items():
+            found = "none within reach" if size is None else f"{size} numbers"
+            if not self.judged_calls:
+                found = "unknown (no call with a known visit)"
+            out.append(f"  smallest size for {self.target:.0%} right ({policy}): {found}")
+        return out
+
+
+def size_pool(
+    pool_id: str,
+    sessions: Sequence[SessionTrace],
+    calls: Sequence[CallTrace],
+    policies: Mapping[str, LeaseRules],
+    *,
+    since: datetime,
+    until: datetime,
+    current_size: int,
+    sizes: Sequence[int] = (),
+    target: float = TARGET_RIGHT,
+    pace: Callable[[], None] | None = None,
+) -> SizingReport:
+    """Replay the period at each size (default: around the peak and today's size) and policy,
+    and search each policy's smallest size reaching `target` right."""
+    ordered = sorted(sessions, key=lambda s: (s.started_at, s.session_id))
+    truth = true_sessions(calls, (s.session_id for s in ordered))
+    judged = sum(1 for t in truth if t)
+    report = SizingReport(
+        pool_id,
+        since,
+        until,
+        current_size,
+        calls=len(calls),
+        judged_calls=judged,
+        overflow_calls=sum(1 for c in calls if c.on_overflow),
+        unknown_calls=sum(
+            1 for c, t in zip(calls, truth, strict=True) if not t and not c.on_overflow
+        ),
+        target=target,
+    )
+    for policy, rules in policies.items():
+        at_size = _Replays(ordered, calls, truth, rules, policy, pace)
+        wanted = list(sizes) or _default_sizes(at_size(max(len(ordered), 1)), current_size)
+        tried = [at_size(n) for n in wanted]
+        smallest = _smallest(at_size, tried, len(ordered), target) if judged else None
+        report.smallest[policy] = smallest
+        shown = sorted({*wanted, *([smallest] if smallest and not sizes else [])})
+        report.figures.extend(at_size(n) for n in shown)
+    return report
+
+
+class _Replays:
+    """One policy's replays, each size replayed once."""
+
+    def __init__(
+        self,
+        sessions: Sequence[SessionTrace],
+        calls: Sequence[CallTrace],
+        truth: Sequence[str],
+        rules: LeaseRules,
+        policy: str,
+        pace: Callable[[], None] | None,
+    ) -> None:
+        self._args = (sessions, calls)
+        self._truth = truth
+        self._rules = rules
+        self._policy = policy
+        self._pace = pace
+        self._done: dict[int, SizeFigures] = {}
+
+    def __call__(self, size: int) -> SizeFigures:
+        if size not in self._done:
+            self._done[size] = replay(
+                *self._args,
+                size,
+                self._rules,
+                policy=self._policy,
+                truth=self._truth,
+                pace=self._pace,
+            )
+        return self._done[size]
+
+
+def _default_sizes(unlimited: SizeFigures, current_size: int) -> list[int]:
+    """Today's size and multiples of the peak live leases (the issue's 0.8x to 2x)."""
+    peak = max(unlimited.peak_live, 1)
+    multiples = {max(1, math.ceil(peak * m)) for m in (0.8, 1.0, 1.2, 1.5, 2.0)}
+    return sorted({*multiples, unlimited.peak_busy, *([current_size] if current_size else [])})
+
+
+def _smallest(
+    at_size: Callable[[int], SizeFigures], tried: list[SizeFigures], most: int, target: float
+) -> int | None:
+    """The smallest size whose right share reaches `target`: bisection between the largest
+    size tried that misses it and the smallest that reaches it (up to a number per session)."""
+    good = [f.size for f in tried if _reaches(f, target)]
+    high = min(good) if good else max(most, 1)
+    if not good and not _reaches(at_size(high), target):
+        return None
+    low = max((f.size for f in tried if f.size < high and not _reaches(f, target)), default=0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _reaches(at_size(middle), target):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _reaches(figures: SizeFigures, target: float) -> bool:
+    share = figures.share(figures.right)
+    return share is not None and share >= target
