@@ -155,8 +155,8 @@ class PoolSettings:
         metadata={"help": "rest a cooling number needs before reuse under pressure"},
     )
     dial_delay_seconds: int = field(
-        default=10,
-        metadata={"help": "a call this soon after a new lease may be the previous holder's"},
+        default=0,
+        metadata={"help": "a call this soon after a new lease goes to the old holder (0: off)"},
     )
 
 

@@ -31,9 +31,10 @@ class LeaseRules:
     # Under pressure a cooling number may be leased again once it has rested this long: the
     # cooldown adapts, full while rested numbers exist, down to this when none do.
     min_cooldown: timedelta = timedelta(0)
-    # A call this soon after a number's new holder got it is more likely the previous holder's:
-    # a visitor needs time to read the number and dial it.
-    dial_delay: timedelta = timedelta(seconds=10)
+    # A call this soon after a number's new holder got it goes to the previous holder (a visitor
+    # needs time to read the number and dial it). Off by default: bench/attribution.py measured
+    # 10 s costing far more on-page calls than it saved late ones (docs/decisions.md).
+    dial_delay: timedelta = timedelta(0)
 
 
 class Lease(NamedTuple):

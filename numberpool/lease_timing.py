@@ -20,7 +20,7 @@ TIMING_DEFAULTS: Mapping[str, int] = {
     "probation_seconds": 120,
     "amp_lease_seconds": 300,
     "min_cooldown_seconds": 0,
-    "dial_delay_seconds": 10,
+    "dial_delay_seconds": 0,
 }
 
 # What a pool with no rested number does; the first is the default (LeaseRules.when_exhausted).

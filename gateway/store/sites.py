@@ -224,7 +224,7 @@ def _pool(row: sqlite3.Row, settings: dict[str, Any], numbers: list[str]) -> Poo
         # A pool stored before these settings existed takes their defaults.
         when_exhausted=settings.get("when_exhausted", WHEN_EXHAUSTED[0]),
         min_cooldown=timedelta(seconds=settings.get("min_cooldown_seconds", 0)),
-        dial_delay=timedelta(seconds=settings.get("dial_delay_seconds", 10)),
+        dial_delay=timedelta(seconds=settings.get("dial_delay_seconds", 0)),
     )
     return Pool(
         row["pool_id"],

@@ -203,4 +203,4 @@ async def test_a_pool_stored_before_the_pressure_keys_takes_their_defaults(
     await client.app[DESK].book.reload()
     rules = client.app[DESK].sites["demo"].site.pools[0].rules
     assert rules.when_exhausted == "reuse"
-    assert (rules.min_cooldown.total_seconds(), rules.dial_delay.total_seconds()) == (0, 10)
+    assert (rules.min_cooldown.total_seconds(), rules.dial_delay.total_seconds()) == (0, 0)

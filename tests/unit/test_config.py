@@ -99,10 +99,10 @@ def _pressure_keys(path: Path) -> tuple[str, int, int]:
 
 def test_pool_pressure_keys_default_and_read(tmp_path: Path) -> None:
     """A pool without the pressure keys reuses cooling numbers, rests them at least 0 s under
-    pressure and allows a 10 s dial delay; each key, given, is read as written."""
-    assert _pressure_keys(write(tmp_path, POOL_TOML)) == ("reuse", 0, 10)
-    given = "when_exhausted = 'overflow'\nmin_cooldown_seconds = 300\ndial_delay_seconds = 0\n"
-    assert _pressure_keys(write(tmp_path, POOL_TOML + given)) == ("overflow", 300, 0)
+    pressure and has no dial delay; each key, given, is read as written."""
+    assert _pressure_keys(write(tmp_path, POOL_TOML)) == ("reuse", 0, 0)
+    given = "when_exhausted = 'overflow'\nmin_cooldown_seconds = 300\ndial_delay_seconds = 10\n"
+    assert _pressure_keys(write(tmp_path, POOL_TOML + given)) == ("overflow", 300, 10)
 
 
 @pytest.mark.parametrize(

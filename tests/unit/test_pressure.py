@@ -20,13 +20,15 @@ from tests.conftest import FakeClock
 
 A, B, C = NUMBERS = [f"+1415555010{i}" for i in range(1, 4)]
 OVERFLOW = "+14155550120"
-# The issue's measurement timings: heartbeat 5 s, grace 15 s, cooldown 30 s, window 60 s.
+# The issue's measurement timings: heartbeat 5 s, grace 15 s, cooldown 30 s, window 60 s; the
+# dial delay (off by default) at 10 s, so that its rule is tested too.
 RULES = LeaseRules(
     heartbeat=timedelta(seconds=5),
     grace=timedelta(seconds=15),
     probation=timedelta(seconds=15),
     cooldown=timedelta(seconds=30),
     attribution_window=timedelta(seconds=60),
+    dial_delay=timedelta(seconds=10),
 )
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
 
@@ -241,6 +243,21 @@ def test_a_call_right_after_the_new_lease_goes_to_the_holder_who_just_left(
         assert (attribution.session_id, attribution.visitor_id) == (old.session_id, "v-old")
         assert (attribution.other_session_id, attribution.other_visitor_id) == ("s-new", "v-new")
     assert [a.confidence for a in got] == pytest.approx([0.95, 0.725, 0.5045])
+
+
+def test_by_default_a_call_on_a_reused_number_goes_to_its_live_holder(clock: FakeClock) -> None:
+    """With the default dial delay (off), the live holder wins a call on a number reused under
+    pressure, even at once, `probable` with the previous holder named as the rival."""
+    assert LeaseRules().dial_delay == timedelta(0)
+    site, old, new = reused(clock)
+    site.pools[0].rules = replace(RULES, dial_delay=timedelta(0))
+    got = site.attribute(A, new.started_at)
+    assert (got.kind, got.session_id, got.other_session_id) == (
+        AttributionKind.PROBABLE,
+        new.session_id,
+        old.session_id,
+    )
+    assert got.confidence == pytest.approx(0.5 + 0.45 * 2 / 60)
 
 
 def test_past_the_dial_delay_the_live_holder_wins_with_the_rival_reported(
