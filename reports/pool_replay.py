@@ -41,6 +41,8 @@ class CallTrace:
     session_id: str = ""  # the session the stored record credits
     visitor_id: str = ""
     caller: str = ""
+    # The stored decision named a rival visit: the record's visit is a judgement, not a fact.
+    contested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +86,12 @@ def true_sessions(calls: Sequence[CallTrace], sessions: Iterable[str]) -> list[s
             reached.setdefault(call.caller, set()).add(call.visitor_id)
     truth = []
     for call in calls:
+        # A probable call with no rival had one visit that could claim it (a late call on a
+        # number nobody held since): as good as known. Contested ones are vouched for only by
+        # the caller's own active call.
         vouched = call.kind == AttributionKind.ACTIVE or (
             call.kind == AttributionKind.PROBABLE
-            and call.visitor_id in reached.get(call.caller, ())
+            and (not call.contested or call.visitor_id in reached.get(call.caller, ()))
         )
         ok = not call.on_overflow and vouched and call.session_id in known
         truth.append(call.session_id if ok else "")

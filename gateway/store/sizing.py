@@ -28,7 +28,8 @@ _SESSIONS_SQL = (
 # The calls of the period on the pool's numbers (today's, or leased in the period) or its
 # overflow number; test calls are no traffic.
 _CALLS_SQL = (
-    "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller FROM calls"
+    "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller,"
+    " json_extract(attribution, '$.other_session_id') IS NOT NULL AS contested FROM calls"
     " WHERE site = ? AND started_at >= ? AND started_at < ? AND test_call = 0"
     " AND (dialed = ? OR dialed IN (SELECT number FROM numbers WHERE pool_id = ?)"
     " OR dialed IN (SELECT number FROM leases WHERE until >= ? AND pool_id = ?))"
@@ -83,6 +84,7 @@ def _traces(sessions: Sequence[Any], calls: Sequence[Any], overflow: str) -> Poo
                 session_id=row["session_id"] or "",
                 visitor_id=row["visitor_id"] or "",
                 caller=row["caller"] or "",
+                contested=bool(row["contested"]),
             )
             for row in calls
         ],

@@ -153,17 +153,20 @@ def test_a_caller_known_to_a_visitor_is_credited_to_it_on_a_reused_number() -> N
 
 
 def test_only_calls_whose_visit_is_known_are_judged() -> None:
-    """Active calls and probable ones the caller vouches for; overflow and the rest apart."""
+    """Active calls, probable ones no rival contested, and contested ones the caller vouches
+    for; overflow and the rest apart."""
     sessions = [SessionTrace("a", "va", T0, T0, False), SessionTrace("b", "vb", T0, T0, False)]
     calls = [
         CallTrace(T0, False, "active", "a", "va", "+12025550001"),
-        CallTrace(T0, False, "probable", "a", "va", "+12025550001"),  # same caller: vouched
-        CallTrace(T0, False, "probable", "b", "vb", "+12025550002"),  # nobody vouches
-        CallTrace(T0, False, "probable", "a", "va", "anonymous"),
+        # contested, but the same caller's active call vouches for it
+        CallTrace(T0, False, "probable", "a", "va", "+12025550001", contested=True),
+        CallTrace(T0, False, "probable", "b", "vb", "+12025550002", contested=True),  # nobody
+        CallTrace(T0, False, "probable", "a", "va", "anonymous", contested=True),
         CallTrace(T0, True, "overflow", "", "", "+12025550003"),
         CallTrace(T0, False, "active", "gone", "vx", "+12025550004"),  # session not replayed
+        CallTrace(T0, False, "probable", "b", "vb", "+12025550005"),  # the only candidate
     ]
-    assert true_sessions(calls, ["a", "b"]) == ["a", "a", "", "", "", ""]
+    assert true_sessions(calls, ["a", "b"]) == ["a", "a", "", "", "", "", "b"]
     report = size_pool(
         "p",
         sessions,
@@ -174,7 +177,7 @@ def test_only_calls_whose_visit_is_known_are_judged() -> None:
         current_size=1,
         sizes=[1],
     )
-    assert (report.judged_calls, report.overflow_calls, report.unknown_calls) == (2, 1, 3)
+    assert (report.judged_calls, report.overflow_calls, report.unknown_calls) == (3, 1, 3)
 
 
 def test_without_a_known_visit_there_is_no_smallest_size() -> None:
