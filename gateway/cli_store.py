@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import sys
@@ -16,8 +15,8 @@ from gateway.store.database import Database
 from gateway.store.keys import KeyNameTaken, create_key, list_keys, revoke_key
 from gateway.store.numbers import add_writes, list_numbers, numbers_taken
 from gateway.store.sites import load_sites, pool_id_for, seed_sites
+from gateway.store.sizing import replay_sizing
 from numberpool.phone import InvalidNumber, normalise
-from numberpool.pool import Pool
 
 if TYPE_CHECKING:
     from reports.pool_sizing import SizingReport
@@ -196,7 +195,7 @@ async def _report_pools(config: Config, args: argparse.Namespace) -> int:
         sizing: dict[str, SizingReport] = {}
         for entry in (await load_sites(db)).values():
             for pool in entry.site.pools:
-                sizing[pool.pool_id] = await _pool_sizing(
+                sizing[pool.pool_id] = await replay_sizing(
                     db, entry.site.key, pool, since, until, sizes
                 )
         if args.json:
@@ -219,27 +218,6 @@ async def _report_pools(config: Config, args: argparse.Namespace) -> int:
         return 0
 
     return await _with_db(config, work)
-
-
-async def _pool_sizing(
-    db: Database, site_key: str, pool: Pool, since: datetime, until: datetime, sizes: list[int]
-) -> SizingReport:
-    """One pool's traffic of the period replayed at candidate sizes (reports/pool_sizing.py)."""
-    from gateway.store.sizing import pool_history
-    from reports.pool_sizing import policies_for, size_pool
-
-    history = await pool_history(db, site_key, pool, since, until)
-    return await asyncio.to_thread(
-        size_pool,
-        pool.pool_id,
-        history.sessions,
-        history.calls,
-        policies_for(pool.rules),
-        since=since,
-        until=until,
-        current_size=len(pool.numbers),
-        sizes=sizes,
-    )
 
 
 STORE_COMMANDS: Mapping[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timedelta
 
@@ -11,9 +10,9 @@ from aiohttp import web
 from gateway.appkeys import CLOCK, DB, DESK
 from gateway.http.admin_auth import admin
 from gateway.http.errors import ApiError
-from gateway.store.sizing import pool_history
+from gateway.store.sizing import replay_sizing
 from numberpool.pool import Pool
-from reports.pool_sizing import parse_moment, parse_sizes, policies_for, size_pool
+from reports.pool_sizing import parse_moment, parse_sizes
 
 __all__ = ["add_pool_routes", "pool_sizing"]
 
@@ -78,17 +77,7 @@ async def pool_sizing(request: web.Request) -> web.Response:
     site_key, pool = _pool(request, request.match_info["pool_id"])
     since, until = _period(request)
     sizes = _sizes(request)
-    history = await pool_history(request.app[DB], site_key, pool, since, until)
-    report = await asyncio.to_thread(
-        size_pool,
-        pool.pool_id,
-        history.sessions,
-        history.calls,
-        policies_for(pool.rules),
-        since=since,
-        until=until,
-        current_size=len(pool.numbers),
-        sizes=sizes,
-        pace=_breathe,
+    report = await replay_sizing(
+        request.app[DB], site_key, pool, since, until, sizes, pace=_breathe
     )
     return web.json_response(report.as_dict())

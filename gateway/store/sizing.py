@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from gateway.store.database import Database
 from gateway.store.times import ts
 from numberpool.pool import Pool
-from reports.pool_sizing import CallTrace, SessionTrace
+from reports.pool_sizing import CallTrace, SessionTrace, SizingReport, policies_for, size_pool
 
-__all__ = ["PoolHistory", "pool_history", "warm_up_start"]
+__all__ = ["PoolHistory", "pool_history", "replay_sizing", "warm_up_start"]
 
 # Sessions of the site that asked this pool for a number: shown one of it, or its overflow.
 # Those that ended long before the period still decide which numbers rest at its start.
@@ -88,4 +88,30 @@ def _traces(sessions: Sequence[Any], calls: Sequence[Any], overflow: str) -> Poo
             )
             for row in calls
         ],
+    )
+
+
+async def replay_sizing(
+    db: Database,
+    site_key: str,
+    pool: Pool,
+    since: datetime,
+    until: datetime,
+    sizes: Sequence[int],
+    pace: Callable[[], None] | None = None,
+) -> SizingReport:
+    """One pool's traffic of the period replayed at candidate sizes, on a thread (the replay
+    is CPU work: reports/pool_sizing.py)."""
+    history = await pool_history(db, site_key, pool, since, until)
+    return await asyncio.to_thread(
+        size_pool,
+        pool.pool_id,
+        history.sessions,
+        history.calls,
+        policies_for(pool.rules),
+        since=since,
+        until=until,
+        current_size=len(pool.numbers),
+        sizes=sizes,
+        pace=pace,
     )
