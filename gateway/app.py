@@ -12,9 +12,11 @@ from aiohttp import web
 from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS
 from gateway.config import Config, ConfigError
 from gateway.http.admin import add_admin_routes
+from gateway.http.admin_reports import add_report_routes
 from gateway.http.errors import error_middleware
 from gateway.http.index import add_index_routes
 from gateway.http.public import add_public_routes
+from gateway.http.staff import add_staff_routes
 from gateway.http.swapjs import add_routes as add_swapjs_routes
 from gateway.leasing.desk import SessionDesk
 from gateway.leasing.site_book import SiteBook
@@ -50,6 +52,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_fastagi)
     add_public_routes(app)
     add_admin_routes(app)
+    add_report_routes(app)
+    add_staff_routes(app)
     add_swapjs_routes(app)
     add_index_routes(app)
     return app

@@ -16,7 +16,10 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app, describe_urls
+from gateway.cli_demo import DEMO_COMMANDS, demo_parsers
+from gateway.cli_reports import REPORT_COMMANDS, report_parsers
 from gateway.cli_store import STORE_COMMANDS, CliError, report_pools_options
+from gateway.cli_users import USERS_COMMANDS, users_parsers
 from gateway.config import Config, ConfigError, load_config
 from gateway.http.fronts import listening_socket, serving_fronts
 from gateway.http.serving import prepare_runner
@@ -71,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
     pools = report.add_parser("pools", parents=[common], help="pool health and sizing")
     report_pools_options(pools)
+    report_parsers(report, common)
+    users_parsers(sub, common)
+    demo_parsers(sub, common)
     sub.add_parser("doctor", parents=[common], help="check config, store and Asterisk")
     return parser
 
@@ -203,5 +209,8 @@ _COMMANDS: Mapping[
 ] = {
     ("serve", None): _serve,
     **STORE_COMMANDS,
+    **REPORT_COMMANDS,
+    **USERS_COMMANDS,
+    **DEMO_COMMANDS,
     ("doctor", None): _doctor,
 }
