@@ -4,6 +4,7 @@ and an injected clock (the events' own times); reports/pool_sizing.py runs it pe
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -12,7 +13,14 @@ from typing import NamedTuple
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import AttributionKind, Site
 
-__all__ = ["CallTrace", "SessionTrace", "SizeFigures", "replay", "true_sessions"]
+__all__ = [
+    "CallTrace",
+    "SessionTrace",
+    "SizeFigures",
+    "overflow_visits",
+    "replay",
+    "true_sessions",
+]
 
 _OVERFLOW = "overflow"
 # Events between two prunes of the pool and two calls of `pace` (the caller's chance to yield).
@@ -29,6 +37,7 @@ class SessionTrace:
     started_at: datetime
     last_seen: datetime  # its last heartbeat; its start when it sent none
     heartbeated: bool
+    overflowed: bool = False  # the page was shown the overflow number, not one of the pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,46 @@ def true_sessions(calls: Sequence[CallTrace], sessions: Iterable[str]) -> list[s
         ok = not call.on_overflow and vouched and call.session_id in known
         truth.append(call.session_id if ok else "")
     return truth
+
+
+def overflow_visits(
+    calls: Sequence[CallTrace], sessions: Sequence[SessionTrace], grace: timedelta
+) -> list[str]:
+    """Per call on the overflow number, the overflowed visit that most likely made it ('' for
+    other calls, or when no overflowed visit was on the page or within `grace` of leaving).
+
+    Which of them called, the history cannot say; but those calls are the pool's demand at its
+    busiest, and leaving them out makes every size look better than it is. So each goes to a
+    visit that saw the overflow number then: the caller's own visitor if one was, else one on
+    the page, else the one that left last; a visit is given one such call while others remain.
+    """
+    shown = sorted((s for s in sessions if s.overflowed), key=lambda s: s.started_at)
+    starts = [s.started_at for s in shown]
+    longest = max((s.last_seen - s.started_at for s in shown), default=timedelta(0)) + grace
+    reached: dict[str, set[str]] = {}
+    for call in calls:
+        if call.kind == AttributionKind.ACTIVE and _real_caller(call.caller):
+            reached.setdefault(call.caller, set()).add(call.visitor_id)
+    used: set[str] = set()
+    guesses = []
+    for call in calls:
+        guess = ""
+        if call.on_overflow:
+            first, last = bisect_left(starts, call.at - longest), bisect_right(starts, call.at)
+            near = [s for s in shown[first:last] if call.at <= s.last_seen + grace]
+            mine = reached.get(call.caller, set())
+            near.sort(
+                key=lambda s: (
+                    s.visitor_id in mine,
+                    s.session_id not in used,
+                    call.at <= s.last_seen,
+                    s.last_seen,
+                )
+            )
+            guess = near[-1].session_id if near else ""
+            used.add(guess)
+        guesses.append(guess)
+    return guesses
 
 
 def _real_caller(caller: str) -> bool:

@@ -5,8 +5,9 @@ A call's true visit is known when its record credits an `active` lease (the call
 number while that session held it), or credits a session of the visitor the same caller reached
 on an active call. In the replay that session dials the number the replay showed it: right when
 the replayed attribution names the same visitor, wrong when another, unattributed when it saw the
-overflow number or nobody is credited. Other calls (the overflow number's among them) are demand
-whose visit is unknown: counted apart, never judged.
+overflow number or nobody is credited. A call on the overflow number is judged as made by an
+overflowed visit on the page then (pool_replay.overflow_visits): it is the demand of the busiest
+moments, which a bigger pool or another policy must serve. Other calls are counted apart.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from numberpool.pool import LeaseRules
-from reports.pool_replay import CallTrace, SessionTrace, SizeFigures, replay, true_sessions
+from reports.pool_replay import (
+    CallTrace,
+    SessionTrace,
+    SizeFigures,
+    overflow_visits,
+    replay,
+    true_sessions,
+)
 
 __all__ = [
     "MAX_SIZE",
@@ -80,6 +88,7 @@ class SizingReport:
     judged_calls: int
     overflow_calls: int  # dialed the overflow number: their visit is unknown
     unknown_calls: int  # on a pool number, no visit the history can vouch for
+    inferred_calls: int = 0  # overflow calls judged as made by an overflowed visit then
     figures: list[SizeFigures] = field(default_factory=list)
     smallest: dict[str, int | None] = field(default_factory=dict)
     target: float = TARGET_RIGHT
@@ -94,6 +103,7 @@ class SizingReport:
             "judged_calls": self.judged_calls,
             "overflow_calls": self.overflow_calls,
             "unknown_calls": self.unknown_calls,
+            "inferred_calls": self.inferred_calls,
             "target_right": self.target,
             "smallest_size": self.smallest,
             "sizes": [f.as_dict() for f in self.figures],
@@ -104,7 +114,8 @@ class SizingReport:
         out = [
             f"sizing {self.pool_id} {self.since:%Y-%m-%d %H:%M} .. {self.until:%Y-%m-%d %H:%M}"
             f"\tsize now {self.current_size}\tcalls {self.calls}\tjudged {self.judged_calls}"
-            f"\ton overflow {self.overflow_calls}\tvisit unknown {self.unknown_calls}"
+            f"\ton overflow {self.overflow_calls} ({self.inferred_calls} judged as an overflowed"
+            f" visit's)\tvisit unknown {self.unknown_calls}"
         ]
         for f in self.figures:
             shares = "\t".join(
@@ -144,7 +155,10 @@ def size_pool(
     """Replay the period at each size (default: around the peak and today's size) and policy,
     and search each policy's smallest size reaching `target` right."""
     ordered = sorted(sessions, key=lambda s: (s.started_at, s.session_id))
-    truth = true_sessions(calls, (s.session_id for s in ordered))
+    known = true_sessions(calls, (s.session_id for s in ordered))
+    grace = next(iter(policies.values())).grace if policies else timedelta(0)
+    inferred = overflow_visits(calls, ordered, grace)
+    truth = [k or i for k, i in zip(known, inferred, strict=True)]
     judged = sum(1 for t in truth if t)
     report = SizingReport(
         pool_id,
@@ -157,6 +171,7 @@ def size_pool(
         unknown_calls=sum(
             1 for c, t in zip(calls, truth, strict=True) if not t and not c.on_overflow
         ),
+        inferred_calls=sum(1 for i in inferred if i),
         target=target,
     )
     for policy, rules in policies.items():

@@ -18,12 +18,12 @@ __all__ = ["PoolHistory", "pool_history", "replay_sizing", "warm_up_start"]
 # Sessions of the site that asked this pool for a number: shown one of it, or its overflow.
 # Those that ended long before the period still decide which numbers rest at its start.
 _SESSIONS_SQL = (
-    "SELECT session_id, visitor_id, created_at, last_seen FROM sessions s"
-    " WHERE site = ? AND created_at < ? AND last_seen >= ? AND EXISTS"
-    " (SELECT 1 FROM json_each(s.numbers) j WHERE json_valid(s.numbers)"
-    " AND json_extract(j.value, '$.target') = ?"
-    " AND json_extract(j.value, '$.kind') IN ('pool', 'overflow'))"
-    " ORDER BY created_at, session_id"
+    "SELECT * FROM (SELECT session_id, visitor_id, created_at, last_seen,"
+    " (SELECT max(json_extract(j.value, '$.kind') = 'overflow') FROM json_each(s.numbers) j"
+    " WHERE json_valid(s.numbers) AND json_extract(j.value, '$.target') = ?"
+    " AND json_extract(j.value, '$.kind') IN ('pool', 'overflow')) AS overflowed"
+    " FROM sessions s WHERE site = ? AND created_at < ? AND last_seen >= ?)"
+    " WHERE overflowed IS NOT NULL ORDER BY created_at, session_id"
 )
 # The calls of the period on the pool's numbers (today's, or leased in the period) or its
 # overflow number; test calls are no traffic.
@@ -55,7 +55,7 @@ async def pool_history(
 ) -> PoolHistory:
     """The sessions that asked `pool` for a number and the calls on it of [since, until)."""
     early = ts(warm_up_start(pool, since))
-    sessions = await db.fetchall(_SESSIONS_SQL, (site_key, ts(until), early, pool.target))
+    sessions = await db.fetchall(_SESSIONS_SQL, (pool.target, site_key, ts(until), early))
     calls = await db.fetchall(
         _CALLS_SQL,
         (site_key, ts(since), ts(until), pool.overflow, pool.pool_id, early, pool.pool_id),
@@ -70,7 +70,9 @@ def _moment(text: str) -> datetime:
 
 def _session(row: Any) -> SessionTrace:
     started, seen = _moment(row["created_at"]), _moment(row["last_seen"])
-    return SessionTrace(row["session_id"], row["visitor_id"], started, seen, seen > started)
+    return SessionTrace(
+        row["session_id"], row["visitor_id"], started, seen, seen > started, bool(row["overflowed"])
+    )
 
 
 def _traces(sessions: Sequence[Any], calls: Sequence[Any], overflow: str) -> PoolHistory:

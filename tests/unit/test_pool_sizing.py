@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from numberpool.pool import LeaseRules
-from reports.pool_replay import true_sessions
+from reports.pool_replay import overflow_visits, true_sessions
 from reports.pool_sizing import (
     CallTrace,
     SessionTrace,
@@ -178,6 +178,42 @@ def test_only_calls_whose_visit_is_known_are_judged() -> None:
         sizes=[1],
     )
     assert (report.judged_calls, report.overflow_calls, report.unknown_calls) == (3, 1, 3)
+
+
+def test_overflow_calls_are_judged_as_an_overflowed_visit_on_the_page() -> None:
+    """The history's pool had one number: 'a' held it, 'b' and 'c' saw the overflow number and
+    three calls came on it. Each is judged as made by an overflowed visit near the call: at size
+    1 they stay unattributed, at size 3 right. Left out, size 1 would look perfect."""
+    a = SessionTrace("a", "va", T0, T0 + 60 * S, True)
+    b = SessionTrace("b", "vb", T0 + 1 * S, T0 + 60 * S, True, overflowed=True)
+    c = SessionTrace("c", "vc", T0 + 2 * S, T0 + 30 * S, True, overflowed=True)
+    gone = SessionTrace("d", "vd", T0 - 300 * S, T0 - 200 * S, True, overflowed=True)
+    calls = [
+        CallTrace(T0 + 20 * S, False, "active", "a", "va", "+12025550001"),
+        CallTrace(T0 + 30 * S, True, "overflow", "", "", "+12025550002"),  # b on the page
+        CallTrace(T0 + 40 * S, True, "overflow", "", "", "+12025550003"),  # c left 10 s ago
+        CallTrace(T0 + 50 * S, True, "overflow", "", "", "+12025550004"),  # only b is near
+    ]
+    sessions = [a, b, c, gone]
+    # A visit not yet given a call first; past its grace a visit no longer counts.
+    assert overflow_visits(calls, sessions, 15 * S) == ["", "b", "c", "b"]
+    assert overflow_visits(calls, sessions, 5 * S) == ["", "b", "b", "b"]
+    # The caller's own visitor first, when one saw the overflow number.
+    mine = [*calls, CallTrace(T0 + 70 * S, False, "active", "x", "vc", "+12025550002")]
+    assert overflow_visits(mine, sessions, 15 * S)[1] == "c"
+    report = size_pool(
+        "p",
+        sessions,
+        calls,
+        {"overflow": rules()},
+        since=T0,
+        until=T0 + 60 * S,
+        current_size=1,
+        sizes=[1, 3],
+    )
+    assert (report.judged_calls, report.overflow_calls, report.inferred_calls) == (4, 3, 3)
+    at = {f.size: (f.right, f.wrong, f.unattributed) for f in report.figures}
+    assert at == {1: (1, 0, 3), 3: (4, 0, 0)}
 
 
 def test_without_a_known_visit_there_is_no_smallest_size() -> None:
