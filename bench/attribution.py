@@ -232,7 +232,7 @@ def _policies(args: argparse.Namespace) -> list[PoolPolicy]:
 async def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
     configs = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        traffic = make_traffic(seed, args.minutes, args.rate)
+        traffic = make_traffic(seed, args.minutes, args.rate, args.late_share)
         peak = peak_live(traffic)
         print(
             f"seed {seed}: {sum(not v.bot for v in traffic.visits)} visits, "
@@ -261,6 +261,9 @@ def main() -> None:
     parser.add_argument("--min-cooldown", type=int, help="min_cooldown_seconds (when given)")
     parser.add_argument("--dial-delay", type=int, help="dial_delay_seconds (when given)")
     parser.add_argument("--minutes", type=float, default=4.0, help="minutes of arrivals")
+    parser.add_argument(
+        "--late-share", type=float, help="share of callers who call late (default 0.20)"
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="scales the arrival rates")
     parser.add_argument("--jobs", type=int, default=4, help="configurations run side by side")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder and store")

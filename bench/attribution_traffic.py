@@ -21,6 +21,7 @@ __all__ = [
     "PlannedCall",
     "Traffic",
     "Visit",
+    "call_kinds",
     "make_traffic",
     "peak_live",
 ]
@@ -126,13 +127,20 @@ def _dwell(rng: random.Random) -> float:
     return min(MAX_DWELL, 5.0 + rng.expovariate(1 / MEAN_DWELL))
 
 
-def _call_kind(rng: random.Random) -> str:
+def call_kinds(late_share: float) -> tuple[tuple[str, float], ...]:
+    """CALL_KINDS with `late_share` of late callers, the others in their usual proportion."""
+    late = dict(CALL_KINDS)["late"]
+    scale = (1.0 - late_share) / (1.0 - late)
+    return tuple((k, late_share if k == "late" else s * scale) for k, s in CALL_KINDS)
+
+
+def _call_kind(rng: random.Random, kinds: tuple[tuple[str, float], ...]) -> str:
     pick = rng.random()
-    for kind, share in CALL_KINDS:
+    for kind, share in kinds:
         if pick < share:
             return kind
         pick -= share
-    return CALL_KINDS[-1][0]
+    return kinds[-1][0]
 
 
 def _call_time(rng: random.Random, visit: Visit, kind: str) -> float:
@@ -151,8 +159,11 @@ def _human_visit(rng: random.Random, index: int, visitor: int, seed: int, at: fl
     return visit
 
 
-def make_traffic(seed: int, minutes: float, rate: float = 1.0) -> Traffic:
-    """The visits and calls of one seeded run of `minutes` of arrivals (calls may come later)."""
+def make_traffic(
+    seed: int, minutes: float, rate: float = 1.0, late_share: float | None = None
+) -> Traffic:
+    """The visits and calls of one seeded run of `minutes` of arrivals (calls may come later);
+    `late_share` replaces the share of late callers (CALL_KINDS) when given."""
     rng = random.Random(seed)
     seconds = minutes * 60.0
     traffic = Traffic(seed, seconds)
@@ -173,16 +184,17 @@ def make_traffic(seed: int, minutes: float, rate: float = 1.0) -> Traffic:
         again = _human_visit(rng, len(traffic.visits), 0, seed, back)
         again.visitor_id, again.caller, again.returning = first.visitor_id, first.caller, True
         traffic.visits.append(again)
-    _plan_calls(rng, traffic)
+    kinds = CALL_KINDS if late_share is None else call_kinds(late_share)
+    _plan_calls(rng, traffic, kinds)
     return traffic
 
 
-def _plan_calls(rng: random.Random, traffic: Traffic) -> None:
+def _plan_calls(rng: random.Random, traffic: Traffic, kinds: tuple[tuple[str, float], ...]) -> None:
     planned: list[tuple[float, int, str]] = []
     for visit in traffic.visits:
         if visit.bot or rng.random() >= CALL_SHARE:
             continue
-        kind = _call_kind(rng)
+        kind = _call_kind(rng, kinds)
         at = _call_time(rng, visit, kind)
         planned.append((at, visit.index, kind))
         if rng.random() < REPEAT_SHARE:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from numberpool.pool import LeaseRules, Pool
 from numberpool.site import AttributionKind, Site
+from reports.late_calls import AGE_SLICES, LateWindows, age_slice, late_windows
 
 __all__ = [
     "CallTrace",
@@ -68,20 +69,40 @@ class SizeFigures:
     reused: int  # leases of a number still cooling (policy "reuse")
     peak_live: int
     peak_busy: int  # live and cooling numbers at the busiest instant
+    # Late calls (reports/late_calls.py): the windows after leases ended, open or covered by
+    # the number's next lease; the late calls the history shows, by age, and how many of them
+    # this replay judged wrong; and the wrong calls to expect beyond those (set by the sizing:
+    # all late calls expected in covered windows, less the ones judged here).
+    late: LateWindows = field(default_factory=LateWindows, repr=False)
+    late_seen: tuple[int, ...] = field(default=(0,) * AGE_SLICES, repr=False)
+    late_seen_wrong: int = 0
+    late_wrong: float = 0.0
 
     @property
     def judged(self) -> int:
         return self.right + self.wrong + self.unattributed
 
-    def share(self, count: int) -> float | None:
+    def share(self, count: float) -> float | None:
         return round(count / self.judged, 4) if self.judged else None
 
+    @property
+    def right_share(self) -> float | None:
+        """Right calls, less the late ones expected to go to the number's next holder."""
+        return self.share(min(max(self.right - self.late_wrong, 0.0), self.right + self.wrong))
+
+    @property
+    def wrong_share(self) -> float | None:
+        return self.share(min(max(self.wrong + self.late_wrong, 0.0), self.right + self.wrong))
+
     def as_dict(self) -> dict[str, object]:
+        figures = asdict(self)
+        del figures["late"], figures["late_seen"]
         return {
-            **asdict(self),
+            **figures,
+            "late_wrong": round(self.late_wrong, 2),
             "cost_numbers": self.size,
-            "right_share": self.share(self.right),
-            "wrong_share": self.share(self.wrong),
+            "right_share": self.right_share,
+            "wrong_share": self.wrong_share,
             "unattributed_share": self.share(self.unattributed),
         }
 
@@ -194,6 +215,8 @@ def replay(
     held: dict[int, _Held] = {}  # session index -> its lease's number, start and end
     known: dict[str, set[str]] = {}  # caller -> visitors the replay credited their calls to
     right = wrong = unattributed = 0
+    late_seen = [0] * AGE_SLICES
+    late_seen_wrong = 0
     for step, (at, kind, i) in enumerate(_events(sessions, calls, truth, rules)):
         if step % _PACE_EVERY == _PACE_EVERY - 1:
             pool.prune(at)
@@ -204,7 +227,7 @@ def replay(
             lease = pool.lease(s.session_id, s.session_id, s.visitor_id, at)
             if lease is not None:
                 shown[i] = lease.number
-                held[i] = _Held(lease.number, lease.started_at, lease.until)
+                held[i] = _Held(lease.number, lease.started_at, lease.until, s.visitor_id)
                 cut = pool.superseded_by(lease)
                 if cut is not None and cut.session_id in index:
                     j = index[cut.session_id]
@@ -216,6 +239,7 @@ def replay(
                 held[i] = held[i]._replace(until=renewed.until)
         else:
             session = sessions[index[truth[i]]]
+            late = _count_late(late_seen, calls[i], held.get(index[truth[i]]), at, rules)
             number = shown.get(index[truth[i]])
             # As the gateway does: the visitors this caller's earlier calls went to.
             reached = known.setdefault(calls[i].caller, set())
@@ -228,6 +252,7 @@ def replay(
                 right += 1
             else:
                 wrong += 1
+                late_seen_wrong += late
     return SizeFigures(
         policy=policy,
         size=size,
@@ -239,13 +264,30 @@ def replay(
         reused=pool.reused_count,
         peak_live=_peak(held.values(), timedelta(0)),
         peak_busy=_peak(held.values(), rules.cooldown),
+        late=late_windows(held.values(), rules.attribution_window),
+        late_seen=tuple(late_seen),
+        late_seen_wrong=late_seen_wrong,
     )
+
+
+def _count_late(
+    seen: list[int], call: CallTrace, lease: _Held | None, at: datetime, rules: LeaseRules
+) -> bool:
+    """Count a late call the history shows (no rival could claim it) by its age after the
+    lease; True when it is one."""
+    if lease is not None and call.kind == AttributionKind.PROBABLE and not call.contested:
+        k = age_slice(at - lease.until, rules.attribution_window)
+        if k is not None:
+            seen[k] += 1
+            return True
+    return False
 
 
 class _Held(NamedTuple):
     number: str
     started_at: datetime
     until: datetime
+    visitor_id: str = ""
 
 
 def _peak(leases: Iterable[_Held], rest: timedelta) -> int:

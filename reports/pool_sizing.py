@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from numberpool.pool import LeaseRules
+from reports.late_calls import LateWindows, expected_late_wrong
 from reports.pool_replay import (
     CallTrace,
     SessionTrace,
@@ -89,6 +90,7 @@ class SizingReport:
     overflow_calls: int  # dialed the overflow number: their visit is unknown
     unknown_calls: int  # on a pool number, no visit the history can vouch for
     inferred_calls: int = 0  # overflow calls judged as made by an overflowed visit then
+    late_calls: int = 0  # late calls the history shows, that size the hidden ones
     figures: list[SizeFigures] = field(default_factory=list)
     smallest: dict[str, int | None] = field(default_factory=dict)
     target: float = TARGET_RIGHT
@@ -104,6 +106,7 @@ class SizingReport:
             "overflow_calls": self.overflow_calls,
             "unknown_calls": self.unknown_calls,
             "inferred_calls": self.inferred_calls,
+            "late_calls": self.late_calls,
             "target_right": self.target,
             "smallest_size": self.smallest,
             "sizes": [f.as_dict() for f in self.figures],
@@ -121,8 +124,8 @@ class SizingReport:
             shares = "\t".join(
                 f"{name} {'-' if s is None else format(s, '.1%')}"
                 for name, s in (
-                    ("right", f.share(f.right)),
-                    ("wrong", f.share(f.wrong)),
+                    ("right", f.right_share),
+                    ("wrong", f.wrong_share),
                     ("unattributed", f.share(f.unattributed)),
                 )
             )
@@ -160,6 +163,12 @@ def size_pool(
     inferred = overflow_visits(calls, ordered, grace)
     truth = [k or i for k, i in zip(known, inferred, strict=True)]
     judged = sum(1 for t in truth if t)
+    # The history as it ran (the pool's own size and rules) shows the late calls that found
+    # their number still resting: their rate per open window sizes the hidden ones.
+    late = None
+    if current_size and policies:
+        history = replay(ordered, calls, current_size, next(iter(policies.values())), truth=truth)
+        late = (history.late, history.late_seen)
     report = SizingReport(
         pool_id,
         since,
@@ -172,10 +181,11 @@ def size_pool(
             1 for c, t in zip(calls, truth, strict=True) if not t and not c.on_overflow
         ),
         inferred_calls=sum(1 for i in inferred if i),
+        late_calls=sum(late[1]) if late else 0,
         target=target,
     )
     for policy, rules in policies.items():
-        at_size = _Replays(ordered, calls, truth, rules, policy, pace)
+        at_size = _Replays(ordered, calls, truth, rules, policy, pace, late)
         wanted = list(sizes) or _default_sizes(at_size(max(len(ordered), 1)), current_size)
         tried = [at_size(n) for n in wanted]
         smallest = _smallest(at_size, tried, len(ordered), target) if judged else None
@@ -196,8 +206,10 @@ class _Replays:
         rules: LeaseRules,
         policy: str,
         pace: Callable[[], None] | None,
+        late: tuple[LateWindows, tuple[int, ...]] | None,
     ) -> None:
         self._args = (sessions, calls)
+        self._late = late
         self._truth = truth
         self._rules = rules
         self._policy = policy
@@ -214,6 +226,10 @@ class _Replays:
                 truth=self._truth,
                 pace=self._pace,
             )
+            done = self._done[size]
+            if self._late:
+                expected = expected_late_wrong(*self._late, done.late)
+                self._done[size] = replace(done, late_wrong=expected - done.late_seen_wrong)
         return self._done[size]
 
 
@@ -244,5 +260,5 @@ def _smallest(
 
 
 def _reaches(figures: SizeFigures, target: float) -> bool:
-    share = figures.share(figures.right)
+    share = figures.right_share
     return share is not None and share >= target

@@ -1,0 +1,71 @@
+"""Late calls the history cannot show: a caller who dials after their lease ended, on a number
+already leased again, is credited to the next holder and looks like any other call. The sizing
+replay counts how much of each ended lease's attribution window the next lease covered, and
+learns from the late calls it can see (on numbers still resting) how often callers call late at
+each age; together they give the wrong calls to expect. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["AGE_SLICES", "LateWindows", "age_slice", "expected_late_wrong", "late_windows"]
+
+# The attribution window after a lease ends, cut into slices of age: callers call late more
+# often soon after leaving than near the window's end, and a busy pool covers the later ages.
+AGE_SLICES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class LateWindows:
+    """Per slice of age after a lease ended: leases whose window was still open then (their
+    number not leased again) and leases whose window the next lease covered."""
+
+    open: tuple[float, ...] = (0.0,) * AGE_SLICES
+    covered: tuple[float, ...] = (0.0,) * AGE_SLICES
+
+
+def age_slice(age: timedelta, window: timedelta) -> int | None:
+    """The slice of an age after a lease ended, or None outside the window."""
+    if age < timedelta(0) or age >= window or not window:
+        return None
+    return min(int(age / window * AGE_SLICES), AGE_SLICES - 1)
+
+
+def late_windows(
+    leases: Iterable[tuple[str, datetime, datetime, str]], window: timedelta
+) -> LateWindows:
+    """For leases (number, started_at, until, visitor_id), how much of each slice of each
+    one's window after `until` the number's next lease covered (from its start on); the same
+    visitor's next lease covers nothing (a late call of theirs still finds them)."""
+    by_number: dict[str, list[tuple[datetime, datetime, str]]] = {}
+    for number, started, until, visitor in leases:
+        by_number.setdefault(number, []).append((started, until, visitor))
+    open_ = [0.0] * AGE_SLICES
+    covered = [0.0] * AGE_SLICES
+    width = window / AGE_SLICES if window else timedelta(0)
+    for spans in by_number.values():
+        spans.sort()
+        nexts: list[tuple[datetime, datetime, str] | None] = [*spans[1:], None]
+        for (_, until, visitor), after in zip(spans, nexts, strict=True):
+            following = None if after is None or after[2] == visitor else after[0]
+            for k in range(AGE_SLICES):
+                if not width:
+                    break
+                begin = until + k * width
+                share = 0.0 if following is None else (begin + width - following) / width
+                share = min(max(share, 0.0), 1.0)
+                covered[k] += share
+                open_[k] += 1.0 - share
+    return LateWindows(tuple(open_), tuple(covered))
+
+
+def expected_late_wrong(history: LateWindows, seen: Sequence[int], candidate: LateWindows) -> float:
+    """Wrong calls expected at a candidate size: per slice, the late calls seen per open
+    window in the history, times the windows the candidate's next leases cover."""
+    return sum(
+        count / opened * covered
+        for count, opened, covered in zip(seen, history.open, candidate.covered, strict=True)
+        if opened
+    )
