@@ -25,7 +25,9 @@ install: $(BIN)/ctgw
 
 install-test: $(BIN)/pytest
 
+# The demo site gets a seeded 90-day history the first time (its store has no calls yet).
 run: install
+	$(BIN)/ctgw demo seed --config $(CONFIG)
 	@echo "ctgw: demo page  http://127.0.0.1:8080/demo/"
 	@echo "ctgw: API        http://127.0.0.1:8080/v1/   health http://127.0.0.1:8080/healthz"
 	@echo "ctgw: admin key  $(BIN)/ctgw keys create me --config $(CONFIG)"

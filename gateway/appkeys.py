@@ -12,6 +12,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.config import Config
+    from gateway.http.staff_auth import LoginThrottle
     from gateway.leasing.desk import SessionDesk
     from gateway.metrics import Metrics
     from gateway.store.database import Database
@@ -20,7 +21,18 @@ if TYPE_CHECKING:
     from gateway.telephony.call_ledger import CallLedger
     from numberpool.clock import Clock
 
-__all__ = ["AGI", "AMI", "CLOCK", "CONFIG", "CORS_ORIGIN", "DB", "DESK", "LEDGER", "METRICS"]
+__all__ = [
+    "AGI",
+    "AMI",
+    "CLOCK",
+    "CONFIG",
+    "CORS_ORIGIN",
+    "DB",
+    "DESK",
+    "LEDGER",
+    "LOGIN_THROTTLE",
+    "METRICS",
+]
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 AGI: web.AppKey[AgiServer] = web.AppKey("agi")
@@ -30,6 +42,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DB: web.AppKey[Database] = web.AppKey("db")
 DESK: web.AppKey[SessionDesk] = web.AppKey("desk")
 LEDGER: web.AppKey[CallLedger] = web.AppKey("ledger")
+# Failed staff logins per e-mail and client address (gateway/http/staff.py creates it).
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 
 # The origin a request was allowed from, so error answers carry the CORS header too.
 CORS_ORIGIN: web.RequestKey[str] = web.RequestKey("cors_origin")

@@ -10,6 +10,7 @@ import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,6 +300,17 @@ def _check_sites(config: Config) -> None:
             check.unique(static.number, f"{at}.static_numbers[{j}].number")
             check.destination(static.destination, f"{at}.static_numbers[{j}].destination")
         check.rules(site, at)
+        _check_timezone(site.timezone, f"{src}: '{at}.timezone'")
+
+
+def _check_timezone(name: str, where: str) -> None:
+    """A site's reports count days in its zone: a name zoneinfo does not know is refused."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(
+            f"{where}: {name!r} is not an IANA time zone like Europe/Paris or UTC"
+        ) from None
 
 
 def _join(where: str, key: str) -> str:

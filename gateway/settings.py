@@ -225,6 +225,10 @@ class SiteSettings:
     limits: LimitSettings = field(
         default_factory=LimitSettings, metadata={"help": "new sessions per client and per site"}
     )
+    timezone: str = field(
+        default="UTC",
+        metadata={"help": "IANA time zone the site's reports count days and hours in"},
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 from numberpool.calls import ATTRIBUTION_FIELDS, CallRecord
 from numberpool.phone import display
 
-__all__ = ["CSV_COLUMNS", "calls_csv", "csv_chunks"]
+__all__ = ["CSV_COLUMNS", "calls_csv", "csv_chunks", "safe_cell"]
 
 CSV_COLUMNS = (
     "call_id",
@@ -87,14 +87,18 @@ def _row(call: CallRecord, shown: Callable[[str], str]) -> list[Any]:
     )
     # Only text can hold a formula: a number or a bool never reads as one (2.5M cells a
     # download, so the common case costs one check).
-    return [
-        _defused(value) if value.__class__ is str and value[:1] in _FORMULA_STARTS else value
-        for value in values
-    ]
+    return [safe_cell(value) for value in values]
 
 
 # Spreadsheet apps run cells starting with these as formulas.
 _FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell as a spreadsheet must get it: text that would start a formula quoted."""
+    if value.__class__ is str and value[:1] in _FORMULA_STARTS:
+        return _defused(value)
+    return value
 
 
 def _defused(text: str) -> str:

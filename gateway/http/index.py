@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http.admin_auth import admin
+from gateway.http.staff_auth import staff_or_key
 
 __all__ = ["add_index_routes", "api_routes"]
 
@@ -23,7 +24,7 @@ async def _probe(request: web.Request) -> web.StreamResponse:  # pragma: no cove
 
 # Every handler that admin() wraps runs this code object: that is how a route is known to
 # need a key, without a list kept by hand beside the router.
-_NEEDS_KEY = admin(_probe).__code__
+_NEEDS_KEY = (admin(_probe).__code__, staff_or_key("admin")(_probe).__code__)
 
 # Methods every GET route answers too, or that only browsers send for CORS.
 _IMPLIED = frozenset({"HEAD", "OPTIONS"})
@@ -59,7 +60,7 @@ def api_routes(app: web.Application) -> list[dict[str, Any]]:
             continue
         seen.add(key)
         code = getattr(route.handler, "__code__", None)
-        routes.append({"method": key[0], "path": key[1], "needs_key": code is _NEEDS_KEY})
+        routes.append({"method": key[0], "path": key[1], "needs_key": code in _NEEDS_KEY})
     return sorted(routes, key=lambda r: (r["path"], r["method"]))
 
 

@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Render", "read_rendered"]
+__all__ = ["Render", "paced", "read_rendered"]
+
+T = TypeVar("T")
 
 # Turns the rows of the query into text, piece by piece; runs on the reading thread.
 Render = Callable[[Iterable[sqlite3.Row]], Iterable[str]]
@@ -108,7 +110,7 @@ def _read(path: Path, sql: str, params: Sequence[Any], render: Render, handoff: 
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             conn.row_factory = sqlite3.Row
             rows = conn.execute(sql, params)  # runs up to the first row: errors come first
-            for text in render(_paced(rows)):
+            for text in render(paced(rows)):
                 if text and not handoff.put(text.encode()):
                     break
         finally:
@@ -119,7 +121,7 @@ def _read(path: Path, sql: str, params: Sequence[Any], render: Render, handoff: 
         handoff.end(None)
 
 
-def _paced(rows: Iterable[sqlite3.Row]) -> Iterator[sqlite3.Row]:
+def paced(rows: Iterable[T]) -> Iterator[T]:
     """`rows`, with a pause for the event loop after each burst of work on them."""
     until = time.monotonic() + _BURST_S
     for row in rows:

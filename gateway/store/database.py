@@ -130,6 +130,11 @@ class Database:
             raise StoreError(store_fault(path, exc)) from None
         return cls(path, writer, executor, reader)
 
+    @property
+    def path(self) -> Path:
+        """The store's file (a thread's own read-only connection may open it)."""
+        return self._path
+
     async def close(self) -> None:
         """Commit what is queued, then close both connections."""
         if not self._closed:

@@ -108,6 +108,7 @@ def site_writes(site: SiteSettings, at: datetime, *, from_config: bool) -> list[
         "rules": [asdict(r) for r in site.rules],
         "bot_user_agents": list(site.bot_user_agents),
         "limits": asdict(site.limits),
+        "timezone": site.timezone,
     }
     writes = [
         Write(

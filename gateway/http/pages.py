@@ -1,0 +1,81 @@
+"""The staff pages' layout and headers: every value escaped, no inline script or style (the
+Content-Security-Policy forbids both), the CSS served from /staff/static/."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+from gateway.store.staff import StaffUser
+
+__all__ = ["CSP", "CSRF", "PAGE_HEADERS", "STAFF", "esc", "page"]
+
+# What a staff request carries once checked (ISSUE12.md's request["staff"] and request["csrf"],
+# typed: aiohttp warns about string keys): the user, and their session's CSRF token.
+STAFF: web.RequestKey[StaffUser] = web.RequestKey("staff")
+CSRF: web.RequestKey[str] = web.RequestKey("csrf")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+_NAV = (
+    ("/staff/dashboard", "Dashboard", None),
+    ("/staff/calls", "Calls", None),
+    ("/staff/campaigns", "Campaigns", None),
+    ("/staff/pools", "Pools", None),
+    ("/staff/users", "Users", "admin"),
+)
+
+
+def esc(value: object) -> str:
+    """`value` as text safe inside HTML elements and quoted attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def _nav(request: web.Request) -> str:
+    if STAFF not in request:
+        return ""
+    user = request[STAFF]
+    links = "".join(
+        f'<li><a href="{esc(href)}"{_current(request, href)}>{esc(label)}</a></li>'
+        for href, label, role in _NAV
+        if role is None or user.role == role
+    )
+    who = esc(user.name or user.email)
+    logout = (
+        '<form class="logout" method="post" action="/staff/logout">'
+        f'<input type="hidden" name="csrf" value="{esc(request[CSRF] if CSRF in request else "")}">'
+        f'<span class="who">{who} ({esc(user.role)})</span> '
+        '<button type="submit">Log out</button></form>'
+    )
+    return f'<nav><ul class="nav">{links}</ul>{logout}</nav>'
+
+
+def _current(request: web.Request, href: str) -> str:
+    return ' aria-current="page"' if request.path == href else ""
+
+
+def page(request: web.Request, title: str, body_html: str, *, status: int = 200) -> web.Response:
+    """A staff page: the layout around `body_html` (already escaped), with the security headers."""
+    text = (
+        "<!doctype html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)} · ctgw</title>\n"
+        '<link rel="stylesheet" href="/staff/static/staff.css">\n'
+        "</head>\n<body>\n"
+        f'<header><a class="brand" href="/staff/">ctgw</a>{_nav(request)}</header>\n'
+        f"<main>\n{body_html}\n</main>\n</body>\n</html>\n"
+    )
+    return web.Response(
+        status=status, text=text, content_type="text/html", headers=dict(PAGE_HEADERS)
+    )
