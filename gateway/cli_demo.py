@@ -4,6 +4,8 @@ a real deployment never runs this)."""
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,14 +13,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.cli_store import CliError
 from gateway.config import Config
-from gateway.demo_history import generate_history
-from gateway.store.database import Database
+from gateway.demo_history import DemoHistory, generate_history
+from gateway.store.database import Database, sqlite_path
 from gateway.store.history_import import import_history, site_call_count
 from gateway.store.sites import load_sites, seed_sites
+from gateway.store.staff import EmailTaken, create_user
 
 __all__ = ["DEMO_COMMANDS", "demo_parsers"]
 
 _MAX_DAYS = 3 * 366
+# The demo's staff login: an admin, its password made at random and kept in a file beside the
+# store (only the owner may read it), never a password written in the project.
+DEMO_EMAIL = "demo@example.com"
+_LOGIN_FILE = "demo-login.txt"
 
 
 def _days(text: str) -> int:
@@ -66,6 +73,7 @@ async def _seed(config: Config, args: argparse.Namespace) -> int:
         stored = await site_call_count(db, args.site)
         if stored:
             print(f"demo: site '{args.site}' already has {stored} calls, left alone")
+            await _demo_login(db, config)
             return 0
         history = generate_history(
             entry.site,
@@ -84,15 +92,46 @@ async def _seed(config: Config, args: argparse.Namespace) -> int:
             calls=history.calls,
             costs=history.costs,
         )
+        _say_seeded(args, history)
+        await _demo_login(db, config)
     finally:
         await db.close()
+    return 0
+
+
+def _say_seeded(args: argparse.Namespace, history: DemoHistory) -> None:
     callers = len({c.record.caller for c in history.calls if c.record.caller})
     print(
         f"demo: wrote {args.days} days of seeded history into site '{args.site}':"
         f" {len(history.sessions)} visits, {len(history.calls)} calls from {callers} callers,"
         f" {len(history.costs)} campaign costs"
     )
-    return 0
+
+
+async def _demo_login(db: Database, config: Config) -> None:
+    """Make the demo's admin login once, and say where its password is."""
+    where = sqlite_path(config.store.url).parent / _LOGIN_FILE
+    password = secrets.token_urlsafe(12)
+    try:
+        await create_user(
+            db,
+            email=DEMO_EMAIL,
+            name="Demo admin",
+            role="admin",
+            sites=(),
+            password=password,
+            at=datetime.now(UTC),
+        )
+    except EmailTaken:
+        pass
+    else:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        # Created with owner-only permissions from the start: never readable by others.
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"e-mail: {DEMO_EMAIL}\npassword: {password}\n")
+    url = f"http://{config.http.host}:{config.http.port}/staff/"
+    print(f"demo: dashboard {url} (log in with the e-mail and password in {where})")
 
 
 DEMO_COMMANDS: Mapping[

@@ -74,17 +74,21 @@ def counts(config: Path) -> tuple[int, ...]:
 
 
 def test_seeds_an_empty_site_once(config: Path) -> None:
-    """The first run writes the history and says so in one line; the second leaves it alone."""
+    """The first run writes the history and says so in one line, then where to log in; the
+    second leaves it alone."""
     first = ctgw(config, "demo", "seed")
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("demo: wrote 90 days of seeded history")
+    assert len(lines) == 2 and lines[0].startswith("demo: wrote 90 days of seeded history")
+    assert lines[1].startswith("demo: dashboard http://")
     calls, sessions, leases, contacts, costs = counts(config)
     assert 600 <= calls <= 1600 and sessions > 10 * calls and leases and contacts and costs
     assert f"{calls} calls" in lines[0] and f"{sessions} visits" in lines[0]
     again = ctgw(config, "demo", "seed", "--seed", "2")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == f"demo: site 'demo' already has {calls} calls, left alone"
+    said = again.stdout.splitlines()
+    assert said[0] == f"demo: site 'demo' already has {calls} calls, left alone"
+    assert said[1].startswith("demo: dashboard http://")
     assert counts(config) == (calls, sessions, leases, contacts, costs)
 
 
@@ -135,3 +139,28 @@ async def test_seeded_calls_read_back_through_the_api(config: Path, aiohttp_clie
     zone = ZoneInfo("America/Los_Angeles")
     local = [datetime.fromisoformat(r.started_at).astimezone(zone) for r in records]
     assert sum(1 for at in local if at.weekday() < 5 and 9 <= at.hour < 17) > len(local) / 2
+
+
+@pytest.mark.timeout(120)
+async def test_the_demo_login_is_made_once_with_its_password_readable_by_the_owner_only(
+    config: Path,
+) -> None:
+    from gateway.store.database import Database
+    from gateway.store.staff import authenticate
+
+    first = ctgw(config, "demo", "seed", "--days", "2")
+    assert first.returncode == 0, first.stderr
+    login = config.parent / "demo-login.txt"
+    assert f"log in with the e-mail and password in {login}" in first.stdout
+    assert login.stat().st_mode & 0o777 == 0o600
+    fields = dict(line.split(": ", 1) for line in login.read_text().splitlines())
+    again = ctgw(config, "demo", "seed", "--days", "2")
+    assert again.returncode == 0, again.stderr
+    assert dict(line.split(": ", 1) for line in login.read_text().splitlines()) == fields
+    db = await Database.open(f"sqlite:///{config.parent / 'ctgw.db'}")
+    try:
+        user = await authenticate(db, fields["e-mail"], fields["password"])
+        assert user is not None and user.role == "admin"
+        assert await authenticate(db, fields["e-mail"], fields["password"] + "x") is None
+    finally:
+        await db.close()
