@@ -25,11 +25,12 @@ from gateway.demo_channels import (
     WEEKDAY_WEIGHTS,
     Channel,
 )
-from gateway.store.history_import import HistoryCall, HistoryCost, HistorySession
+from gateway.store.history_import import HistoryCall, HistorySession
 from numberpool.lease import Lease
 from numberpool.pool import Pool
 from numberpool.site import NumberOffer, OfferKind, Site
 from numberpool.visit import VisitContext, visit_from_url
+from reports.costs import CostRow
 
 __all__ = ["DemoHistory", "generate_history"]
 
@@ -52,7 +53,7 @@ class DemoHistory:
     leases: list[Lease]
     exhausted: list[tuple[str, datetime, str]]  # pool id, when, the session shown the overflow
     calls: list[HistoryCall]
-    costs: list[HistoryCost]
+    costs: list[CostRow]
 
 
 def generate_history(
@@ -275,7 +276,7 @@ def _quiet(site: Site) -> timedelta:
     return timedelta(seconds=_LONGEST_STAY, minutes=1) + after
 
 
-def _costs(rng: random.Random, start: datetime, now: datetime, tz: ZoneInfo) -> list[HistoryCost]:
+def _costs(rng: random.Random, start: datetime, now: datetime, tz: ZoneInfo) -> list[CostRow]:
     """Each paid campaign's cost per calendar month of the period (site's days, inclusive)."""
     first, last = start.astimezone(tz).date(), now.astimezone(tz).date()
     months: list[tuple[date, date]] = []
@@ -285,7 +286,7 @@ def _costs(rng: random.Random, start: datetime, now: datetime, tz: ZoneInfo) -> 
         months.append((day, min(last, following - timedelta(days=1))))
         day = following
     span = max(1, (last - first).days)
-    costs: list[HistoryCost] = []
+    costs: list[CostRow] = []
     for channel in CHANNELS:
         if not channel.daily_cost:
             continue
@@ -293,7 +294,5 @@ def _costs(rng: random.Random, start: datetime, now: datetime, tz: ZoneInfo) -> 
             days = (end - begin).days + 1
             trend = 1 + _TREND * ((begin - first).days + days / 2) / span
             amount = channel.daily_cost * days * trend * rng.uniform(0.92, 1.08)
-            costs.append(
-                HistoryCost(channel.source, channel.campaign, begin, end, round(amount, 2))
-            )
+            costs.append(CostRow(channel.source, channel.campaign, begin, end, round(amount, 2)))
     return costs

@@ -3,7 +3,7 @@ statement on `campaign_costs` and on the marks of `calls`. A mark never deletes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import date
 
 from gateway.store.database import Database, Write
@@ -15,6 +15,10 @@ _COST_SQL = (
     "INSERT INTO campaign_costs (site, source, campaign, first_day, last_day, amount, currency)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, source, campaign, first_day) DO UPDATE SET"
     " last_day = excluded.last_day, amount = excluded.amount, currency = excluded.currency"
+)
+_KEEP_COST_SQL = (
+    "INSERT INTO campaign_costs (site, source, campaign, first_day, last_day, amount, currency)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
 
@@ -40,12 +44,14 @@ def mark_write(call_id: str, *, spam: bool | None, test: bool | None) -> Write:
     )
 
 
-def cost_writes(site: str, costs: Sequence[CostRow]) -> list[Write]:
+def cost_writes(
+    site: str, costs: Iterable[CostRow], *, keep_stored: bool = False, rank: int = 40
+) -> list[Write]:
     """Each cost stored for `site`, replacing the one of the same source, campaign and first
-    day (entering a cost again corrects it)."""
+    day (entering a cost again corrects it), or leaving that one as it is (`keep_stored`)."""
     return [
         Write(
-            _COST_SQL,
+            _KEEP_COST_SQL if keep_stored else _COST_SQL,
             (
                 site,
                 c.source,
@@ -55,7 +61,7 @@ def cost_writes(site: str, costs: Sequence[CostRow]) -> list[Write]:
                 c.amount,
                 c.currency,
             ),
-            rank=40,
+            rank=rank,
         )
         for c in costs
     ]

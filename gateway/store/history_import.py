@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import NamedTuple
 
+from gateway.store.call_marks import cost_writes
 from gateway.store.calls import call_write
 from gateway.store.contacts import contact_call_write
 from gateway.store.database import Database, Write
@@ -22,20 +23,16 @@ from numberpool.calls import CallRecord
 from numberpool.lease import Lease
 from numberpool.site import NumberOffer
 from numberpool.visit import VisitContext
+from reports.costs import CostRow
 
 __all__ = [
     "HistoryCall",
-    "HistoryCost",
     "HistorySession",
     "import_history",
     "site_call_count",
 ]
 
 # A marketer's own cost of the same campaign and first day is kept.
-_COST_SQL = (
-    "INSERT INTO campaign_costs (site, source, campaign, first_day, last_day, amount, currency)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
 _SPAM_SQL = "UPDATE calls SET spam = 1 WHERE call_id = ?"
 # The parameter limit of older SQLite builds is 999: callers are looked up in slices.
 _SLICE = 500
@@ -58,17 +55,6 @@ class HistoryCall(NamedTuple):
     spam: bool = False
 
 
-class HistoryCost(NamedTuple):
-    """What a campaign cost over inclusive days ('YYYY-MM-DD' in the site's time zone)."""
-
-    source: str
-    campaign: str
-    first_day: date
-    last_day: date
-    amount: float
-    currency: str = "USD"
-
-
 async def site_call_count(db: Database, site: str) -> int:
     """How many calls the store holds for `site`."""
     row = await db.fetchone("SELECT count(*) FROM calls WHERE site = ?", (site,))
@@ -83,7 +69,7 @@ async def import_history(
     leases: Sequence[Lease],
     exhausted: Sequence[tuple[str, datetime, str]],
     calls: Sequence[HistoryCall],
-    costs: Sequence[HistoryCost],
+    costs: Sequence[CostRow],
 ) -> None:
     """Write a site's past sessions, leases, pool events, calls (oldest first) with their
     contacts, and campaign costs, in one transaction."""
@@ -106,22 +92,7 @@ async def import_history(
             writes.append(contact_call_write(record))
         if call.spam:
             writes.append(Write(_SPAM_SQL, (record.call_id,), rank=65))
-    writes += (
-        Write(
-            _COST_SQL,
-            (
-                site,
-                c.source,
-                c.campaign,
-                c.first_day.isoformat(),
-                c.last_day.isoformat(),
-                c.amount,
-                c.currency,
-            ),
-            rank=80,
-        )
-        for c in costs
-    )
+    writes += cost_writes(site, costs, keep_stored=True, rank=80)
     # One request of the group commit: one transaction, each statement run as an executemany.
     await db.write(writes)
 
