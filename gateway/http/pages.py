@@ -72,6 +72,8 @@ def page(request: web.Request, title: str, body_html: str, *, status: int = 200)
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)} · ctgw</title>\n"
         '<link rel="stylesheet" href="/staff/static/staff.css">\n'
+        # No favicon request (a 404 in every console): an empty one, inline.
+        '<link rel="icon" href="data:,">\n'
         "</head>\n<body>\n"
         f'<header><a class="brand" href="/staff/">ctgw</a>{_nav(request)}</header>\n'
         f"<main>\n{body_html}\n</main>\n</body>\n</html>\n"

@@ -1,4 +1,5 @@
-"""Staff pages: log in, log out, and the users an admin manages."""
+"""Staff pages: log in, log out, the users an admin manages, and the routes of the report pages
+(dashboard, calls, campaigns, pools: each in a module of its own)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from multidict import MultiDictProxy
 
 from gateway.appkeys import CLOCK, CONFIG, DB, LOGIN_THROTTLE
 from gateway.http.client_address import request_client
+from gateway.http.dashboard import dashboard
 from gateway.http.pages import CSRF, esc, page
 from gateway.http.staff_auth import (
     COOKIE,
@@ -19,6 +21,9 @@ from gateway.http.staff_auth import (
     forbidden_page,
     staff_page,
 )
+from gateway.http.staff_calls import add_call_routes
+from gateway.http.staff_campaigns import campaigns
+from gateway.http.staff_pools import pools
 from gateway.store.staff import (
     MIN_PASSWORD,
     ROLES,
@@ -51,6 +56,9 @@ def add_staff_routes(app: web.Application) -> None:
     app.router.add_get("/staff/users", users)
     app.router.add_post("/staff/users", add_user)
     app.router.add_get("/staff/dashboard", dashboard)
+    app.router.add_get("/staff/campaigns", campaigns)
+    app.router.add_get("/staff/pools", pools)
+    add_call_routes(app)
     app.router.add_static("/staff/static", STATIC_DIR, append_version=False)
 
 
@@ -186,12 +194,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     response = _see_other("/staff/login")
     response.del_cookie(COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict")
     return response
-
-
-@staff_page("admin", "marketer")
-async def dashboard(request: web.Request) -> web.StreamResponse:
-    body = "<h1>Dashboard</h1>\n<p>Dashboard arrives with wave 2.</p>"
-    return page(request, "Dashboard", body)
 
 
 def _sites_of(user: StaffUser) -> str:
