@@ -23,13 +23,17 @@ __all__ = [
     "Change",
     "DayRow",
     "Summary",
+    "Tally",
+    "agent_rows",
     "breakdown",
+    "breakdown_rows",
     "compare",
     "dimension_value",
     "hour_weekday",
     "per_agent",
     "per_day",
     "summary",
+    "summary_of",
 ]
 
 DIMENSIONS = (
@@ -49,8 +53,8 @@ TOUCHES = ("last", "first")
 
 
 @dataclass
-class _Tally:
-    """Counts of a group of calls, added one call at a time."""
+class Tally:
+    """Counts of a group of calls, added one call at a time or a counted group at a time."""
 
     calls: int = 0
     answered: int = 0
@@ -77,6 +81,29 @@ class _Tally:
         if call.ring_seconds is not None:
             self.ring_total += call.ring_seconds
             self.rung += 1
+
+    def add_group(
+        self,
+        state: str,
+        calls: int,
+        first_time: int,
+        ring: tuple[float, int],
+        talk: tuple[float, int],
+    ) -> None:
+        """Add `calls` calls of one state counted elsewhere (SQL): the first-time ones among
+        them, and (total, how many) of ring seconds and of an answered call's talk seconds."""
+        self.calls += calls
+        if state == "answered":
+            self.answered += calls
+            self.talk_total += talk[0]
+            self.talked += talk[1]
+        elif state == "missed":
+            self.missed += calls
+        elif state == "abandoned":
+            self.abandoned += calls
+        self.first_time += first_time
+        self.ring_total += ring[0]
+        self.rung += ring[1]
 
     @property
     def avg_ring(self) -> float | None:
@@ -173,9 +200,14 @@ def _counted(calls: Iterable[ReportCall]) -> Iterable[ReportCall]:
 
 def summary(calls: Iterable[ReportCall], *, visits: int, cost: float | None) -> Summary:
     """The period's figures; `cost` None when no campaign cost was entered for it."""
-    tally = _Tally()
+    tally = Tally()
     for call in _counted(calls):
         tally.add(call)
+    return summary_of(tally, visits=visits, cost=cost)
+
+
+def summary_of(tally: Tally, *, visits: int, cost: float | None) -> Summary:
+    """The figures of the period's counted calls `tally`."""
     return Summary(
         calls=tally.calls,
         answered=tally.answered,
@@ -225,15 +257,26 @@ def breakdown(
     if touch not in TOUCHES:
         raise ValueError(f"touch must be first or last, not {touch!r}")
     visits, costs = visits or {}, costs or {}
-    tallies: dict[str, _Tally] = {}
+    tallies: dict[str, Tally] = {}
     for call in _counted(calls):
         value = dimension_value(call, by, touch)
         tally = tallies.get(value)
         if tally is None:
-            tally = tallies[value] = _Tally()
+            tally = tallies[value] = Tally()
         tally.add(call)
+    return breakdown_rows(tallies, visits=visits, costs=costs)
+
+
+def breakdown_rows(
+    tallies: dict[str, Tally],
+    *,
+    visits: Mapping[str, int] | None = None,
+    costs: Mapping[str, float] | None = None,
+) -> list[BreakdownRow]:
+    """The rows of a breakdown from each value's tally, most calls first."""
+    visits, costs = visits or {}, costs or {}
     for value in (*visits, *costs):
-        tallies.setdefault(value, _Tally())
+        tallies.setdefault(value, Tally())
     rows = []
     for value, tally in tallies.items():
         seen = visits.get(value, 0) if visits else None
@@ -260,7 +303,7 @@ def breakdown(
 
 def per_day(calls: Iterable[ReportCall], period: Period) -> list[DayRow]:
     """Every day of `period` in its zone, days without a call as zeros."""
-    tallies = {day: _Tally() for day in period.days()}
+    tallies = {day: Tally() for day in period.days()}
     sources: dict[date, dict[str, int]] = {day: {} for day in tallies}
     for call in _counted(calls):
         day = period.day_of(call.started_at)
@@ -288,9 +331,14 @@ def hour_weekday(calls: Iterable[ReportCall], tz: ZoneInfo) -> list[list[int]]:
 
 def per_agent(calls: Iterable[ReportCall]) -> list[AgentRow]:
     """Each agent's calls (answered first); calls no agent took are under agent ''."""
-    tallies: dict[str, _Tally] = {}
+    tallies: dict[str, Tally] = {}
     for call in _counted(calls):
-        tallies.setdefault(call.agent, _Tally()).add(call)
+        tallies.setdefault(call.agent, Tally()).add(call)
+    return agent_rows(tallies)
+
+
+def agent_rows(tallies: Mapping[str, Tally]) -> list[AgentRow]:
+    """Each agent's row from its tally, answered first."""
     rows = [
         AgentRow(agent, t.calls, t.answered, t.missed, t.abandoned, t.talk_total, t.avg_talk)
         for agent, t in tallies.items()

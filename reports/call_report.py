@@ -6,9 +6,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reports.call_counts import (
+    CallCount,
+    breakdown_counted,
+    hour_weekday_counted,
+    per_agent_counted,
+    per_day_counted,
+    summary_counted,
+)
 from reports.call_figures import (
     DIMENSIONS,
     TOUCHES,
+    AgentRow,
+    DayRow,
+    Summary,
     breakdown,
     compare,
     hour_weekday,
@@ -21,7 +32,15 @@ from reports.costs import CostRow, cost_by, cost_total
 from reports.period import Period
 from reports.tables import Table, file_name
 
-__all__ = ["REPORTS", "WEEKDAYS", "ReportData", "ReportSpec", "report_json", "report_tables"]
+__all__ = [
+    "REPORTS",
+    "WEEKDAYS",
+    "ReportData",
+    "ReportSpec",
+    "overview_json",
+    "report_json",
+    "report_tables",
+]
 
 REPORTS = ("summary", "breakdown", "days", "hours", "agents")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -77,7 +96,10 @@ class ReportSpec:
 @dataclass(frozen=True)
 class ReportData:
     """What the store read for a report: the period's calls (and the period before's for a
-    summary), visit counts, and the cost rows that touch either period."""
+    summary), visit counts, and the cost rows that touch either period. The calls come one
+    by one (`calls`) or, when `counts` is not None, counted in groups as the report needs them
+    (reports/call_counts.py: by value, by agent, by local day and source, by weekday and hour,
+    or all together); `hour_counts` holds the weekday and hour counts of an overview."""
 
     site: str
     period: Period
@@ -87,6 +109,38 @@ class ReportData:
     previous_calls: list[ReportCall] = field(default_factory=list)
     previous_visits: int = 0
     costs: list[CostRow] = field(default_factory=list)
+    counts: list[CallCount] | None = None
+    previous_counts: list[CallCount] | None = None
+    hour_counts: list[CallCount] | None = None
+
+    def summary(self, *, previous: bool = False) -> Summary:
+        """The period's summary, or the previous period's."""
+        period = self.period.previous() if previous else self.period
+        cost = cost_total(self.costs, period.first_day, period.last_day)
+        visits = self.previous_visits if previous else self.visits
+        counts = self.previous_counts if previous else self.counts
+        if counts is not None:
+            return summary_counted(counts, visits=visits, cost=cost)
+        return summary(self.previous_calls if previous else self.calls, visits=visits, cost=cost)
+
+    def per_day(self) -> list[DayRow]:
+        """Calls per day of the period, by last-touch source."""
+        if self.counts is not None:
+            return per_day_counted(self.counts, self.period)
+        return per_day(self.calls, self.period)
+
+    def hour_weekday(self) -> list[list[int]]:
+        """The hour x weekday grid of the period."""
+        counts = self.hour_counts if self.hour_counts is not None else self.counts
+        if counts is not None:
+            return hour_weekday_counted(counts)
+        return hour_weekday(self.calls, self.period.tz)
+
+    def per_agent(self) -> list[AgentRow]:
+        """Each agent's calls."""
+        if self.counts is not None:
+            return per_agent_counted(self.counts)
+        return per_agent(self.calls)
 
 
 def _rounded(value: Any) -> Any:
@@ -100,17 +154,7 @@ def _rounded(value: Any) -> Any:
 
 
 def _summaries(data: ReportData) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    period, before = data.period, data.period.previous()
-    now = summary(
-        data.calls,
-        visits=data.visits,
-        cost=cost_total(data.costs, period.first_day, period.last_day),
-    )
-    old = summary(
-        data.previous_calls,
-        visits=data.previous_visits,
-        cost=cost_total(data.costs, before.first_day, before.last_day),
-    )
+    now, old = data.summary(), data.summary(previous=True)
     changes = {k: asdict(v) for k, v in compare(now, old).items()}
     return now.as_dict(), old.as_dict(), changes
 
@@ -118,12 +162,15 @@ def _summaries(data: ReportData) -> tuple[dict[str, Any], dict[str, Any], dict[s
 def _breakdown(data: ReportData, spec: ReportSpec) -> list[dict[str, Any]]:
     period = data.period
     costs = cost_by(data.costs, period.first_day, period.last_day, spec.by)
-    rows = breakdown(data.calls, spec.by, touch=spec.touch, visits=data.visits_by, costs=costs)
+    if data.counts is not None:
+        rows = breakdown_counted(data.counts, visits=data.visits_by, costs=costs)
+    else:
+        rows = breakdown(data.calls, spec.by, touch=spec.touch, visits=data.visits_by, costs=costs)
     return [asdict(row) for row in rows]
 
 
 def _days(data: ReportData) -> list[dict[str, Any]]:
-    return [{**asdict(row), "day": row.day.isoformat()} for row in per_day(data.calls, data.period)]
+    return [{**asdict(row), "day": row.day.isoformat()} for row in data.per_day()]
 
 
 def report_json(data: ReportData, spec: ReportSpec) -> dict[str, Any]:
@@ -149,10 +196,18 @@ def report_json(data: ReportData, spec: ReportSpec) -> dict[str, Any]:
     elif spec.kind == "days":
         body = {"days": _days(data)}
     elif spec.kind == "hours":
-        body = {"weekdays": list(WEEKDAYS), "grid": hour_weekday(data.calls, period.tz)}
+        body = {"weekdays": list(WEEKDAYS), "grid": data.hour_weekday()}
     else:
-        body = {"agents": [asdict(row) for row in per_agent(data.calls)]}
+        body = {"agents": [asdict(row) for row in data.per_agent()]}
     return _rounded({**head, **body})  # type: ignore[no-any-return]
+
+
+def overview_json(data: ReportData) -> dict[str, Any]:
+    """The dashboard's overview in one: the summary against the previous period, the days
+    and the hour x weekday grid, each as report_json gives it (data as `read_overview` reads)."""
+    parts = [report_json(data, ReportSpec(kind)) for kind in ("summary", "days", "hours")]
+    merged = {k: v for part in parts for k, v in part.items()}
+    return {**merged, "report": "overview"}
 
 
 def report_tables(data: ReportData, spec: ReportSpec) -> list[Table]:
@@ -172,12 +227,12 @@ def report_tables(data: ReportData, spec: ReportSpec) -> list[Table]:
     if spec.kind == "days":
         return [_days_table(data)]
     if spec.kind == "hours":
-        grid = hour_weekday(data.calls, data.period.tz)
+        grid = data.hour_weekday()
         rows = [(day, *grid[i]) for i, day in enumerate(WEEKDAYS)]
         return [Table("Hour x weekday", ("weekday", *(f"{h:02d}:00" for h in range(24))), rows)]
     rows = [
         (a.agent, a.calls, a.answered, a.missed, a.abandoned, a.talk_seconds, a.avg_talk_seconds)
-        for a in per_agent(data.calls)
+        for a in data.per_agent()
     ]
     return [Table("Per agent", ("agent", *_AGENT_COLUMNS), rows)]
 
@@ -187,7 +242,7 @@ _AGENT_COLUMNS = ("calls", "answered", "missed", "abandoned", "talk_seconds", "a
 
 def _days_table(data: ReportData) -> Table:
     """Calls per day, with a column per last-touch source (the busiest source first)."""
-    days = per_day(data.calls, data.period)
+    days = data.per_day()
     totals: dict[str, int] = {}
     for day in days:
         for source, n in day.by_source.items():

@@ -17,6 +17,13 @@ from typing import Any, TypeVar
 
 from gateway.store.bulk_read import paced
 from gateway.store.database import Database
+from gateway.store.report_counts import (
+    COUNTED_DIMENSIONS,
+    SOURCE_SQL,
+    count_calls,
+    local_day_sql,
+    local_hour_sql,
+)
 from gateway.store.times import ts
 from reports.call_report import ReportData, ReportSpec
 from reports.call_rows import (
@@ -32,6 +39,7 @@ from reports.period import Period
 
 __all__ = [
     "campaign_costs",
+    "read_overview",
     "read_report",
     "report_calls",
     "site_keys",
@@ -166,6 +174,46 @@ def _cost_row(row: sqlite3.Row) -> CostRow:
     )
 
 
+def _counts(conn: sqlite3.Connection, site: str, period: Period, spec: ReportSpec) -> Any:
+    """The calls of `period` counted in SQL as `spec` needs them; None when they must be read
+    one by one (a first-touch breakdown: each call's first touch is its caller's first call)."""
+    if spec.kind == "breakdown":
+        if spec.touch != "last":
+            return None
+        key, join = COUNTED_DIMENSIONS[spec.by]
+        return count_calls(conn, site, period, (key,), join)
+    if spec.kind == "agents":
+        return count_calls(conn, site, period, ("c.agent",))
+    if spec.kind == "summary":
+        return count_calls(conn, site, period, ())
+    if spec.kind == "days":
+        return count_calls(conn, site, period, (local_day_sql(period), SOURCE_SQL))
+    return count_calls(conn, site, period, (local_hour_sql(period),))
+
+
+def _report_data(
+    conn: sqlite3.Connection, site: str, period: Period, spec: ReportSpec
+) -> ReportData:
+    before = period.previous()
+    counts = _counts(conn, site, period, spec)
+    # Visits and costs enter the summary and the breakdowns only.
+    summary, breakdown = spec.kind == "summary", spec.kind == "breakdown"
+    return ReportData(
+        site=site,
+        period=period,
+        calls=_calls(conn, site, period) if counts is None else [],
+        visits=_visit_total(conn, site, period) if summary else 0,
+        visits_by=_visits_by(conn, site, period, spec.by) if breakdown else {},
+        previous_calls=_calls(conn, site, before) if summary and counts is None else [],
+        previous_visits=_visit_total(conn, site, before) if summary else 0,
+        costs=_costs(conn, site, before, period) if summary or breakdown else [],
+        counts=counts,
+        previous_counts=(
+            _counts(conn, site, before, spec) if summary and counts is not None else None
+        ),
+    )
+
+
 async def read_report(
     db: Database | Path,
     site: str,
@@ -175,22 +223,32 @@ async def read_report(
 ) -> T:
     """Read what report `spec` needs and run `then` on it, both on a thread of their own (the
     figures and the file are made off the event loop too)."""
+    result: T = await _on_thread(db, lambda conn: then(_report_data(conn, site, period, spec)))
+    return result
 
-    def work(conn: sqlite3.Connection) -> T:
-        before = period.previous()
-        data = ReportData(
-            site=site,
-            period=period,
-            calls=_calls(conn, site, period),
-            visits=_visit_total(conn, site, period),
-            visits_by=_visits_by(conn, site, period, spec.by) if spec.kind == "breakdown" else {},
-            previous_calls=_calls(conn, site, before) if spec.needs_previous else [],
-            previous_visits=_visit_total(conn, site, before) if spec.needs_previous else 0,
-            costs=_costs(conn, site, before, period),
-        )
-        return then(data)
 
-    result: T = await _on_thread(db, work)
+def _overview_data(conn: sqlite3.Connection, site: str, period: Period) -> ReportData:
+    before = period.previous()
+    return ReportData(
+        site=site,
+        period=period,
+        calls=[],
+        visits=_visit_total(conn, site, period),
+        previous_visits=_visit_total(conn, site, before),
+        costs=_costs(conn, site, before, period),
+        counts=count_calls(conn, site, period, (local_day_sql(period), SOURCE_SQL)),
+        previous_counts=count_calls(conn, site, before, ()),
+        hour_counts=count_calls(conn, site, period, (local_hour_sql(period),)),
+    )
+
+
+async def read_overview(
+    db: Database | Path, site: str, period: Period, then: Callable[[ReportData], T]
+) -> T:
+    """What the summary, days and hours reports need, read at once (the summary made of the
+    calls counted by day and source), with `then` run on it off the event loop:
+    reports.call_report.overview_json makes the dashboard's overview of it."""
+    result: T = await _on_thread(db, lambda conn: then(_overview_data(conn, site, period)))
     return result
 
 

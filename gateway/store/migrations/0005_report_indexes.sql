@@ -1,0 +1,5 @@
+-- Reports count a period's visits of a site (calls per 100 visits, by campaign and the rest):
+-- without this index each count reads every session ever stored. It costs each new session
+-- one more index entry, at the end of the index (created_at grows): measured with
+-- bench/sessions.py in docs/decisions.md.
+CREATE INDEX sessions_site_created ON sessions (site, created_at);
