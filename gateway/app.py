@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS
 from gateway.config import Config, ConfigError
 from gateway.http.admin import add_admin_routes
+from gateway.http.admin_contacts import add_contact_routes
 from gateway.http.admin_reports import add_report_routes
 from gateway.http.errors import error_middleware
 from gateway.http.index import add_index_routes
@@ -29,6 +30,7 @@ from gateway.telephony.agi import start_agi_server
 from gateway.telephony.call_follower import following_calls
 from gateway.telephony.call_ledger import CallLedger
 from gateway.telephony.route import CallRouter
+from gateway.telephony.screen_pop import screen_pops
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -50,9 +52,11 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_housekeeping)
     app.cleanup_ctx.append(_ami)
     app.cleanup_ctx.append(_fastagi)
+    app.cleanup_ctx.append(screen_pops)  # after AMI: the agent console's pops
     add_public_routes(app)
     add_admin_routes(app)
     add_report_routes(app)
+    add_contact_routes(app)
     add_staff_routes(app)
     add_swapjs_routes(app)
     add_index_routes(app)
@@ -109,7 +113,7 @@ async def _ami(app: web.Application) -> AsyncIterator[None]:
     if not config.ami.enabled:
         yield
         return
-    ledger = app[LEDGER] = CallLedger(app[DB], app[METRICS])
+    ledger = app[LEDGER] = CallLedger(app[DB], app[METRICS], config.crm.rules())
     async with following_calls(config.ami, ledger, app[CLOCK]) as client:
         app[AMI] = client
         log.info("ami_following", host=config.ami.host, port=config.ami.port)

@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.cli_store import CliError
 from gateway.config import Config
+from gateway.store.agents import check_endpoints, set_endpoints
 from gateway.store.database import Database
 from gateway.store.sites import seed_sites
 from gateway.store.staff import ROLES, StaffUser, UserInputError, create_user, list_users
@@ -37,6 +38,13 @@ def users_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a site the user sees (repeat; an admin with none sees every site)",
     )
     create.add_argument("--name", default="", help="the name shown in the dashboard")
+    create.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="TECH/RESOURCE",
+        help="a SIP endpoint that rings for this agent, like PJSIP/agent1 (repeat)",
+    )
     create.add_argument(
         "--password-stdin",
         action="store_true",
@@ -65,6 +73,7 @@ async def _users_create(config: Config, args: argparse.Namespace) -> int:
 
     async def work(db: Database) -> int:
         try:
+            phones = check_endpoints(args.endpoint, args.role)
             user = await create_user(
                 db,
                 email=args.email,
@@ -76,6 +85,7 @@ async def _users_create(config: Config, args: argparse.Namespace) -> int:
             )
         except UserInputError as exc:
             raise CliError(str(exc)) from None
+        await set_endpoints(db, user.user_id, phones)
         if made:
             print(password)
             print(f"(password of {user.email}; it is shown only this once)", file=sys.stderr)

@@ -21,6 +21,8 @@ from gateway.settings import (
     AmiSettings,
     AsteriskSettings,
     Config,
+    CrmSettings,
+    DispositionSettings,
     HttpSettings,
     LimitSettings,
     LogSettings,
@@ -31,6 +33,7 @@ from gateway.settings import (
     StaticNumberSettings,
     StoreSettings,
 )
+from numberpool.crm import rules_problem
 from numberpool.lease_timing import TIMING_DEFAULTS, timing_problem
 from numberpool.phone import InvalidNumber, normalise
 
@@ -40,6 +43,8 @@ __all__ = [
     "AsteriskSettings",
     "Config",
     "ConfigError",
+    "CrmSettings",
+    "DispositionSettings",
     "HttpSettings",
     "LimitSettings",
     "LogSettings",
@@ -61,7 +66,7 @@ class ConfigError(ValueError):
 # What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
 _DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._:+-]+(/[A-Za-z0-9@._:+-]+)*")
 
-_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone")
+_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone", "crm")
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
@@ -211,6 +216,9 @@ def _check_sections(config: Config) -> None:
     # A postgresql:// URL passes here and is refused when the store opens, with its reason.
     if not (config.store.url.startswith("sqlite:///") or config.store.url.startswith("postgres")):
         raise ConfigError(f"{src}: 'store.url' must be sqlite:///PATH (this build's one store)")
+    crm_problem = rules_problem(config.crm.rules().dispositions)
+    if crm_problem:
+        raise ConfigError(f"{src}: 'crm.{crm_problem[0]}' {crm_problem[1]}")
     if config.agi.deadline_ms == 0:
         raise ConfigError(f"{src}: 'agi.deadline_ms' must be at least 1")
     for i, proxy in enumerate(config.http.trusted_proxies):

@@ -7,13 +7,18 @@ import dataclasses
 import functools
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+
+from numberpool.crm import DEFAULT_DISPOSITIONS, CrmRules, Disposition
 
 __all__ = [
     "AgiSettings",
     "AmiSettings",
     "AsteriskSettings",
     "Config",
+    "CrmSettings",
+    "DispositionSettings",
     "HttpSettings",
     "LimitSettings",
     "LogSettings",
@@ -232,6 +237,44 @@ class SiteSettings:
 
 
 @dataclass(frozen=True)
+class DispositionSettings:
+    name: str = field(default=_REQUIRED, metadata={"help": "what the agent picks, e.g. booked"})
+    status: str = field(
+        default="",
+        metadata={
+            "help": "lead status it moves the contact to (new, contacted, qualified,"
+            " customer, lost; empty: keeps it)"
+        },
+    )
+    closes_tasks: bool = field(
+        default=False, metadata={"help": "it closes the contact's open follow-up tasks"}
+    )
+    spam: bool = field(default=False, metadata={"help": "it marks the contact and the call spam"})
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    contacted_talk_seconds: int = field(
+        default=30, metadata={"help": "talk time that makes a new lead 'contacted'"}
+    )
+    followup_delay_minutes: int = field(
+        default=60, metadata={"help": "a missed call's follow-up task is due after this"}
+    )
+    dispositions: list[DispositionSettings] = field(
+        default_factory=lambda: [DispositionSettings(**vars(d)) for d in DEFAULT_DISPOSITIONS],
+        metadata={"help": "what an agent may set after a call"},
+    )
+
+    def rules(self) -> CrmRules:
+        """The CRM's rules as numberpool/crm.py applies them."""
+        return CrmRules(
+            float(self.contacted_talk_seconds),
+            timedelta(minutes=self.followup_delay_minutes),
+            tuple(Disposition(**vars(d)) for d in self.dispositions),
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -240,5 +283,6 @@ class Config:
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
     log: LogSettings = field(default_factory=LogSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
+    crm: CrmSettings = field(default_factory=CrmSettings)
     sites: list[SiteSettings] = field(default_factory=list)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -27,12 +27,18 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# Each page's link, shown to the roles that may open it.
+_MARKETING = frozenset({"admin", "marketer"})
+_EVERYONE = frozenset({"admin", "marketer", "agent"})
 _NAV = (
-    ("/staff/dashboard", "Dashboard", None),
-    ("/staff/calls", "Calls", None),
-    ("/staff/campaigns", "Campaigns", None),
-    ("/staff/pools", "Pools", None),
-    ("/staff/users", "Users", "admin"),
+    ("/staff/dashboard", "Dashboard", _MARKETING),
+    ("/staff/calls", "Calls", _MARKETING),
+    ("/staff/campaigns", "Campaigns", _MARKETING),
+    ("/staff/pools", "Pools", _MARKETING),
+    ("/staff/contacts", "Contacts", _EVERYONE),
+    ("/staff/tasks", "Tasks", _EVERYONE),
+    ("/staff/agent", "Agent console", frozenset({"admin", "agent"})),
+    ("/staff/users", "Users", frozenset({"admin"})),
 )
 
 
@@ -47,8 +53,8 @@ def _nav(request: web.Request) -> str:
     user = request[STAFF]
     links = "".join(
         f'<li><a href="{esc(href)}"{_current(request, href)}>{esc(label)}</a></li>'
-        for href, label, role in _NAV
-        if role is None or user.role == role
+        for href, label, roles in _NAV
+        if user.role in roles
     )
     who = esc(user.name or user.email)
     logout = (

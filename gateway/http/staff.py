@@ -11,6 +11,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway.appkeys import CLOCK, CONFIG, DB, LOGIN_THROTTLE
+from gateway.http.agent_console import add_agent_console, endpoints_field
 from gateway.http.client_address import request_client
 from gateway.http.dashboard import dashboard
 from gateway.http.pages import CSRF, esc, page
@@ -23,7 +24,9 @@ from gateway.http.staff_auth import (
 )
 from gateway.http.staff_calls import add_call_routes
 from gateway.http.staff_campaigns import campaigns
+from gateway.http.staff_contacts import add_contact_pages
 from gateway.http.staff_pools import pools
+from gateway.store.agents import check_endpoints, endpoints_by_user, set_endpoints
 from gateway.store.staff import (
     MIN_PASSWORD,
     ROLES,
@@ -42,6 +45,14 @@ __all__ = ["add_staff_routes"]
 
 STATIC_DIR = Path(__file__).parent / "static" / "staff"
 _HOME = "/staff/dashboard"
+# Agents have no dashboard: their home is the console that pops their calls.
+_AGENT_HOME = "/staff/agent"
+
+
+def _home_of(role: str) -> str:
+    return _AGENT_HOME if role == "agent" else _HOME
+
+
 Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 
 
@@ -59,6 +70,8 @@ def add_staff_routes(app: web.Application) -> None:
     app.router.add_get("/staff/campaigns", campaigns)
     app.router.add_get("/staff/pools", pools)
     add_call_routes(app)
+    add_agent_console(app)
+    add_contact_pages(app)
     app.router.add_static("/staff/static", STATIC_DIR, append_version=False)
 
 
@@ -67,7 +80,8 @@ def _see_other(location: str) -> web.Response:
 
 
 async def _home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther(_HOME)
+    session = await current_session(request)
+    raise web.HTTPSeeOther(_home_of(session.user.role) if session else _HOME)
 
 
 def _next_path(raw: object) -> str:
@@ -173,7 +187,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return page(request, "Log in", body, status=401)
     throttle.succeeded(key, client, now)
     token, _ = await open_session(request.app[DB], user, request.app[CLOCK].now())
-    response = _see_other(next_path)
+    response = _see_other(_home_of(user.role) if next_path == _HOME else next_path)
     response.set_cookie(
         COOKIE,
         token,
@@ -202,15 +216,16 @@ def _sites_of(user: StaffUser) -> str:
     return ", ".join(sorted(user.sites)) or "none"
 
 
-def _users_table(people: list[StaffUser]) -> str:
+def _users_table(people: list[StaffUser], phones: dict[str, list[str]]) -> str:
     rows = "\n".join(
         f"<tr><td>{esc(u.email)}</td><td>{esc(u.name)}</td><td>{esc(u.role)}</td>"
-        f"<td>{esc(_sites_of(u))}</td></tr>"
+        f"<td>{esc(_sites_of(u))}</td><td>{esc(' '.join(phones.get(u.user_id, [])))}</td></tr>"
         for u in people
     )
     return (
         '<table class="users">\n<thead><tr><th scope="col">E-mail</th><th scope="col">Name</th>'
-        '<th scope="col">Role</th><th scope="col">Sites</th></tr></thead>\n'
+        '<th scope="col">Role</th><th scope="col">Sites</th><th scope="col">Endpoints</th>'
+        "</tr></thead>\n"
         f"<tbody>\n{rows}\n</tbody>\n</table>"
     )
 
@@ -237,7 +252,7 @@ def _user_form(
         f' value="{esc(values.get("name", ""))}"></label>\n'
         f'<label>Role <select name="role">{roles}</select></label>\n'
         "<fieldset><legend>Sites (an admin with none sees every site)</legend>\n"
-        f"{boxes}\n</fieldset>\n"
+        f"{boxes}\n</fieldset>\n{endpoints_field(values.get('endpoints', ''))}"
         f'<label>Password (at least {MIN_PASSWORD} characters) <input type="password"'
         f' name="password" minlength="{MIN_PASSWORD}" autocomplete="new-password"'
         " required></label>\n"
@@ -257,8 +272,9 @@ async def _users_page(
     notice = f'<p class="error" role="alert">{esc(error)}</p>\n' if error else ""
     if request.query.get("created") == "1" and not error:
         notice = '<p class="notice" role="status">User added.</p>\n'
+    table = _users_table(await list_users(db), await endpoints_by_user(db))
     body = (
-        f"<h1>Users</h1>\n{notice}{_users_table(await list_users(db))}\n"
+        f"<h1>Users</h1>\n{notice}{table}\n"
         f"{_user_form(request[CSRF], await known_sites(db), values or {}, chosen)}"
     )
     return page(request, "Users", body, status=status)
@@ -274,11 +290,12 @@ async def add_user(request: web.Request) -> web.StreamResponse:
     form = await _read_form(request)
     if form is None:
         return await _users_page(request, error="Send the form to add a user.", status=400)
-    values = {name: _text(form, name) for name in ("email", "name", "role")}
+    values = {name: _text(form, name) for name in ("email", "name", "role", "endpoints")}
     sites = [s for s in form.getall("sites", []) if isinstance(s, str)]
     chosen = frozenset(s[:100] for s in sites)
     try:
-        await create_user(
+        phones = check_endpoints(values["endpoints"].split(), values["role"])
+        user = await create_user(
             request.app[DB],
             email=values["email"],
             name=values["name"],
@@ -289,4 +306,5 @@ async def add_user(request: web.Request) -> web.StreamResponse:
         )
     except UserInputError as exc:
         return await _users_page(request, values=values, chosen=chosen, error=str(exc), status=400)
+    await set_endpoints(request.app[DB], user.user_id, phones)
     raise web.HTTPSeeOther("/staff/users?created=1")

@@ -14,9 +14,11 @@ from aiohttp import web
 from gateway.appkeys import DB
 from gateway.http.pages import CSRF, STAFF, esc, page
 from gateway.http.staff_auth import staff_page
+from gateway.http.staff_contacts import disposition_form
 from gateway.http.staff_scope import error_page
 from gateway.store.call_marks import call_marks, call_site, mark_write
 from gateway.store.calls import attributed_visit, find_call
+from gateway.store.crm_reads import call_disposition
 from gateway.store.report_rows import report_calls, site_timezone
 from numberpool.visit import VisitContext
 from reports.call_rows import ReportCall, Touch
@@ -157,6 +159,8 @@ async def call_page(request: web.Request) -> web.StreamResponse:
         + _visit(found, visit)
         + "<h2>Marks</h2>\n"
         + _marks_form(request, call_id, marks)
+        + "<h2>Disposition</h2>\n"
+        + disposition_form(request, call_id, *await call_disposition(db, call_id))
         + f'<p><a href="/staff/calls?site={esc(quote(site, safe=""))}">All calls</a></p>'
     )
     return page(request, "Call", body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from datetime import datetime
 
@@ -14,12 +15,14 @@ from gateway.store.calls import (
     linked_call,
     open_calls,
 )
+from gateway.store.crm import crm_after_call, facts_write
 from gateway.store.database import Database, Write
 from gateway.store.outbox import outbox_write
 from gateway.store.times import from_ts
 from gateway.telephony.call_follower import CallsResynced
 from gateway.telephony.call_lifecycle import CallUpdate
 from numberpool.calls import CallRecord, unanswered_state
+from numberpool.crm import CrmRules, number_facts
 
 __all__ = ["CallLedger"]
 
@@ -41,9 +44,12 @@ _MAX_UNRECORDED = 2000
 class CallLedger:
     """A `CallSink` writing AMI call snapshots into the calls table, keyed by linkedid."""
 
-    def __init__(self, db: Database, metrics: Metrics) -> None:
+    def __init__(self, db: Database, metrics: Metrics, crm: CrmRules | None = None) -> None:
         self.db = db
         self.metrics = metrics
+        self.crm = crm or CrmRules()
+        # Lookups of a new contact's number facts running on a thread (kept to be awaited).
+        self._facts: set[asyncio.Task[None]] = set()
         # A gateway that was frozen reads a call's AMI events, even its end, before the lookup
         # that records the call: the newest snapshot of each such call waits here for it.
         self._unrecorded: OrderedDict[str, CallUpdate] = OrderedDict()
@@ -58,6 +64,7 @@ class CallLedger:
             call_id, site = recorded
             await self.db.write(self._writes(update, call_id, site))
             log.debug("call_record_updated", call_id=call_id, state=update.state)
+            self._after_final(call_id, update)
             return
         if stored is None:
             # Not (yet) a call the gateway routed: most are other calls; they age out.
@@ -76,6 +83,7 @@ class CallLedger:
             agent=update.agent,
             final=update.final,
         )
+        self._after_final(stored.call_id, update)
 
     def writes_for_new_call(self, linkedid: str, call_id: str, site: str) -> list[Write]:
         """The update of a call AMI followed before its route recorded it, to commit with the
@@ -113,13 +121,52 @@ class CallLedger:
     async def calls_resynced(self, resync: CallsResynced) -> None:
         """Close open records whose calls Asterisk no longer has (ended while nobody listened)."""
         writes = []
+        closed: list[tuple[str, str]] = []
         for call in await open_calls(self.db, started_before=resync.at):
             if call.linkedid in resync.live_linkedids:
                 continue
             state = _closed_state(call, resync.at)
             writes.append(call_closed_write(call.call_id, state, resync.at))
+            closed.append((call.call_id, state))
             log.info("call_closed_on_resync", call_id=call.call_id, state=state)
         await self.db.write(writes)
+        for call_id, state in closed:
+            self._crm_step(call_id, state, None, resync.at)
+
+    def _after_final(self, call_id: str, update: CallUpdate) -> None:
+        if update.final and update.ended_at is not None:
+            self._crm_step(call_id, update.state, update.talk_seconds, update.ended_at)
+
+    def _crm_step(self, call_id: str, state: str, talk: float | None, at: datetime) -> None:
+        """The CRM's rules for a call whose final record is committed: their rows go into the
+        next group commit as a request of their own, so a CRM fault (logged) never touches
+        the call record, and nothing here waits."""
+        try:
+            step = crm_after_call(self.db, self.crm, call_id, state, talk, at)
+            if step.writes:
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.add_done_callback(_crm_committed)
+                self.db.submit(step.writes, done)
+        except Exception:
+            log.exception("crm_step_failed", call_id=call_id)
+            return
+        if step.facts_for is not None:
+            task = asyncio.create_task(self._look_up_facts(*step.facts_for, at))
+            self._facts.add(task)
+            task.add_done_callback(self._facts.discard)
+
+    async def _look_up_facts(self, contact_id: str, number: str, at: datetime) -> None:
+        """A new contact's region, line type, carrier and place, looked up on a thread."""
+        try:
+            facts = await asyncio.to_thread(number_facts, number)
+            await self.db.write([facts_write(contact_id, facts, at)])
+        except Exception:
+            log.exception("contact_facts_failed", contact_id=contact_id)
+
+
+def _crm_committed(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("crm_write_failed", error=str(done.exception()))
 
 
 def _closed_state(call: CallRecord, at: datetime) -> str:

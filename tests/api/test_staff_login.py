@@ -219,3 +219,23 @@ async def test_guesses_sent_at_once_are_throttled_too(client: TestClient) -> Non
     )
     statuses = sorted(r.status for r in answers)
     assert statuses.count(401) == 5 and statuses.count(429) == 7
+
+
+async def test_an_agent_lands_on_the_agent_console_and_sees_only_its_links(
+    client: TestClient,
+) -> None:
+    """Agents have no dashboard (403): logging in, and /staff/, take them to their console,
+    and their menu links only pages they may open."""
+    await add_user(client, "ed@example.com", role="agent", sites=["demo"])
+    resp = await post_login(client, "ed@example.com")
+    assert resp.status == 303 and resp.headers["Location"] == "/staff/agent"
+    home = await client.get("/staff/", allow_redirects=False)
+    assert home.headers["Location"] == "/staff/agent"
+    console = await client.get("/staff/agent", allow_redirects=False)
+    assert console.status == 200
+    links = set(re.findall(r'<li><a href="([^"]+)"', await console.text()))
+    assert links == {"/staff/contacts", "/staff/tasks", "/staff/agent"}
+    # Asked for a page by name, it still goes there (and the page itself says 403).
+    await client.post("/staff/logout", allow_redirects=False)
+    again = await post_login(client, "ed@example.com", next="/staff/tasks")
+    assert again.headers["Location"] == "/staff/tasks"

@@ -21,6 +21,7 @@ PATH_MODULES = (
     "gateway/telephony/agi.py",
     "gateway/telephony/call_ledger.py",
     "gateway/telephony/call_lifecycle.py",
+    "gateway/telephony/screen_pop.py",
     "gateway/http/public.py",
     "gateway/http/session_request.py",
     "gateway/http/lease_owner.py",
