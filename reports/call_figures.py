@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reports.call_rows import ReportCall
+from reports.call_rows import SESSION_DIMENSIONS, ReportCall
 from reports.period import Period
 
 __all__ = [
@@ -36,19 +36,8 @@ __all__ = [
     "summary_of",
 ]
 
-DIMENSIONS = (
-    "source",
-    "medium",
-    "campaign",
-    "term",
-    "content",
-    "landing_page",
-    "referrer",
-    "click_network",
-    "kind",
-    "tracking_number",
-    "static_source",
-)
+# What a visit has before any call (SESSION_DIMENSIONS), then what only the call has.
+DIMENSIONS = (*SESSION_DIMENSIONS, "kind", "tracking_number", "static_source")
 TOUCHES = ("last", "first")
 
 
@@ -208,19 +197,24 @@ def summary(calls: Iterable[ReportCall], *, visits: int, cost: float | None) -> 
 
 def summary_of(tally: Tally, *, visits: int, cost: float | None) -> Summary:
     """The figures of the period's counted calls `tally`."""
-    return Summary(
-        calls=tally.calls,
-        answered=tally.answered,
-        missed=tally.missed,
-        abandoned=tally.abandoned,
-        first_time=tally.first_time,
-        avg_ring_seconds=tally.avg_ring,
-        avg_talk_seconds=tally.avg_talk,
-        visits=visits,
-        calls_per_100_visits=_per_100(tally.calls, visits),
-        cost=cost,
-        cost_per_call=_per_call(cost, tally.calls),
-    )
+    return Summary(**_figures(tally, visits, cost))
+
+
+def _figures(tally: Tally, visits: int | None, cost: float | None) -> dict[str, Any]:
+    """A summary's or a breakdown row's figures (visits and cost None where not known)."""
+    return {
+        "calls": tally.calls,
+        "answered": tally.answered,
+        "missed": tally.missed,
+        "abandoned": tally.abandoned,
+        "first_time": tally.first_time,
+        "avg_ring_seconds": tally.avg_ring,
+        "avg_talk_seconds": tally.avg_talk,
+        "visits": visits,
+        "calls_per_100_visits": _per_100(tally.calls, visits),
+        "cost": cost,
+        "cost_per_call": _per_call(cost, tally.calls),
+    }
 
 
 def compare(current: Summary, previous: Summary) -> dict[str, Change]:
@@ -281,22 +275,7 @@ def breakdown_rows(
     for value, tally in tallies.items():
         seen = visits.get(value, 0) if visits else None
         cost = costs.get(value) if costs else None
-        rows.append(
-            BreakdownRow(
-                value=value,
-                calls=tally.calls,
-                answered=tally.answered,
-                missed=tally.missed,
-                abandoned=tally.abandoned,
-                first_time=tally.first_time,
-                avg_ring_seconds=tally.avg_ring,
-                avg_talk_seconds=tally.avg_talk,
-                visits=seen,
-                calls_per_100_visits=_per_100(tally.calls, seen),
-                cost=cost,
-                cost_per_call=_per_call(cost, tally.calls),
-            )
-        )
+        rows.append(BreakdownRow(value=value, **_figures(tally, seen, cost)))
     rows.sort(key=lambda r: (-r.calls, -(r.visits or 0), r.value))
     return rows
 
