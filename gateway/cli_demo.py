@@ -7,7 +7,7 @@ import argparse
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,7 +15,7 @@ from gateway.cli_store import CliError
 from gateway.config import Config
 from gateway.demo_history import DemoHistory, generate_history
 from gateway.store.database import Database, sqlite_path
-from gateway.store.history_import import import_history, site_call_count
+from gateway.store.history_import import import_history, replay_crm, site_call_count
 from gateway.store.sites import load_sites, seed_sites
 from gateway.store.staff import EmailTaken, create_user
 
@@ -26,6 +26,8 @@ _MAX_DAYS = 3 * 366
 # store (only the owner may read it), never a password written in the project.
 DEMO_EMAIL = "demo@example.com"
 _LOGIN_FILE = "demo-login.txt"
+# Follow-ups older than this are taken as done (the demo's agents called back); newer stay open.
+_SETTLED = timedelta(days=7)
 
 
 def _days(text: str) -> int:
@@ -92,6 +94,7 @@ async def _seed(config: Config, args: argparse.Namespace) -> int:
             calls=history.calls,
             costs=history.costs,
         )
+        await replay_crm(db, history.calls, config.crm.rules(), settled_before=now - _SETTLED)
         _say_seeded(args, history)
         await _demo_login(db, config)
     finally:

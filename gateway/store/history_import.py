@@ -11,6 +11,7 @@ from typing import NamedTuple
 from gateway.store.call_marks import cost_writes
 from gateway.store.calls import call_write
 from gateway.store.contacts import contact_call_write
+from gateway.store.crm import outcome_writes
 from gateway.store.database import Database, Write
 from gateway.store.sessions import (
     lease_write,
@@ -20,6 +21,7 @@ from gateway.store.sessions import (
 )
 from gateway.store.times import ts
 from numberpool.calls import CallRecord
+from numberpool.crm import CrmRules, FinishedCall, after_call
 from numberpool.lease import Lease
 from numberpool.site import NumberOffer
 from numberpool.visit import VisitContext
@@ -29,6 +31,7 @@ __all__ = [
     "HistoryCall",
     "HistorySession",
     "import_history",
+    "replay_crm",
     "site_call_count",
 ]
 
@@ -118,3 +121,42 @@ def _with_contact(record: CallRecord, known: dict[str, str]) -> CallRecord:
     if contact_id is None or record.contact_id == contact_id:
         return record
     return dataclasses.replace(record, contact_id=contact_id, first_time=False)
+
+
+async def replay_crm(
+    db: Database, calls: Sequence[HistoryCall], rules: CrmRules, *, settled_before: datetime
+) -> int:
+    """Run the CRM's rules over imported calls in the order they ended, as the gateway would
+    have (leads move, follow-ups open and close); follow-ups due before `settled_before` are
+    then closed as done by the staff, as a real team would have. Returns the writes made."""
+    ended = sorted(
+        (c.record for c in calls if c.record.ended_at and c.record.contact_id),
+        key=lambda r: str(r.ended_at),
+    )
+    made = 0
+    for record in ended:
+        at = datetime.fromisoformat(str(record.ended_at))
+        call = FinishedCall(
+            record.call_id, record.site, str(record.contact_id), record.state,
+            record.talk_seconds, at,
+        )  # fmt: skip
+        outcome = after_call(call, rules)
+        # Each call's rows in their own commit: a later call's task closing needs the earlier
+        # call's task there first.
+        writes = outcome_writes(
+            record.site, str(record.contact_id), outcome, call_id=record.call_id,
+            who="system", at=at,
+        )  # fmt: skip
+        await db.write(writes)
+        made += len(writes)
+    await db.write(
+        [
+            Write(
+                "UPDATE tasks SET closed_at = due_at, closed_by = 'demo'"
+                " WHERE closed_at IS NULL AND due_at < ?",
+                (ts(settled_before),),
+                rank=90,
+            )
+        ]
+    )
+    return made

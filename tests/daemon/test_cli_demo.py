@@ -164,3 +164,26 @@ async def test_the_demo_login_is_made_once_with_its_password_readable_by_the_own
         assert await authenticate(db, fields["e-mail"], fields["password"] + "x") is None
     finally:
         await db.close()
+
+
+@pytest.mark.timeout(120)
+def test_the_history_went_through_the_crm_rules(config: Path) -> None:
+    """Leads moved and follow-ups made as the gateway would have: answered calls with talk
+    made their lead `contacted`; missed ones opened tasks, those of the last week still open."""
+    seeded = ctgw(config, "demo", "seed", "--days", "30")
+    assert seeded.returncode == 0, seeded.stderr
+    with store(config) as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM leads GROUP BY 1").fetchall())
+        assert statuses.get("contacted", 0) > 0 and statuses.get("new", 0) > 0
+        unanswered = conn.execute(
+            "SELECT count(*) FROM calls WHERE state IN ('missed', 'abandoned')"
+            " AND contact_id IS NOT NULL"
+        ).fetchone()[0]
+        tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        assert tasks == unanswered > 0
+        late = conn.execute(
+            "SELECT count(*) FROM tasks WHERE closed_at IS NULL"
+            " AND due_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')"
+        ).fetchone()[0]
+        still_open = conn.execute("SELECT count(*) FROM tasks WHERE closed_at IS NULL")
+        assert late == 0 and still_open.fetchone()[0] > 0
