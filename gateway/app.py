@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS
+from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS, SCREEN_POPS
 from gateway.config import Config, ConfigError
 from gateway.http.admin import add_admin_routes
 from gateway.http.admin_contacts import add_contact_routes
@@ -29,8 +29,9 @@ from gateway.tasks import cancel_and_wait
 from gateway.telephony.agi import start_agi_server
 from gateway.telephony.call_follower import following_calls
 from gateway.telephony.call_ledger import CallLedger
+from gateway.telephony.pop_hub import PopHub
 from gateway.telephony.route import CallRouter
-from gateway.telephony.screen_pop import screen_pops
+from gateway.telephony.screen_pop import ScreenPopTap, describe_screen_pops
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -52,7 +53,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_housekeeping)
     app.cleanup_ctx.append(_ami)
     app.cleanup_ctx.append(_fastagi)
-    app.cleanup_ctx.append(screen_pops)  # after AMI: the agent console's pops
+    app.cleanup_ctx.append(_screen_pops)  # after AMI: the agent console's pops
     add_public_routes(app)
     add_admin_routes(app)
     add_report_routes(app)
@@ -187,3 +188,20 @@ def describe_urls(config: Config) -> dict[str, Any]:
         "demo": f"{base}/demo/",
         "swap_js": f"{base}/swap.js",
     }
+
+
+async def _screen_pops(app: web.Application) -> AsyncIterator[None]:
+    """The pop hub for the agent pages, fed from AMI when AMI is on (a cleanup context that
+    runs after the AMI one)."""
+    hub = app[SCREEN_POPS] = PopHub()
+    link = app.get(AMI)
+    tap = ScreenPopTap(link, hub, app[DB], app[CLOCK]) if link is not None else None
+    describe_screen_pops(app[METRICS], hub, tap)
+    if tap is None:
+        yield
+        return
+    tap.start()
+    try:
+        yield
+    finally:
+        await tap.close()

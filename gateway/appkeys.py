@@ -12,13 +12,14 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.config import Config
-    from gateway.http.staff_auth import LoginThrottle
     from gateway.leasing.desk import SessionDesk
+    from gateway.login_throttle import LoginThrottle
     from gateway.metrics import Metrics
     from gateway.store.database import Database
     from gateway.telephony.agi import AgiServer
     from gateway.telephony.ami import AmiClient
     from gateway.telephony.call_ledger import CallLedger
+    from gateway.telephony.pop_hub import PopHub
     from numberpool.clock import Clock
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "LEDGER",
     "LOGIN_THROTTLE",
     "METRICS",
+    "SCREEN_POPS",
 ]
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -47,3 +49,5 @@ LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 
 # The origin a request was allowed from, so error answers carry the CORS header too.
 CORS_ORIGIN: web.RequestKey[str] = web.RequestKey("cors_origin")
+# The hub the agent pages subscribe to (gateway/http/agent_console.py), fed from AMI.
+SCREEN_POPS: web.AppKey[PopHub] = web.AppKey("screen_pops")

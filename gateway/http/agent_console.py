@@ -13,12 +13,11 @@ import json
 import structlog
 from aiohttp import web
 
-from gateway.appkeys import DB
+from gateway.appkeys import DB, SCREEN_POPS
 from gateway.http.pages import STAFF, esc, page
 from gateway.http.staff_auth import current_session, staff_page
 from gateway.store.agents import ENDPOINT_ROLES, endpoints_of
 from gateway.telephony.pop_hub import Pop, PopHub, Subscription
-from gateway.telephony.screen_pop import SCREEN_POPS
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -45,7 +44,7 @@ _SSE_HEADERS = {
 
 
 def add_agent_console(app: web.Application) -> None:
-    """Register the agent page and its event stream (the hub comes from screen_pops())."""
+    """Register the agent page and its event stream (the hub: app[SCREEN_POPS])."""
     app.router.add_get("/staff/agent", agent_page)
     app.router.add_get("/staff/agent/events", agent_events)
 

@@ -17,7 +17,6 @@ from gateway.http.dashboard import dashboard
 from gateway.http.pages import CSRF, esc, page
 from gateway.http.staff_auth import (
     COOKIE,
-    LoginThrottle,
     current_session,
     forbidden_page,
     staff_page,
@@ -26,6 +25,7 @@ from gateway.http.staff_calls import add_call_routes
 from gateway.http.staff_campaigns import campaigns
 from gateway.http.staff_contacts import add_contact_pages
 from gateway.http.staff_pools import pools
+from gateway.login_throttle import LoginThrottle
 from gateway.store.agents import check_endpoints, endpoints_by_user, set_endpoints
 from gateway.store.staff import (
     MIN_PASSWORD,

@@ -8,12 +8,10 @@ lookups run in a task of their own, and nothing here ever waits for a page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import structlog
-from aiohttp import web
 
-from gateway.appkeys import AMI, CLOCK, DB, METRICS
 from gateway.metrics import Metrics
 from gateway.store.agents import contact_card
 from gateway.store.calls import attributed_visit, call_for_linkedid
@@ -25,12 +23,10 @@ from gateway.telephony.pop_content import Ring, pop_content, ring_of
 from gateway.telephony.pop_hub import PopHub
 from numberpool.clock import Clock
 
-__all__ = ["SCREEN_POPS", "ScreenPopTap", "screen_pops"]
+__all__ = ["ScreenPopTap", "describe_screen_pops"]
 
 log = structlog.get_logger()
 
-# The hub the agent pages subscribe to (gateway/http/agent_console.py reads it).
-SCREEN_POPS: web.AppKey[PopHub] = web.AppKey("screen_pops")
 _DIALS = frozenset({"dialbegin", "dialend"})
 
 
@@ -119,24 +115,8 @@ class ScreenPopTap:
         await cancel_and_wait(task)
 
 
-async def screen_pops(app: web.Application) -> AsyncIterator[None]:
-    """The pop hub for the agent pages, fed from AMI when AMI is on (a cleanup context that
-    runs after the AMI one)."""
-    hub = app[SCREEN_POPS] = PopHub()
-    link = app.get(AMI)
-    tap = ScreenPopTap(link, hub, app[DB], app[CLOCK]) if link is not None else None
-    _describe(app[METRICS], hub, tap)
-    if tap is None:
-        yield
-        return
-    tap.start()
-    try:
-        yield
-    finally:
-        await tap.close()
-
-
-def _describe(metrics: Metrics, hub: PopHub, tap: ScreenPopTap | None) -> None:
+def describe_screen_pops(metrics: Metrics, hub: PopHub, tap: ScreenPopTap | None) -> None:
+    """The screen pops' metrics: published, dropped (by pages, or before the lookup), pages."""
     metrics.describe("ctgw_screen_pops_published", "Screen pops published to agent pages.")
     metrics.describe(
         "ctgw_screen_pops_dropped",

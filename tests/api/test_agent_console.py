@@ -15,12 +15,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from gateway.appkeys import AGI, AMI, CLOCK, DB
+from gateway.appkeys import AGI, AMI, CLOCK, DB, SCREEN_POPS
 from gateway.config import parse_config
 from gateway.store.agents import set_endpoints
 from gateway.store.database import Write
 from gateway.store.staff import create_user, open_session
-from gateway.telephony.screen_pop import SCREEN_POPS
 from tests.api.conftest import demo_config
 from tests.api.conftest import open_session as open_visit
 from tests.api.test_call_routing import call_env, routed

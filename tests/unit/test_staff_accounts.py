@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.http.staff_auth import LoginThrottle
+from gateway.login_throttle import LoginThrottle
 from gateway.store.staff import (
     StaffUser,
     UserInputError,
