@@ -20,6 +20,7 @@ from gateway.settings import (
     AgiSettings,
     AmiSettings,
     AsteriskSettings,
+    CallsSettings,
     Config,
     CrmSettings,
     DispositionSettings,
@@ -41,6 +42,7 @@ __all__ = [
     "AgiSettings",
     "AmiSettings",
     "AsteriskSettings",
+    "CallsSettings",
     "Config",
     "ConfigError",
     "CrmSettings",
@@ -66,7 +68,9 @@ class ConfigError(ValueError):
 # What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
 _DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._:+-]+(/[A-Za-z0-9@._:+-]+)*")
 
-_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone", "crm")
+_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone", "crm", "calls")
+# A dialplan context name Originate may be sent to (no comma, quote or line break).
+_CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}")
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
@@ -103,7 +107,10 @@ def parse_config(
             raise ConfigError(f"{source}: [{section}] must be a table")
         data[section] = {**table, key: _EnvValue(name, value)}
     config: Config = _build(Config, data, source, "")
-    config = dataclasses.replace(config, source=source)
+    # With click-to-call on, doctor checks that the AMI user holds the originate right.
+    on = config.asterisk.click_to_call or config.calls.click_to_call
+    asterisk = dataclasses.replace(config.asterisk, click_to_call=on)
+    config = dataclasses.replace(config, source=source, asterisk=asterisk)
     _check_semantics(config)
     return config
 
@@ -193,6 +200,13 @@ def _from_env(hint: Any, value: _EnvValue, source: str, key: str) -> Any:
 def _check_semantics(config: Config) -> None:
     _check_sections(config)
     _check_sites(config)
+    if not _CONTEXT.fullmatch(config.calls.outbound_context):
+        raise ConfigError(f"{config.source}: 'calls.outbound_context': letters, digits, - or _")
+    check, ids = _SiteCheck(config), [("calls", config.calls.outbound_caller_id)]
+    ids += [(f"sites[{i}]", site.outbound_caller_id) for i, site in enumerate(config.sites)]
+    for where, number in ids:
+        if number:
+            check.number(number, f"{where}.outbound_caller_id")
 
 
 def _check_sections(config: Config) -> None:

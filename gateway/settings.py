@@ -16,6 +16,7 @@ __all__ = [
     "AgiSettings",
     "AmiSettings",
     "AsteriskSettings",
+    "CallsSettings",
     "Config",
     "CrmSettings",
     "DispositionSettings",
@@ -109,6 +110,25 @@ class AsteriskSettings:
             "help": "the AMI user is meant to hold the originate right (ctgw doctor warns when"
             " it holds it and this is false); the gateway itself originates no calls"
         },
+    )
+
+
+@dataclass(frozen=True)
+class CallsSettings:
+    click_to_call: bool = field(
+        default=False,
+        metadata={
+            "help": "agents may call a contact from its page or task: AMI Originate rings the"
+            " agent's endpoint, then the contact through outbound_context (needs the AMI"
+            " user's originate right)"
+        },
+    )
+    outbound_context: str = field(
+        default="ctgw-outbound",
+        metadata={"help": "dialplan context that dials the contact's E.164 number out"},
+    )
+    outbound_caller_id: str = field(
+        default="", metadata={"help": "E.164 caller id of outbound calls (a site's own wins)"}
     )
 
 
@@ -234,6 +254,9 @@ class SiteSettings:
         default="UTC",
         metadata={"help": "IANA time zone the site's reports count days and hours in"},
     )
+    outbound_caller_id: str = field(
+        default="", metadata={"help": "E.164 caller id of this site's click-to-call calls"}
+    )
 
 
 @dataclass(frozen=True)
@@ -284,5 +307,6 @@ class Config:
     log: LogSettings = field(default_factory=LogSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
     crm: CrmSettings = field(default_factory=CrmSettings)
+    calls: CallsSettings = field(default_factory=CallsSettings)
     sites: list[SiteSettings] = field(default_factory=list)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -16,6 +16,7 @@ from gateway.http.admin_contacts import lead_sites, who_acts
 from gateway.http.errors import ApiError
 from gateway.http.pages import CSRF, STAFF, esc, page
 from gateway.http.staff_auth import staff_page, visible_sites
+from gateway.http.staff_click_to_call import add_click_to_call, call_button
 from gateway.http.staff_scope import error_page, param
 from gateway.store.crm_edits import edit_lead, edit_task, known_facts, set_disposition
 from gateway.store.crm_reads import (
@@ -47,6 +48,7 @@ def add_contact_pages(app: web.Application) -> None:
     app.router.add_get("/staff/tasks", tasks_page)
     app.router.add_post("/staff/tasks/{task_id}/close", task_close)
     app.router.add_post("/staff/calls/{call_id}/disposition", disposition_save)
+    add_click_to_call(app)
 
 
 def _contact_href(contact_id: str, site: str) -> str:
@@ -252,6 +254,7 @@ async def contact_page(request: web.Request) -> web.StreamResponse:
     body = (
         f"<h1>{esc(lead['name'] or contact['name'] or contact['number'])}</h1>\n{saved}"
         + f'<p class="scope">Site {esc(site)}</p>'
+        + call_button(request, contact["contact_id"], site)
         + (f'<ul class="other-sites">{others}</ul>' if others else "")
         + _facts(contact, lead)
         + f'<h2>Notes</h2><p class="notes">{esc(lead["notes"]) or "none"}</p>'

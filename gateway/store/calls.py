@@ -31,6 +31,8 @@ __all__ = [
     "linked_call",
     "list_calls",
     "open_calls",
+    "outbound_call_writes",
+    "outbound_dropped_write",
     "record_from_row",
 ]
 
@@ -289,3 +291,19 @@ async def open_calls(db: Database, started_before: datetime) -> list[CallRecord]
 def call_closed_write(call_id: str, state: str, at: datetime) -> Write:
     """An open record closed at `at` because Asterisk no longer has its call (resync)."""
     return Write(_CLOSED_SQL, (state, ts(at), call_id), rank=70)
+
+
+def outbound_call_writes(call: CallRecord) -> list[Write]:
+    """A click-to-call record: the route's INSERT with its direction (the column comes from
+    migration 0008; `CallRecord` itself is direction-agnostic)."""
+    insert = call_write(call)
+    sql = insert.sql.replace(" test_call)", " test_call, direction)").replace("?)", "?, ?)")
+    return [insert._replace(sql=sql, params=(*insert.params, "outbound"))]
+
+
+def outbound_dropped_write(call_id: str) -> Write:
+    """Removes a click-to-call record whose Originate AMI refused: no call happened."""
+    return Write(
+        "DELETE FROM calls WHERE call_id = ? AND direction = 'outbound' AND answered_at IS NULL",
+        (call_id,),
+    )

@@ -83,7 +83,7 @@ def _sql(keys: tuple[str, ...], join: bool) -> str:
         f" coalesce(sum({_TALK}), 0), count({_TALK})"
         f" FROM calls c {_SESSION if join else ''}"
         " WHERE c.site = ? AND c.started_at >= ? AND c.started_at < ?"
-        " AND c.spam = 0 AND c.test_call = 0"
+        " AND c.spam = 0 AND c.test_call = 0 AND c.direction = 'inbound'"
         f" GROUP BY {groups}c.state"
     )
 

@@ -56,7 +56,7 @@ _CALLS_SQL = (
     " s.landing_page AS s_landing_page, s.gclid AS s_gclid, s.gbraid AS s_gbraid,"
     " s.wbraid AS s_wbraid, s.msclkid AS s_msclkid, s.fbclid AS s_fbclid, s.bd_vid AS s_bd_vid"
     " FROM calls c LEFT JOIN sessions s ON c.session_id != '' AND s.session_id = c.session_id"
-    " WHERE c.site = ? AND c.started_at >= ? AND c.started_at < ?"
+    " WHERE c.site = ? AND c.started_at >= ? AND c.started_at < ? AND c.direction = 'inbound'"
     " ORDER BY c.started_at, c.call_id"
 )
 # The first counted call of each caller of the period, however long before it (by the index
@@ -67,7 +67,8 @@ _FIRSTS_SQL = (
     " s.wbraid AS s_wbraid, s.msclkid AS s_msclkid, s.fbclid AS s_fbclid, s.bd_vid AS s_bd_vid"
     " FROM (SELECT caller, attribution_kind, attribution, session_id,"
     " row_number() OVER (PARTITION BY caller ORDER BY started_at, call_id) AS nth"
-    " FROM calls WHERE site = ? AND spam = 0 AND test_call = 0 AND caller IN"
+    " FROM calls WHERE site = ? AND spam = 0 AND test_call = 0 AND direction = 'inbound'"
+    " AND caller IN"
     " (SELECT DISTINCT caller FROM calls WHERE site = ? AND started_at >= ? AND started_at < ?"
     " AND caller != '')) f"
     " LEFT JOIN sessions s ON f.session_id != '' AND s.session_id = f.session_id"

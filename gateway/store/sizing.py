@@ -31,6 +31,7 @@ _CALLS_SQL = (
     "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller,"
     " json_extract(attribution, '$.other_session_id') IS NOT NULL AS contested FROM calls"
     " WHERE site = ? AND started_at >= ? AND started_at < ? AND test_call = 0"
+    " AND direction = 'inbound'"
     " AND (dialed = ? OR dialed IN (SELECT number FROM numbers WHERE pool_id = ?)"
     " OR dialed IN (SELECT number FROM leases WHERE until >= ? AND pool_id = ?))"
     " ORDER BY started_at, call_id"

@@ -19,7 +19,11 @@ from gateway.telephony.ami_protocol import AmiMessage
 from numberpool.calls import ABANDON_SECONDS, unanswered_state
 from numberpool.clock import Clock
 
-__all__ = ["CallTracker", "CallUpdate", "agent_endpoint"]
+__all__ = ["OUTBOUND_PREFIX", "CallTracker", "CallUpdate", "agent_endpoint"]
+
+# The linkedid (Originate's ChannelId) of a click-to-call call starts so. Asterisk sets linkedids:
+# a caller cannot forge one, and the lab's own Originates (test callers) do not use it.
+OUTBOUND_PREFIX = "ctgw-out-"
 
 _SUFFIX = re.compile(r"(-[0-9a-fA-F]+)?(;[12])?$")
 _MAX_TEXT = 256
@@ -132,7 +136,10 @@ class CallTracker:
             return []
         # A hangup of a call never seen alive is ignored: opening a record only to close it
         # at once would invent a zero-second call.
-        call = self._call(event.get("Linkedid"), create=bool(channel) and name not in _HANGUPS)
+        linkedid = event.get("Linkedid")
+        if not channel and name in ("dialbegin", "dialend"):
+            linkedid = event.get("DestLinkedid")  # Originate's first leg: only Dest* fields
+        call = self._call(linkedid, create=bool(channel) and name not in _HANGUPS)
         if call is None:
             return []
         if channel and name not in _HANGUPS:
@@ -153,8 +160,14 @@ class CallTracker:
 
     def _dial(self, call: _Call, event: AmiMessage, name: str, now: datetime) -> None:
         dest = event.get("DestChannel")
-        # Dials without a calling channel are Originate's own first leg, not an agent ringing.
-        if not event.get("Channel") or not dest or self._is_lookup(event.get("DestContext"), dest):
+        if not dest or self._is_lookup(event.get("DestContext"), dest):
+            return
+        if not event.get("Channel"):
+            # Originate's own first leg. In click-to-call it rings the agent's phone first, so
+            # its device is the agent; the call is answered when the customer answers. Other
+            # Originates (a test's caller) are no agent ringing.
+            if call.linkedid.startswith(OUTBOUND_PREFIX):
+                call.agent = call.agent or agent_endpoint(dest)
             return
         dest_id = event.get("DestUniqueid")
         endpoint = agent_endpoint(dest)

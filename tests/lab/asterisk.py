@@ -19,7 +19,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["AsteriskLab", "LabPorts", "asterisk_root", "free_port", "remove_stale_labs"]
+__all__ = [
+    "C2C_AMI_USER",
+    "CUSTOMER",
+    "CUSTOMER_SECRET",
+    "OUTBOUND_CONTEXT",
+    "AsteriskLab",
+    "LabPorts",
+    "asterisk_root",
+    "free_port",
+    "remove_stale_labs",
+]
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = Path("/var/cache/ctgw/asterisk-rootfs")
@@ -28,6 +38,12 @@ AMI_SECRET = "test-secret"
 CTGW_AMI_SECRET = "ctgw-lab-secret"
 AGENT = "agent1"
 AGENT_SECRET = "agent-secret"
+# The customer a click-to-call reaches (a second baresip phone) and the lab's outbound context.
+CUSTOMER = "customer1"
+CUSTOMER_SECRET = "customer-secret"
+OUTBOUND_CONTEXT = "test-outbound"
+# The shipped ctgw user plus the originate right, as click-to-call needs it.
+C2C_AMI_USER = "ctgw-c2c"
 
 # Modules that fail harmlessly or log noise at start (docs/lab.md), or that are slow and unused.
 _NOLOAD = (
@@ -192,19 +208,33 @@ class AsteriskLab:
             "timestampevents = yes\n\n"
             f"[{AMI_USER}]\nsecret = {AMI_SECRET}\n"
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-            "read = all\nwrite = all\n\n" + ctgw
+            "read = all\nwrite = all\n\n" + ctgw + "\n\n" + self._c2c_user(ctgw)
         )
+
+    @staticmethod
+    def _c2c_user(ctgw: str) -> str:
+        """The shipped user under another name, with `originate` added to its write classes."""
+        user = ctgw.replace("[ctgw]", f"[{C2C_AMI_USER}]", 1)
+        return user.replace("\nwrite = reporting\n", "\nwrite = reporting,originate\n", 1)
 
     def _pjsip_conf(self) -> str:
         return (
             "[transport-udp]\ntype = transport\nprotocol = udp\n"
             f"bind = 127.0.0.1:{self.ports.sip}\n\n"
-            f"[{AGENT}]\ntype = endpoint\ncontext = test-agent-out\ndisallow = all\n"
-            f"allow = ulaw,alaw\nauth = {AGENT}\naors = {AGENT}\ndirect_media = no\n"
+            + self._phone_conf(AGENT, AGENT_SECRET)
+            + "\n"
+            + self._phone_conf(CUSTOMER, CUSTOMER_SECRET)
+        )
+
+    @staticmethod
+    def _phone_conf(user: str, secret: str) -> str:
+        return (
+            f"[{user}]\ntype = endpoint\ncontext = test-agent-out\ndisallow = all\n"
+            f"allow = ulaw,alaw\nauth = {user}\naors = {user}\ndirect_media = no\n"
             "rtp_symmetric = yes\n\n"
-            f"[{AGENT}]\ntype = auth\nauth_type = userpass\nusername = {AGENT}\n"
-            f"password = {AGENT_SECRET}\n\n"
-            f"[{AGENT}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
+            f"[{user}]\ntype = auth\nauth_type = userpass\nusername = {user}\n"
+            f"password = {secret}\n\n"
+            f"[{user}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
         )
 
     def _extensions_conf(self) -> str:
@@ -234,6 +264,9 @@ class AsteriskLab:
             "exten => _[a-z].,1,UserEvent(CtgwReached,Route: ${EXTEN})\n"
             " same => n,Answer()\n same => n,Wait(1)\n same => n,Hangup()\n\n"
             "[test-agent-out]\nexten => _X.,1,Hangup()\n\n"
+            "; Click-to-call's outbound context in the lab: any E.164 number rings the customer.\n"
+            f"[{OUTBOUND_CONTEXT}]\nexten => _+X.,1,Dial(PJSIP/{CUSTOMER},20)\n"
+            " same => n,Hangup()\n\n"
             "; A destination that rings and never answers (missed and abandoned calls).\n"
             "[test-ring]\nexten => _[a-z].,1,Ringing()\n same => n,Wait(120)\n"
         )

@@ -1,0 +1,3 @@
+-- Click-to-call records outbound calls in the same table as inbound ones: a call's direction
+-- says which, so reports keep counting inbound calls only (an agent's dial-out is no lead).
+ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound';

@@ -1,0 +1,168 @@
+"""Click-to-call for real: Asterisk 22, the agent's baresip phone (PJSIP/agent1) and a customer's
+(PJSIP/customer1). The click rings the agent first; the agent auto-answers; then the customer
+rings; the record says outbound with the agent; the contact's open task is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.appkeys import AMI, DB
+from gateway.config import parse_config
+from gateway.store.agents import set_endpoints
+from gateway.store.database import Write
+from gateway.store.staff import create_user
+from tests.api.conftest import demo_config
+from tests.integration.conftest import _missing
+from tests.lab.ami import TestAmi
+from tests.lab.asterisk import (
+    C2C_AMI_USER,
+    CTGW_AMI_SECRET,
+    CUSTOMER,
+    CUSTOMER_SECRET,
+    OUTBOUND_CONTEXT,
+    AsteriskLab,
+    free_port,
+)
+from tests.lab.phone import AgentPhone, baresip_path
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(90)]
+
+PASSWORD = "correct horse battery staple"
+NUMBER = "+14155550177"
+
+
+@pytest.fixture(scope="module")
+def customer_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
+    if baresip_path() is None:
+        _missing("baresip is not installed: run tests/lab/setup.sh as root")
+    phone = AgentPhone(
+        CUSTOMER,
+        CUSTOMER_SECRET,
+        sip_port=asterisk.ports.sip,
+        local_port=free_port(socket.SOCK_DGRAM),
+        ctrl_port=free_port(),
+    )
+    try:
+        phone.start()
+        phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
+        yield phone
+    finally:
+        phone.stop()
+
+
+@pytest.fixture
+async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
+    raw = demo_config(tmp_path)
+    raw["ami"] = {
+        "enabled": True,
+        "port": asterisk.ports.ami,
+        "username": C2C_AMI_USER,
+        "secret": CTGW_AMI_SECRET,
+    }
+    raw["calls"] = {
+        "click_to_call": True,
+        "outbound_context": OUTBOUND_CONTEXT,
+        "outbound_caller_id": "+14155550100",
+    }
+    client = await aiohttp_client(create_app(parse_config(raw, source="test")))
+    async with asyncio.timeout(15):
+        while not (AMI in client.app and client.app[AMI].connected):
+            await asyncio.sleep(0.05)
+    return client
+
+
+async def seed_contact(client: TestClient) -> None:
+    """A contact of site demo with an earlier missed call and its open follow-up task."""
+    at = "2026-11-30T10:00:00.000000Z"
+    await client.app[DB].write(
+        [
+            Write("INSERT INTO contacts (contact_id, number) VALUES ('k1', ?)", (NUMBER,)),
+            Write(
+                "INSERT INTO calls (call_id, site, dialed, caller, started_at, ended_at, state,"
+                " contact_id, attribution_kind) VALUES ('c0', 'demo', '+14155550101', ?, ?, ?,"
+                " 'missed', 'k1', 'static')",
+                (NUMBER, at, at),
+            ),
+            Write(
+                "INSERT INTO tasks (task_id, site, contact_id, call_id, due_at, created_at)"
+                " VALUES ('t-c0', 'demo', 'k1', 'c0', ?, ?)",
+                (at, at),
+            ),
+        ]
+    )
+
+
+async def login(client: TestClient, email: str) -> str:
+    """Log in as a new agent of demo on PJSIP/agent1; returns the session's CSRF token."""
+    db = client.app[DB]
+    user = await create_user(
+        db,
+        email=email,
+        name="A",
+        role="agent",
+        sites=["demo"],
+        password=PASSWORD,
+        at=datetime.now(UTC),
+    )
+    await set_endpoints(db, user.user_id, ["PJSIP/agent1"])
+    resp = await client.post(
+        "/staff/login", data={"email": email, "password": PASSWORD}, allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    page = await (await client.get("/staff/contacts")).text()
+    return page.split('name="csrf" value="')[1].split('"')[0]
+
+
+async def test_click_rings_agent_then_customer_and_closes_the_task(
+    gateway: TestClient, ami: TestAmi, agent_phone: AgentPhone, customer_phone: AgentPhone
+) -> None:
+    await seed_contact(gateway)
+    csrf = await login(gateway, "agent@example.com")
+    resp = await gateway.post(
+        "/staff/contacts/k1/call", data={"site": "demo", "csrf": csrf}, allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    call_id = resp.headers["X-Ctgw-Call-Id"]
+    first = await ami.wait_for(
+        lambda e: e.get("Event") == "DialBegin" and e.get("DestLinkedid") == call_id, timeout=15
+    )
+    assert first.get("DestChannel", "").startswith("PJSIP/agent1-")
+    second = await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialBegin"
+            and e.get("Linkedid") == call_id
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=15,
+    )
+    assert second.get("Channel", "").startswith("PJSIP/agent1-")
+    await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialEnd"
+            and e.get("Linkedid") == call_id
+            and e.get("DialStatus") == "ANSWER"
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=15,
+    )
+    await asyncio.sleep(1)
+    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
+    db = gateway.app[DB]
+    async with asyncio.timeout(15):
+        while True:
+            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+            task = await db.fetchone("SELECT closed_at FROM tasks WHERE task_id = 't-c0'")
+            if row["ended_at"] and task["closed_at"]:
+                break
+            await asyncio.sleep(0.1)
+    assert row["direction"] == "outbound" and row["state"] == "answered"
+    assert row["agent"] == "PJSIP/agent1" and row["caller"] == NUMBER
+    assert row["attribution_kind"] == "outbound"
