@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from numberpool.calls import ATTRIBUTION_FIELDS, CallRecord
 from numberpool.phone import display
 
-__all__ = ["CSV_COLUMNS", "calls_csv", "csv_chunks", "safe_cell"]
+__all__ = ["CHUNK_CHARS", "CSV_COLUMNS", "calls_csv", "csv_chunks", "safe_cell", "spreadsheet_csv"]
 
 CSV_COLUMNS = (
     "call_id",
@@ -45,13 +46,19 @@ def csv_chunks(calls: Iterable[CallRecord], chunk_chars: int = CHUNK_CHARS) -> I
     it), and each number also in its national format (Excel turns `+442079460000` into
     4.42079E+11; `020 7946 0000` stays text). The chunks joined are the whole file.
     """
+    shown = functools.lru_cache(maxsize=_SHOWN_NUMBERS)(_display)
+    rows = itertools.chain((CSV_COLUMNS,), (_row(call, shown) for call in calls))
+    return spreadsheet_csv(rows, chunk_chars)
+
+
+def spreadsheet_csv(rows: Iterable[Sequence[Any]], chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
+    """Rows as CSV a spreadsheet opens right (a byte order mark, CRLF lines), in chunks of
+    about `chunk_chars`; the chunks joined are the whole file."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    shown = functools.lru_cache(maxsize=_SHOWN_NUMBERS)(_display)
-    for call in calls:
-        writer.writerow(_row(call, shown))
+    for row in rows:
+        writer.writerow(row)
         if out.tell() >= chunk_chars:
             yield out.getvalue()
             out.seek(0)

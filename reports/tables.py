@@ -3,18 +3,15 @@ order mark, CRLF lines, text that would start a formula quoted), and the downloa
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reports.call_export import safe_cell
+from reports.call_export import CHUNK_CHARS, safe_cell, spreadsheet_csv
 
 __all__ = ["Table", "cell", "csv_chunks", "csv_text", "file_name"]
 
-_CHUNK_CHARS = 64 * 1024
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -35,25 +32,20 @@ def cell(value: Any) -> Any:
     return safe_cell(value)
 
 
-def csv_chunks(tables: Sequence[Table], chunk_chars: int = _CHUNK_CHARS) -> Iterator[str]:
+def csv_chunks(tables: Sequence[Table], chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
     """The tables as one CSV text in chunks, a blank line and the table's name between them."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
+    return spreadsheet_csv(_rows(tables), chunk_chars)
+
+
+def _rows(tables: Sequence[Table]) -> Iterator[Sequence[Any]]:
     for i, table in enumerate(tables):
         if len(tables) > 1:
             if i:
-                writer.writerow(())
-            writer.writerow((cell(table.name),))
-        writer.writerow([cell(c) for c in table.columns])
+                yield ()
+            yield (cell(table.name),)
+        yield [cell(c) for c in table.columns]
         for row in table.rows:
-            writer.writerow([cell(v) for v in row])
-            if out.tell() >= chunk_chars:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-    if out.tell():
-        yield out.getvalue()
+            yield [cell(v) for v in row]
 
 
 def csv_text(tables: Sequence[Table]) -> str:

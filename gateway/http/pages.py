@@ -4,12 +4,13 @@ Content-Security-Policy forbids both), the CSS served from /staff/static/."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
 from gateway.store.staff import StaffUser
 
-__all__ = ["CSP", "CSRF", "PAGE_HEADERS", "STAFF", "esc", "page"]
+__all__ = ["CSP", "CSRF", "PAGE_HEADERS", "STAFF", "check_boxes", "csrf_field", "esc", "page"]
 
 # What a staff request carries once checked (ISSUE12.md's request["staff"] and request["csrf"],
 # typed: aiohttp warns about string keys): the user, and their session's CSRF token.
@@ -47,6 +48,21 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def csrf_field(request: web.Request) -> str:
+    """The hidden field that carries the session's CSRF token in a staff form."""
+    token = request[CSRF] if CSRF in request else ""
+    return f'<input type="hidden" name="csrf" value="{esc(token)}">'
+
+
+def check_boxes(choices: Iterable[tuple[str, str]], checked: Callable[[str], bool]) -> str:
+    """Checkboxes (name, label), each ticked when `checked(name)`."""
+    return "".join(
+        f'<label class="check"><input type="checkbox" name="{esc(name)}" value="1"'
+        f"{' checked' if checked(name) else ''}> {esc(label)}</label>"
+        for name, label in choices
+    )
+
+
 def _nav(request: web.Request) -> str:
     if STAFF not in request:
         return ""
@@ -59,9 +75,9 @@ def _nav(request: web.Request) -> str:
     who = esc(user.name or user.email)
     logout = (
         '<form class="logout" method="post" action="/staff/logout">'
-        f'<input type="hidden" name="csrf" value="{esc(request[CSRF] if CSRF in request else "")}">'
-        f'<span class="who">{who} ({esc(user.role)})</span> '
-        '<button type="submit">Log out</button></form>'
+        + csrf_field(request)
+        + f'<span class="who">{who} ({esc(user.role)})</span> '
+        + '<button type="submit">Log out</button></form>'
     )
     return f'<nav><ul class="nav">{links}</ul>{logout}</nav>'
 

@@ -14,7 +14,7 @@ from gateway.appkeys import CLOCK, CONFIG, DB, LOGIN_THROTTLE
 from gateway.http.agent_console import add_agent_console, endpoints_field
 from gateway.http.client_address import request_client
 from gateway.http.dashboard import dashboard
-from gateway.http.pages import CSRF, esc, page
+from gateway.http.pages import csrf_field, esc, page
 from gateway.http.staff_auth import (
     COOKIE,
     current_session,
@@ -233,6 +233,7 @@ def _users_table(people: list[StaffUser], phones: dict[str, list[str]]) -> str:
 def _user_form(
     csrf: str, sites: dict[str, str], values: dict[str, str], chosen: frozenset[str]
 ) -> str:
+    """The add-user form; `csrf` is the form's hidden field (pages.csrf_field)."""
     roles = "".join(
         f'<option value="{esc(r)}"{" selected" if values.get("role") == r else ""}>'
         f"{esc(r)}</option>"
@@ -245,7 +246,7 @@ def _user_form(
     )
     return (
         '<h2>Add a user</h2>\n<form class="add-user" method="post" action="/staff/users">\n'
-        f'<input type="hidden" name="csrf" value="{esc(csrf)}">\n'
+        f"{csrf}\n"
         '<label>E-mail <input type="email" name="email" required'
         f' value="{esc(values.get("email", ""))}"></label>\n'
         '<label>Name <input type="text" name="name" maxlength="100"'
@@ -275,7 +276,7 @@ async def _users_page(
     table = _users_table(await list_users(db), await endpoints_by_user(db))
     body = (
         f"<h1>Users</h1>\n{notice}{table}\n"
-        f"{_user_form(request[CSRF], await known_sites(db), values or {}, chosen)}"
+        f"{_user_form(csrf_field(request), await known_sites(db), values or {}, chosen)}"
     )
     return page(request, "Users", body, status=status)
 

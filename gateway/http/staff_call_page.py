@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.appkeys import DB
-from gateway.http.pages import CSRF, STAFF, esc, page
+from gateway.http.pages import STAFF, check_boxes, csrf_field, esc, page
 from gateway.http.staff_auth import staff_page
 from gateway.http.staff_contacts import disposition_form
 from gateway.http.staff_scope import error_page
@@ -61,14 +61,10 @@ def _touch(css: str, touch: Touch, click_id: str = "") -> str:
 
 
 def _marks_form(request: web.Request, call_id: str, marks: dict[str, bool]) -> str:
-    boxes = "".join(
-        f'<label class="check"><input type="checkbox" name="{name}" value="1"'
-        f"{' checked' if marks.get(name) else ''}> {label}</label>"
-        for name, label in (("spam", "Spam"), ("test", "Test call"))
-    )
+    boxes = check_boxes((("spam", "Spam"), ("test", "Test call")), lambda m: bool(marks.get(m)))
     return (
         f'<form class="marks" method="post" action="{esc(_path(call_id))}/marks">'
-        f'<input type="hidden" name="csrf" value="{esc(request[CSRF])}">{boxes}'
+        f"{csrf_field(request)}{boxes}"
         '<button type="submit">Save marks</button></form>'
     )
 

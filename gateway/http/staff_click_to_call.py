@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from gateway.appkeys import AMI, CLOCK, CONFIG, DB
-from gateway.http.pages import CSRF, STAFF, esc
+from gateway.http.pages import STAFF, csrf_field, esc
 from gateway.http.staff_auth import staff_page
 from gateway.http.staff_scope import error_page
 from gateway.settings import Config
@@ -38,12 +38,11 @@ def call_button(request: web.Request, contact_id: str, site: str) -> str:
     if not request.app[CONFIG].calls.click_to_call or request[STAFF].role not in ENDPOINT_ROLES:
         return ""
     action = f"/staff/contacts/{quote(contact_id, safe='')}/call"
-    csrf = request[CSRF] if CSRF in request else ""
     return (
         f'<form class="click-to-call" method="post" action="{esc(action)}">'
-        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
-        f'<input type="hidden" name="site" value="{esc(site)}">'
-        '<button type="submit">Call (rings your phone first)</button></form>\n'
+        + csrf_field(request)
+        + f'<input type="hidden" name="site" value="{esc(site)}">'
+        + '<button type="submit">Call (rings your phone first)</button></form>\n'
     )
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.appkeys import CLOCK, CONFIG, DB
 from gateway.http.admin_contacts import lead_sites, who_acts
 from gateway.http.errors import ApiError
-from gateway.http.pages import CSRF, STAFF, esc, page
+from gateway.http.pages import STAFF, check_boxes, csrf_field, esc, page
 from gateway.http.staff_auth import staff_page, visible_sites
 from gateway.http.staff_click_to_call import add_click_to_call, call_button
 from gateway.http.staff_scope import error_page, param
@@ -70,10 +70,6 @@ def _table(css: str, head: Sequence[str], rows: Sequence[Sequence[str]], empty: 
     )
 
 
-def _csrf(request: web.Request) -> str:
-    return f'<input type="hidden" name="csrf" value="{esc(request[CSRF])}">'
-
-
 def _options(values: Sequence[str], chosen: str, blank: str = "") -> str:
     first = f'<option value="">{esc(blank)}</option>' if blank else ""
     return first + "".join(
@@ -87,7 +83,7 @@ def disposition_form(request: web.Request, call_id: str, current: str = "", note
     names = [d.name for d in request.app[CONFIG].crm.rules().dispositions]
     action = f"/staff/calls/{quote(call_id, safe='')}/disposition"
     return (
-        f'<form class="disposition" method="post" action="{esc(action)}">{_csrf(request)}'
+        f'<form class="disposition" method="post" action="{esc(action)}">{csrf_field(request)}'
         f'<select name="disposition" aria-label="Disposition">'
         f"{_options(names, current, 'choose…')}</select>"
         '<input type="text" name="note" maxlength="2000" placeholder="Note" aria-label="Note"'
@@ -179,13 +175,9 @@ def _facts(contact: dict[str, Any], lead: dict[str, Any]) -> str:
 
 
 def _edit_form(request: web.Request, href: str, site: str, lead: dict[str, Any]) -> str:
-    boxes = "".join(
-        f'<label class="check"><input type="checkbox" name="{m}" value="1"'
-        f"{' checked' if lead[m] else ''}> {label}</label>"
-        for m, label in (("spam", "Spam"), ("test", "Test"))
-    )
+    boxes = check_boxes((("spam", "Spam"), ("test", "Test")), lambda m: bool(lead[m]))
     return (
-        f'<form class="contact-edit" method="post" action="{esc(href)}">{_csrf(request)}'
+        f'<form class="contact-edit" method="post" action="{esc(href)}">{csrf_field(request)}'
         f'<input type="hidden" name="site" value="{esc(site)}">'
         '<input type="hidden" name="marks" value="1">'
         f'<label>Status <select name="status">{_options(STATUSES, lead["status"])}</select></label>'
@@ -204,7 +196,7 @@ def _task_rows(request: web.Request, tasks: Sequence[dict[str, Any]], back: str)
     for t in tasks:
         action = f"/staff/tasks/{quote(t['task_id'], safe='')}/close"
         close = (
-            f'<form class="close-task" method="post" action="{esc(action)}">{_csrf(request)}'
+            f'<form class="close-task" method="post" action="{esc(action)}">{csrf_field(request)}'
             f'<input type="hidden" name="back" value="{esc(back)}">'
             '<button type="submit">Close</button></form>'
             if t["open"]
