@@ -81,11 +81,29 @@ def test_the_pure_packages_import_nothing_from_the_gateway(package: str) -> None
 
 
 def test_the_store_imports_no_room_above_it() -> None:
-    """gateway/store/ imports nothing of http/, telephony/ or leasing/."""
-    above = ("gateway.http", "gateway.telephony", "gateway.leasing", "gateway.app")
+    """gateway/store/ imports nothing of http/, telephony/, leasing/ or webhooks/."""
+    above = (
+        "gateway.http",
+        "gateway.telephony",
+        "gateway.leasing",
+        "gateway.webhooks",
+        "gateway.app",
+    )
     found = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in (ROOT / "gateway" / "store").rglob("*.py")
+        for name in _imported(path)
+        if _within([name], above)
+    }
+    assert found == set()
+
+
+def test_the_webhooks_room_imports_no_room_beside_or_above_it() -> None:
+    """gateway/webhooks/ sends from the store; it imports nothing of http/, telephony/ or leasing/."""
+    above = ("gateway.http", "gateway.telephony", "gateway.leasing", "gateway.app")
+    found = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "gateway" / "webhooks").rglob("*.py")
         for name in _imported(path)
         if _within([name], above)
     }
@@ -104,7 +122,8 @@ def test_the_call_path_loads_no_leasing_or_http_module() -> None:
     """The route and the AMI -> store glue run on the store and the domain alone."""
     loaded = _loaded_by("gateway.telephony.route", "gateway.telephony.call_ledger")
     assert "gateway.telephony.route" in loaded
-    assert _within(loaded, ("gateway.leasing", "gateway.http", "reports")) == []
+    unwanted = ("gateway.leasing", "gateway.http", "gateway.webhooks", "reports")
+    assert _within(loaded, unwanted) == []
 
 
 def test_no_module_is_over_the_size_a_newcomer_reads_at_once() -> None:
