@@ -16,6 +16,8 @@ from gateway.telephony.agi import AgiRequest, AgiServer, RouteDecision, start_ag
 from tests.lab.ami import TestAmi
 from tests.lab.asterisk import (
     AGENT,
+    AGENT2,
+    AGENT2_SECRET,
     AGENT_SECRET,
     AMI_SECRET,
     AMI_USER,
@@ -62,11 +64,21 @@ def asterisk() -> Iterator[AsteriskLab]:
 @pytest.fixture(scope="session")
 def agent_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
     """A baresip phone registered as the lab's agent1, auto-answering."""
+    yield from _registered_phone(asterisk, AGENT, AGENT_SECRET)
+
+
+@pytest.fixture(scope="session")
+def agent2_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
+    """A second agent's baresip phone, registered as agent2, auto-answering."""
+    yield from _registered_phone(asterisk, AGENT2, AGENT2_SECRET)
+
+
+def _registered_phone(asterisk: AsteriskLab, user: str, secret: str) -> Iterator[AgentPhone]:
     if baresip_path() is None:
         _missing("baresip is not installed: run tests/lab/setup.sh as root")
     phone = AgentPhone(
-        AGENT,
-        AGENT_SECRET,
+        user,
+        secret,
         sip_port=asterisk.ports.sip,
         local_port=free_port(socket.SOCK_DGRAM),
         ctrl_port=free_port(),

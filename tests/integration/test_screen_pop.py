@@ -1,7 +1,7 @@
 """The screen pop for real: a visit leases a number, a call to it through Asterisk 22 rings the
 agent's baresip phone (PJSIP/agent1), and the agent console open in headless Chromium shows the
 caller and the visit's campaign within a second of AMI's DialBegin. Two calls at once for two
-agents each reach the right page."""
+agents, each on a real baresip phone (PJSIP/agent1, PJSIP/agent2), each reach the right page."""
 
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ from tests.api.conftest import demo_config, open_session
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import new_call_id
 from tests.lab.ami import AmiEvent, TestAmi
-from tests.lab.asterisk import CTGW_AMI_SECRET, AsteriskLab
+from tests.lab.asterisk import AGENT2, CTGW_AMI_SECRET, AsteriskLab
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser, pytest.mark.timeout(120)]
 
 PASSWORD = "correct horse battery staple"
-RING_ONLY = "+14155550151"  # a static number whose destination rings and never answers
-RINGER = "Local/nobody@test-ring"  # that destination, as AMI names its channels' endpoint
+AGENT2_LINE = "+14155550152"  # a static number of the demo site that rings the second agent
+AGENT2_ENDPOINT = f"PJSIP/{AGENT2}"
+NO_ANSWER_LINE = "+14155550151"  # a static number of demo whose destination never answers
+OTHER_SITE_LINE = "+14155550161"  # the line of a second site, ringing agent1's phone too
+CONTACTED_TALK_SECONDS = 2  # the lab's calls talk about 3 s
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -70,9 +73,18 @@ async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> Test
         "username": "ctgw",
         "secret": CTGW_AMI_SECRET,
     }
-    raw["sites"][0]["static_numbers"].append(
-        {"number": RING_ONLY, "source": "radio", "destination": RINGER}
+    raw["sites"][0]["static_numbers"] += [
+        {"number": AGENT2_LINE, "source": "radio", "destination": AGENT2_ENDPOINT},
+        {"number": NO_ANSWER_LINE, "source": "flyer", "destination": "Local/nobody@test-ring"},
+    ]
+    raw["sites"].append(
+        {
+            "key": "other",
+            "destination": "PJSIP/agent1",
+            "static_numbers": [{"number": OTHER_SITE_LINE, "source": "print"}],
+        }
     )
+    raw["crm"] = {"contacted_talk_seconds": CONTACTED_TALK_SECONDS}
     client = await aiohttp_client(create_app(parse_config(raw, source="test")))
     async with asyncio.timeout(15):
         while not (AMI in client.app and client.app[AMI].connected):
@@ -80,15 +92,17 @@ async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> Test
     return client
 
 
-async def console_page(browser: Any, client: TestClient, email: str, endpoint: str) -> Any:
-    """A Chromium page on /staff/agent, logged in as a new agent of `endpoint`, live."""
+async def console_page(
+    browser: Any, client: TestClient, email: str, endpoint: str, sites: tuple[str, ...] = ("demo",)
+) -> Any:
+    """A Chromium page on /staff/agent, logged in as a new agent of `endpoint` on `sites`, live."""
     db = client.app[DB]
     user = await create_user(
         db,
         email=email,
         name=email.split("@")[0],
         role="agent",
-        sites=["demo"],
+        sites=list(sites),
         password=PASSWORD,
         at=datetime.now(UTC),
     )
@@ -117,6 +131,14 @@ async def dial_begin(ami: TestAmi, linkedid: str, dest_prefix: str) -> AmiEvent:
             and e.get("DestChannel", "").startswith(dest_prefix)
         ),
         timeout=15,
+    )
+
+
+async def hangup(ami: TestAmi, rang: AmiEvent) -> AmiEvent:
+    """The Hangup of the phone's channel that `rang` (a DialBegin) rang."""
+    return await ami.wait_for(
+        lambda e: e.get("Event") == "Hangup" and e.get("Channel") == rang["DestChannel"],
+        timeout=20,
     )
 
 
@@ -166,10 +188,11 @@ async def test_a_call_to_a_leased_number_pops_on_the_agents_page_within_a_second
 
 
 async def test_two_calls_at_once_for_two_agents_each_reach_the_right_page(
-    gateway: TestClient, ami: TestAmi, agent_phone: Any, chromium: Any
+    gateway: TestClient, ami: TestAmi, agent_phone: Any, agent2_phone: Any, chromium: Any
 ) -> None:
+    """Both real phones ring at once; each agent's page shows its own call and not the other."""
     ann = await console_page(chromium, gateway, "ann@example.com", "PJSIP/agent1")
-    bea = await console_page(chromium, gateway, "bea@example.com", RINGER)
+    bea = await console_page(chromium, gateway, "bea@example.com", AGENT2_ENDPOINT)
     url = "https://www.demo-plumbing.example/?utm_source=bing&utm_campaign=autumn"
     visit = await (await open_session(gateway, url=url)).json()
     to_ann, to_bea = new_call_id(), new_call_id()
@@ -177,18 +200,22 @@ async def test_two_calls_at_once_for_two_agents_each_reach_the_right_page(
         ami.originate(
             visit["numbers"][0]["number"], "test-inbound", '"Ada" <+12025550100>', to_ann, 3
         ),
-        ami.originate(RING_ONLY, "test-inbound", '"Bo" <+12025550199>', to_bea, 30),
+        ami.originate(AGENT2_LINE, "test-inbound", '"Bo" <+12025550199>', to_bea, 3),
     )
-    rang_ann = await dial_begin(ami, to_ann, "PJSIP/agent1-")
-    rang_bea = await dial_begin(ami, to_bea, "Local/nobody@test-ring-")
-    try:
-        seen_ann, seen_bea = await shown(ann, to_ann), await shown(bea, to_bea)
-    finally:
-        await ami.action("Hangup", Channel=rang_bea["Channel"])
+    rang_ann, rang_bea = await asyncio.gather(
+        dial_begin(ami, to_ann, "PJSIP/agent1-"), dial_begin(ami, to_bea, f"{AGENT2_ENDPOINT}-")
+    )
+    seen_ann, seen_bea = await asyncio.gather(shown(ann, to_ann), shown(bea, to_bea))
+    # Both phones were in a call at once: each rang before the other's call was hung up.
+    ended = await asyncio.gather(hangup(ami, rang_ann), hangup(ami, rang_bea))
+    assert float(rang_bea["Timestamp"]) < float(ended[0]["Timestamp"])
+    assert float(rang_ann["Timestamp"]) < float(ended[1]["Timestamp"])
     assert seen_ann["campaign"] == "autumn" and seen_ann["caller"].startswith("+12025550100")
     assert seen_bea["source"].startswith("radio") and seen_bea["caller"].startswith("+12025550199")
     assert await ann.query_selector(f'article.pop[data-linkedid="{to_bea}"]') is None
     assert await bea.query_selector(f'article.pop[data-linkedid="{to_ann}"]') is None
+    assert len(await ann.query_selector_all("article.pop")) == 1
+    assert len(await bea.query_selector_all("article.pop")) == 1
     delays = (_delay(seen_ann, rang_ann), _delay(seen_bea, rang_bea))
     _note(f"two calls: DialBegin -> pop drawn {delays[0] * 1000:.0f} / {delays[1] * 1000:.0f} ms")
     assert all(-0.05 < d < 1.0 for d in delays), delays

@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "AGENT2",
+    "AGENT2_SECRET",
     "C2C_AMI_USER",
+    "CTGW_AMI_SECRET",
     "CUSTOMER",
     "CUSTOMER_SECRET",
+    "DEAF_AMI_USER",
     "OUTBOUND_CONTEXT",
     "AsteriskLab",
     "LabPorts",
@@ -38,12 +42,17 @@ AMI_SECRET = "test-secret"
 CTGW_AMI_SECRET = "ctgw-lab-secret"
 AGENT = "agent1"
 AGENT_SECRET = "agent-secret"
+# A second agent's phone: two calls at once, each to its own agent's page.
+AGENT2 = "agent2"
+AGENT2_SECRET = "agent2-secret"
 # The customer a click-to-call reaches (a second baresip phone) and the lab's outbound context.
 CUSTOMER = "customer1"
 CUSTOMER_SECRET = "customer-secret"
 OUTBOUND_CONTEXT = "test-outbound"
 # The shipped ctgw user plus the originate right, as click-to-call needs it.
 C2C_AMI_USER = "ctgw-c2c"
+# The shipped ctgw user without the `call` read class (`ctgw doctor` must notice).
+DEAF_AMI_USER = "ctgw-deaf"
 
 # Modules that fail harmlessly or log noise at start (docs/lab.md), or that are slow and unused.
 _NOLOAD = (
@@ -208,7 +217,12 @@ class AsteriskLab:
             "timestampevents = yes\n\n"
             f"[{AMI_USER}]\nsecret = {AMI_SECRET}\n"
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-            "read = all\nwrite = all\n\n" + ctgw + "\n\n" + self._c2c_user(ctgw)
+            "read = all\nwrite = all\n\n"
+            + ctgw
+            + "\n\n"
+            + self._c2c_user(ctgw)
+            + "\n\n"
+            + self._deaf_user(ctgw)
         )
 
     @staticmethod
@@ -217,11 +231,19 @@ class AsteriskLab:
         user = ctgw.replace("[ctgw]", f"[{C2C_AMI_USER}]", 1)
         return user.replace("\nwrite = reporting\n", "\nwrite = reporting,originate\n", 1)
 
+    @staticmethod
+    def _deaf_user(ctgw: str) -> str:
+        """The shipped user under another name, reading `dtmf` events instead of `call`."""
+        user = ctgw.replace("[ctgw]", f"[{DEAF_AMI_USER}]", 1)
+        return user.replace("\nread = call\n", "\nread = dtmf\n", 1)
+
     def _pjsip_conf(self) -> str:
         return (
             "[transport-udp]\ntype = transport\nprotocol = udp\n"
             f"bind = 127.0.0.1:{self.ports.sip}\n\n"
             + self._phone_conf(AGENT, AGENT_SECRET)
+            + "\n"
+            + self._phone_conf(AGENT2, AGENT2_SECRET)
             + "\n"
             + self._phone_conf(CUSTOMER, CUSTOMER_SECRET)
         )
