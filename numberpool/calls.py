@@ -108,6 +108,8 @@ class CallRecord:
     first_time: bool = True
     contact_id: str | None = None
     test_call: bool = False
+    # "inbound", or "outbound" for a click-to-call call (stored since migration 0008).
+    direction: str = "inbound"
 
 
 def attribution_snapshot(attribution: Attribution, visit: VisitContext | None) -> CallAttribution:

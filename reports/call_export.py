@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "first_time",
     "recording",
     *(f"attribution_{f}" for f in ATTRIBUTION_FIELDS),
+    "direction",
 )
 
 # About this many characters a chunk: large enough that a chunk costs little to hand over,
@@ -91,6 +92,7 @@ def _row(call: CallRecord, shown: Callable[[str], str]) -> list[Any]:
         call.first_time,
         call.recording,
         *[getattr(attribution, field) for field in ATTRIBUTION_FIELDS],
+        call.direction,
     )
     # Only text can hold a formula: a number or a bool never reads as one (2.5M cells a
     # download, so the common case costs one check).

@@ -98,6 +98,7 @@ def call_json(call: CallRecord) -> dict[str, Any]:
         "recording": call.recording,
         "first_time": call.first_time,
         "test_call": call.test_call,
+        "direction": call.direction,
         "attribution": call.attribution.as_dict(),
     }
 
@@ -161,6 +162,7 @@ def record_from_row(row: Any) -> CallRecord:
         first_time=bool(row["first_time"]),
         contact_id=row["contact_id"],
         test_call=bool(row["test_call"]),
+        direction=row["direction"],
     )
 
 
@@ -295,7 +297,8 @@ def call_closed_write(call_id: str, state: str, at: datetime) -> Write:
 
 def outbound_call_writes(call: CallRecord) -> list[Write]:
     """A click-to-call record: the route's INSERT with its direction (the column comes from
-    migration 0008; `CallRecord` itself is direction-agnostic)."""
+    migration 0008; `call_write` leaves it to its default, inbound, whatever `call.direction`
+    says: the direction is decided by which write stores the call)."""
     insert = call_write(call)
     sql = insert.sql.replace(" test_call)", " test_call, direction)").replace("?)", "?, ?)")
     return [insert._replace(sql=sql, params=(*insert.params, "outbound"))]

@@ -75,6 +75,7 @@ def outbound_record(call: Outbound, call_id: str, at: datetime) -> CallRecord:
         agent=call.endpoint,
         first_time=False,
         contact_id=call.contact_id,
+        direction="outbound",
     )
 
 

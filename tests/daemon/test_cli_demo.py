@@ -27,7 +27,7 @@ CTGW = [sys.executable, "-m", "gateway"]
 CALL_KEYS = {
     "call_id", "site", "dialed", "caller", "caller_name", "started_at", "answered_at",
     "ended_at", "state", "agent", "route", "ring_seconds", "talk_seconds", "hangup_cause",
-    "recording", "first_time", "test_call", "attribution",
+    "recording", "first_time", "test_call", "direction", "attribution",
 }  # fmt: skip
 
 
