@@ -50,6 +50,8 @@ class SiteEntry:
     displays: dict[str, str] = field(default_factory=dict)
     offers_json: dict[tuple[str, str, str], str] = field(default_factory=dict)
     destinations: dict[str, str] = field(default_factory=dict)
+    # Asterisk spells the call's source to the agent before connecting (CTGW_WHISPER).
+    whisper: bool = False
 
     def destination_for(self, dialed: str) -> str:
         """The dial string for a call on `dialed`: its pool's or number's, else the site's."""
@@ -109,6 +111,7 @@ def site_writes(site: SiteSettings, at: datetime, *, from_config: bool) -> list[
         "bot_user_agents": list(site.bot_user_agents),
         "limits": asdict(site.limits),
         "timezone": site.timezone,
+        "whisper": site.whisper,
     }
     writes = [
         Write(
@@ -203,6 +206,7 @@ def _site_entry(row: sqlite3.Row) -> SiteEntry:
             for s in settings.get("static_numbers", [])
             if s.get("destination")
         },
+        whisper=bool(settings.get("whisper", False)),
     )
 
 

@@ -1,9 +1,10 @@
 """The FastAGI route server: Asterisk asks `agi://HOST:PORT/route` where to send a call.
 
 The call path, top to bottom: read the env block, ask the injected decider, set CTGW_CALL_ID,
-CTGW_SOURCE and last CTGW_ROUTE, close. Reading the env and deciding share one hard deadline;
-when it passes, or anything goes wrong, the server says nothing more and closes, and the
-dialplan dials its fallback. A caller is never held by the gateway.
+CTGW_SOURCE, CTGW_WHISPER (only when the site has whisper on) and last CTGW_ROUTE, close.
+Reading the env and deciding share one hard deadline; when it passes, or anything goes wrong,
+the server says nothing more and closes, and the dialplan dials its fallback. A caller is never
+held by the gateway.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gateway.telephony.agi_protocol import (
     read_env,
     set_variable,
 )
+from gateway.telephony.whisper import whisper_text
 
 __all__ = [
     "SCRIPT",
@@ -32,6 +34,7 @@ __all__ = [
     "AgiServer",
     "RouteDecider",
     "RouteDecision",
+    "answer_variables",
     "request_from_env",
     "start_agi_server",
 ]
@@ -72,6 +75,8 @@ class RouteDecision:
     route: str
     call_id: str
     source: str
+    # What the agent hears before being connected (see telephony/whisper.py); '' for none.
+    whisper: str = ""
 
 
 RouteDecider = Callable[[AgiRequest], Awaitable[RouteDecision | None]]
@@ -95,6 +100,20 @@ def request_from_env(env: Mapping[str, str]) -> AgiRequest:
         lookup_began=_number(env_value(env, "agi_arg_5"), 1e9, 1e11),
         lookup_timeout_s=_number(env_value(env, "agi_arg_6"), 0.1, 600),
     )
+
+
+def answer_variables(decision: RouteDecision) -> list[tuple[str, str]]:
+    """The variables set for a decision, CTGW_ROUTE last: if the exchange breaks off, the route
+    is unset and the dialplan falls back rather than dialing with half the labels. CTGW_WHISPER
+    is sent only when there is one (an unset variable reads as empty in the dialplan), so a
+    site with whisper off costs no extra round trip."""
+    variables = [("CTGW_CALL_ID", decision.call_id), ("CTGW_SOURCE", decision.source)]
+    # Cleaned again here: whatever a decider returns, only letters, digits and spaces go out.
+    whisper = whisper_text(decision.whisper)
+    if whisper:
+        variables.append(("CTGW_WHISPER", whisper))
+    variables.append(("CTGW_ROUTE", decision.route))
+    return variables
 
 
 def _number(text: str, low: float, high: float) -> float | None:
@@ -201,13 +220,7 @@ class AgiServer:
         decision: RouteDecision,
         log: structlog.typing.FilteringBoundLogger,
     ) -> None:
-        # CTGW_ROUTE goes last: if the exchange breaks off, the route is unset and the dialplan
-        # falls back rather than dialing with half the labels.
-        variables = (
-            ("CTGW_CALL_ID", decision.call_id),
-            ("CTGW_SOURCE", decision.source),
-            ("CTGW_ROUTE", decision.route),
-        )
+        variables = answer_variables(decision)
         try:
             async with asyncio.timeout(self._deadline_s):
                 for name, value in variables:

@@ -41,7 +41,7 @@ MAX_USAGE_LINES = 200
 # Values we set are labels and dial strings; longer is a bug upstream, cut it.
 MAX_VALUE_CHARS = 256
 
-VARIABLE_NAMES = frozenset({"CTGW_ROUTE", "CTGW_CALL_ID", "CTGW_SOURCE"})
+VARIABLE_NAMES = frozenset({"CTGW_ROUTE", "CTGW_CALL_ID", "CTGW_SOURCE", "CTGW_WHISPER"})
 
 _ENV_NAME = re.compile(r"agi_[a-z0-9_]{1,40}")
 _NAME_KEY = b"agi_calleridname:"
