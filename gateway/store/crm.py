@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from gateway.store.database import Database, Write
+from gateway.store.outbox import outbox_write, outbox_write_if
 from gateway.store.times import ts
 from numberpool.crm import (
     CallOutcome,
@@ -95,14 +96,18 @@ def outcome_writes(
         else:
             writes.append(history_write(site, contact_id, entry))
     if outcome.moves_status:
+        writes.append(_contact_event(site, contact_id, outcome.history, at, outcome.status_from))
         writes.append(
             Write(_STATUS_SQL, (outcome.status_to, site, contact_id, outcome.status_from), _RANK)
         )
+    elif outcome.spam:
+        writes.append(_contact_event(site, contact_id, outcome.history, at))
     if outcome.close_tasks:
         writes.append(Write(_CLOSE_HISTORY_SQL, (ts(at), who, site, contact_id), _RANK))
         writes.append(Write(_CLOSE_SQL, (ts(at), who, site, contact_id), _RANK))
     task = outcome.follow_up
     if task is not None:
+        writes.append(_task_event(site, contact_id, task.task_id, task.call_id, task.due_at, at))
         writes.append(
             Write(
                 _TASK_SQL,
@@ -192,7 +197,47 @@ def edit_writes(
             )
         )
     writes.extend(history_write(site, contact_id, e) for e in entries)
+    if columns and entries:
+        writes.append(_contact_event(site, contact_id, tuple(entries), entries[0].at))
     return writes
+
+
+def _contact_event(
+    site: str,
+    contact_id: str,
+    entries: tuple[HistoryEntry, ...],
+    at: datetime,
+    status_from: str | None = None,
+) -> Write:
+    """`contact.updated` with the lead's changes; with `status_from`, only if the status still
+    is that when the commit moves it (as the status change itself)."""
+    changes = [{"field": e.what, "before": e.before, "after": e.after} for e in entries]
+    by = entries[0].who if entries else "system"
+    data = {"contact_id": contact_id, "site": site, "changes": changes, "by": by}
+    payload = {"site": site, "key": f"contact:{contact_id}", "data": data}
+    if status_from is None:
+        return outbox_write("contact.updated", payload, at, _RANK)
+    where = "EXISTS (SELECT 1 FROM leads WHERE site = ? AND contact_id = ? AND status = ?)"
+    return outbox_write_if(
+        "contact.updated", payload, at, where, (site, contact_id, status_from), _RANK
+    )
+
+
+def _task_event(
+    site: str, contact_id: str, task_id: str, call_id: str, due_at: datetime, at: datetime
+) -> Write:
+    """`task.created`, only if the task is new (a task id written twice is one task)."""
+    data = {
+        "task_id": task_id,
+        "site": site,
+        "contact_id": contact_id,
+        "call_id": call_id,
+        "due_at": ts(due_at),
+        "created_at": ts(at),
+    }
+    payload = {"site": site, "key": f"contact:{contact_id}", "data": data}
+    where = "NOT EXISTS (SELECT 1 FROM tasks WHERE task_id = ?)"
+    return outbox_write_if("task.created", payload, at, where, (task_id,), _RANK)
 
 
 def task_writes(

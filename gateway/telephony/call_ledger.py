@@ -17,8 +17,8 @@ from gateway.store.calls import (
 )
 from gateway.store.crm import crm_after_call, facts_write
 from gateway.store.database import Database, Write
-from gateway.store.outbox import outbox_write
-from gateway.store.times import from_ts
+from gateway.store.outbox import call_changed_write
+from gateway.store.times import from_ts, ts
 from gateway.telephony.call_follower import CallsResynced
 from gateway.telephony.call_lifecycle import CallUpdate
 from numberpool.calls import CallRecord, unanswered_state
@@ -113,9 +113,25 @@ class CallLedger:
             )
         ]
         if update.final and ended is not None:
-            payload = {"call_id": call_id, "site": site, "state": update.state}
-            writes.append(outbox_write("call.completed", payload, ended))
             self.metrics.inc("ctgw_calls_completed_total", site=site, state=update.state)
+            event, at = "call.completed", ended
+        elif update.state == "answered" and update.answered_at is not None:
+            event, at = "call.updated", update.answered_at  # the first answer only
+        else:
+            return writes
+        changes = _changes(update, ended)
+        first_answer = event == "call.updated"
+        writes.append(
+            call_changed_write(
+                event,
+                call_id,
+                site,
+                changes,
+                at,
+                linkedid=update.linkedid,
+                first_answer=first_answer,
+            )
+        )
         return writes
 
     async def calls_resynced(self, resync: CallsResynced) -> None:
@@ -126,6 +142,14 @@ class CallLedger:
             if call.linkedid in resync.live_linkedids:
                 continue
             state = _closed_state(call, resync.at)
+            changes = {
+                "state": state,
+                "ended_at": ts(resync.at),
+                "hangup_cause": "closed on resync",
+            }
+            writes.append(
+                call_changed_write("call.completed", call.call_id, call.site, changes, resync.at)
+            )
             writes.append(call_closed_write(call.call_id, state, resync.at))
             closed.append((call.call_id, state))
             log.info("call_closed_on_resync", call_id=call.call_id, state=state)
@@ -162,6 +186,23 @@ class CallLedger:
             await self.db.write([facts_write(contact_id, facts, at)])
         except Exception:
             log.exception("contact_facts_failed", contact_id=contact_id)
+
+
+def _changes(update: CallUpdate, ended: datetime | None) -> dict[str, object]:
+    """What an AMI update changes of a call record, as the API shows those fields."""
+    changes: dict[str, object] = {
+        "state": update.state,
+        "agent": update.agent or "",
+        "answered_at": ts(update.answered_at) if update.answered_at else None,
+        "ended_at": ts(ended) if ended else None,
+        "ring_seconds": update.ring_seconds,
+        "talk_seconds": update.talk_seconds,
+        "recording": update.recording or "",
+        "hangup_cause": _cause(update),
+    }
+    if update.route is not None:
+        changes["route"] = update.route
+    return changes
 
 
 def _crm_committed(done: asyncio.Future[None]) -> None:

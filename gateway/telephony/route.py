@@ -25,9 +25,11 @@ from gateway.store.calls import (
 from gateway.store.contacts import contact_call_write, contact_for_number
 from gateway.store.database import Database, Write
 from gateway.store.ids import id_maker
+from gateway.store.outbox import call_started_write
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
 from numberpool.clock import Clock
 from numberpool.phone import InvalidNumber, normalise
@@ -110,7 +112,9 @@ class CallRouter:
         known = self._known_call(request.linkedid[:64])
         if known is not None:
             # Asterisk asked again for the same call (a retried lookup): same answer.
-            return RouteDecision(target.route, *known)
+            return RouteDecision(
+                target.route, *known, whisper=whisper_for(target.entry.whisper, known[1])
+            )
         # The caller waited past the dialplan's timeout: it has dialed its fallback already.
         late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
         route = FALLBACK_ROUTE if late else target.route
@@ -118,7 +122,10 @@ class CallRouter:
         label = source_label(call.attribution)
         await self._record(call, label)
         self._count_and_log(call, late, waited)
-        return None if late else RouteDecision(target.route, call.call_id, label)
+        if late:
+            return None
+        whisper = whisper_for(target.entry.whisper, label)
+        return RouteDecision(target.route, call.call_id, label, whisper)
 
     def _target(self, request: AgiRequest) -> _Target | None:
         """The dialed number's site and dial string; None (logged) when it has none."""
@@ -216,7 +223,7 @@ class CallRouter:
 
     async def _record(self, call: CallRecord, label: str) -> None:
         """Commit the call, its contact and AMI's view of it in one group commit."""
-        writes = [call_write(call)]
+        writes = [call_write(call), call_started_write(call)]
         if call.caller and call.contact_id:
             writes.append(contact_call_write(call))
         if self.follow_up is not None:

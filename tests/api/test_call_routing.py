@@ -162,8 +162,8 @@ async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
     )
     assert (row["state"], row["agent"], row["talk_seconds"]) == ("answered", "PJSIP/agent1", 39.0)
     assert row["recording"].endswith("ctgw-9.0.wav") and row["hangup_cause"] == "16 Normal Clearing"
-    outbox = await client.app[DB].fetchall("SELECT topic FROM outbox")
-    assert [r["topic"] for r in outbox] == ["call.completed"]
+    outbox = await client.app[DB].fetchall("SELECT topic FROM outbox WHERE topic LIKE 'call.%'")
+    assert [r["topic"] for r in outbox] == ["call.started", "call.completed"]
 
 
 async def test_resync_closes_calls_that_ended_unseen(client, clock) -> None:
