@@ -63,6 +63,16 @@ async def _csrf_sent(request: web.Request, *, form: bool) -> str:
     return sent
 
 
+async def _form_readable(request: web.Request) -> bool:
+    """Whether the posted form can be read: read once here (aiohttp keeps it for the handler),
+    as a multipart body without its boundary raised from inside the handlers (a 500)."""
+    try:
+        await request.post()
+    except ValueError:
+        return False
+    return True
+
+
 def _csrf_matches(sent: str, session: StaffSession) -> bool:
     # "replace": a header or field can hold any bytes; a token is ASCII, so nothing is lost.
     return bool(sent) and hmac.compare_digest(
@@ -90,6 +100,9 @@ def staff_page(*roles: str) -> Callable[[Handler], Handler]:
                 return forbidden_page(request, "The form was stale or not sent by this site.")
             if session.user.role not in roles:
                 return forbidden_page(request, "Your role does not give access to this page.")
+            if request.method not in _SAFE_METHODS and not await _form_readable(request):
+                body = "<h1>Bad form</h1>\n<p>The form could not be read; send it again.</p>"
+                return page(request, "Bad form", body, status=400)
             return await handler(request)
 
         return checked
