@@ -13,9 +13,12 @@ from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS, 
 from gateway.config import Config, ConfigError
 from gateway.http.admin import add_admin_routes
 from gateway.http.admin_contacts import add_contact_routes
+from gateway.http.admin_conversions import add_conversion_routes
 from gateway.http.admin_reports import add_report_routes
+from gateway.http.admin_webhooks import add_webhook_routes
 from gateway.http.errors import error_middleware
 from gateway.http.index import add_index_routes
+from gateway.http.openapi import add_openapi_routes
 from gateway.http.public import add_public_routes
 from gateway.http.staff import add_staff_routes
 from gateway.http.swapjs import add_routes as add_swapjs_routes
@@ -32,6 +35,8 @@ from gateway.telephony.call_ledger import CallLedger
 from gateway.telephony.pop_hub import PopHub
 from gateway.telephony.route import CallRouter
 from gateway.telephony.screen_pop import ScreenPopTap, describe_screen_pops
+from gateway.webhooks.conversion_worker import conversion_worker
+from gateway.webhooks.running import webhook_sender
 from numberpool.clock import Clock, SystemClock
 
 __all__ = ["create_app"]
@@ -54,12 +59,17 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_ami)
     app.cleanup_ctx.append(_fastagi)
     app.cleanup_ctx.append(_screen_pops)  # after AMI: the agent console's pops
+    app.cleanup_ctx.append(webhook_sender)  # after the store: it sends the outbox
+    app.cleanup_ctx.append(conversion_worker)  # Baidu OCPC uploads, daily files
     add_public_routes(app)
     add_admin_routes(app)
     add_report_routes(app)
     add_contact_routes(app)
+    add_conversion_routes(app)
     add_staff_routes(app)
     add_swapjs_routes(app)
+    add_openapi_routes(app)
+    add_webhook_routes(app)
     add_index_routes(app)
     return app
 

@@ -16,10 +16,12 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app, describe_urls
+from gateway.cli_conversions import CONVERSIONS_COMMANDS, conversions_parsers
 from gateway.cli_demo import DEMO_COMMANDS, demo_parsers
 from gateway.cli_reports import REPORT_COMMANDS, report_parsers
 from gateway.cli_store import STORE_COMMANDS, CliError, report_pools_options
 from gateway.cli_users import USERS_COMMANDS, users_parsers
+from gateway.cli_webhooks import WEBHOOKS_COMMANDS, webhooks_parsers
 from gateway.config import Config, ConfigError, load_config
 from gateway.http.fronts import listening_socket, serving_fronts
 from gateway.http.serving import prepare_runner
@@ -28,6 +30,7 @@ from gateway.store.database import Database, StoreError, sqlite_path
 from gateway.store.file import damaged_store, store_fault
 from gateway.systemd import SystemdNotifier
 from gateway.telephony.doctor import check_asterisk_config
+from gateway.telephony.doctor_ami import check_ami_user
 
 __all__ = ["main"]
 
@@ -76,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     report_pools_options(pools)
     report_parsers(report, common)
     users_parsers(sub, common)
+    webhooks_parsers(sub, common)
     demo_parsers(sub, common)
+    conversions_parsers(sub, common)
     sub.add_parser("doctor", parents=[common], help="check config, store and Asterisk")
     return parser
 
@@ -173,15 +178,11 @@ async def _doctor(config: Config, args: argparse.Namespace) -> int:
         print(f"store: FAIL {exc}")
         problems += 1
     if config.ami.enabled:
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(config.ami.host, config.ami.port), 3
-            )
-            writer.close()
-            print(f"ami: reachable at {config.ami.host}:{config.ami.port}")
-        except (OSError, TimeoutError) as exc:
-            print(f"ami: FAIL cannot reach {config.ami.host}:{config.ami.port}: {exc}")
-            problems += 1
+        # Logs in as the gateway would: what the running Asterisk grants, not manager.conf.
+        live = await check_ami_user(config.ami, click_to_call=config.asterisk.click_to_call)
+        for finding in live:
+            print(f"ami: {finding.level.upper()} {finding.code}: {finding.message}")
+        problems += sum(f.level == "error" for f in live)
     else:
         print("ami: disabled in config")
     lines, errors = await asyncio.to_thread(_asterisk_findings, config)
@@ -211,6 +212,8 @@ _COMMANDS: Mapping[
     **STORE_COMMANDS,
     **REPORT_COMMANDS,
     **USERS_COMMANDS,
+    **WEBHOOKS_COMMANDS,
     **DEMO_COMMANDS,
+    **CONVERSIONS_COMMANDS,
     ("doctor", None): _doctor,
 }

@@ -10,12 +10,13 @@ import re
 import tomllib
 import types
 import typing
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config_error import ConfigError
+from gateway.config_sites import SiteCheck, check_conversions, check_sites
 from gateway.settings import (
     AgiSettings,
     AmiSettings,
@@ -34,9 +35,8 @@ from gateway.settings import (
     StaticNumberSettings,
     StoreSettings,
 )
+from gateway.webhook_settings import check_webhooks
 from numberpool.crm import rules_problem
-from numberpool.lease_timing import TIMING_DEFAULTS, timing_problem
-from numberpool.phone import InvalidNumber, normalise
 
 __all__ = [
     "AgiSettings",
@@ -60,13 +60,6 @@ __all__ = [
     "parse_config",
 ]
 
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names file, key and reason."""
-
-
-# What CTGW_ROUTE may hold: a technology/resource with no Dial() options or second destination.
-_DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._:+-]+(/[A-Za-z0-9@._:+-]+)*")
 
 _SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone", "crm", "calls")
 # A dialplan context name Originate may be sent to (no comma, quote or line break).
@@ -199,10 +192,12 @@ def _from_env(hint: Any, value: _EnvValue, source: str, key: str) -> Any:
 
 def _check_semantics(config: Config) -> None:
     _check_sections(config)
-    _check_sites(config)
+    check_sites(config)
+    check_webhooks(config)
+    check_conversions(config)
     if not _CONTEXT.fullmatch(config.calls.outbound_context):
         raise ConfigError(f"{config.source}: 'calls.outbound_context': letters, digits, - or _")
-    check, ids = _SiteCheck(config), [("calls", config.calls.outbound_caller_id)]
+    check, ids = SiteCheck(config), [("calls", config.calls.outbound_caller_id)]
     ids += [(f"sites[{i}]", site.outbound_caller_id) for i, site in enumerate(config.sites)]
     for where, number in ids:
         if number:
@@ -243,96 +238,6 @@ def _check_sections(config: Config) -> None:
                 f"{src}: 'http.trusted_proxies[{i}]': {proxy!r} is not an IP address or network"
                 " like 10.0.0.0/8"
             ) from None
-
-
-class _SiteCheck:
-    """The sites' numbers and dial strings; a number may serve one place of one site only."""
-
-    def __init__(self, config: Config) -> None:
-        self.src = config.source
-        self.region = config.phone.default_region
-        self.seen_numbers: dict[str, str] = {}
-
-    def number(self, value: str, key: str) -> None:
-        try:
-            e164 = normalise(value, self.region)
-        except InvalidNumber as exc:
-            raise ConfigError(f"{self.src}: '{key}': {exc}") from None
-        if e164 != value:
-            raise ConfigError(f"{self.src}: '{key}': write numbers in E.164, e.g. {e164}")
-
-    def unique(self, value: str, key: str) -> None:
-        self.number(value, key)
-        if value in self.seen_numbers:
-            raise ConfigError(
-                f"{self.src}: '{key}': {value} is already used by {self.seen_numbers[value]}"
-            )
-        self.seen_numbers[value] = key
-
-    def destination(self, value: str, key: str) -> None:
-        if value and not _DIAL_STRING.fullmatch(value):
-            raise ConfigError(
-                f"{self.src}: '{key}': {value!r} is not a plain dial string like PJSIP/agent1 or "
-                "Local/100@agents (letters, digits and / @ . _ - + : only)"
-            )
-
-    def pool(self, site: SiteSettings, pool: PoolSettings, pat: str) -> None:
-        self.number(pool.target, f"{pat}.target")
-        if not pool.numbers:
-            raise ConfigError(f"{self.src}: '{pat}.numbers' must list at least one number")
-        for k, n in enumerate(pool.numbers):
-            self.unique(n, f"{pat}.numbers[{k}]")
-        if pool.overflow:
-            self.unique(pool.overflow, f"{pat}.overflow")
-        self.destination(pool.destination, f"{pat}.destination")
-        rules = {k: getattr(pool, k) for k in (*TIMING_DEFAULTS, "when_exhausted")}
-        problem = timing_problem(rules)
-        if problem:
-            key, reason = problem
-            raise ConfigError(f"{self.src}: '{pat}.{key}' {reason} (pool {site.key}:{pool.target})")
-
-    def rules(self, site: SiteSettings, at: str) -> None:
-        statics = {s.number for s in site.static_numbers}
-        for j, rule in enumerate(site.rules):
-            rat = f"{at}.rules[{j}]"
-            if rule.number not in statics:
-                raise ConfigError(
-                    f"{self.src}: '{rat}.number' must be one of the site's static_numbers"
-                )
-            self.number(rule.target, f"{rat}.target")
-            if not rule.param and not rule.referrer_contains:
-                raise ConfigError(f"{self.src}: '{rat}' needs 'param' or 'referrer_contains'")
-
-
-def _check_sites(config: Config) -> None:
-    src = config.source
-    check = _SiteCheck(config)
-    seen_keys: set[str] = set()
-    for i, site in enumerate(config.sites):
-        at = f"sites[{i}]"
-        check.destination(site.destination, f"{at}.destination")
-        if not site.key or len(site.key) > 64 or not site.key.replace("-", "").isalnum():
-            raise ConfigError(f"{src}: '{at}.key' must be 1-64 letters, digits or '-'")
-        if site.key in seen_keys:
-            raise ConfigError(f"{src}: '{at}.key': site '{site.key}' is defined twice")
-        seen_keys.add(site.key)
-        for j, pool in enumerate(site.pools):
-            check.pool(site, pool, f"{at}.pools[{j}]")
-        for j, static in enumerate(site.static_numbers):
-            check.unique(static.number, f"{at}.static_numbers[{j}].number")
-            check.destination(static.destination, f"{at}.static_numbers[{j}].destination")
-        check.rules(site, at)
-        _check_timezone(site.timezone, f"{src}: '{at}.timezone'")
-
-
-def _check_timezone(name: str, where: str) -> None:
-    """A site's reports count days in its zone: a name zoneinfo does not know is refused."""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise ConfigError(
-            f"{where}: {name!r} is not an IANA time zone like Europe/Paris or UTC"
-        ) from None
 
 
 def _join(where: str, key: str) -> str:

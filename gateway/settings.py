@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from gateway.conversion_settings import ConversionSettings
+from gateway.webhook_settings import WebhookEndpointSettings, WebhookSettings
 from numberpool.crm import DEFAULT_DISPOSITIONS, CrmRules, Disposition
 
 __all__ = [
@@ -257,6 +259,19 @@ class SiteSettings:
     outbound_caller_id: str = field(
         default="", metadata={"help": "E.164 caller id of this site's click-to-call calls"}
     )
+    whisper: bool = field(
+        default=False,
+        metadata={
+            "help": "before an agent is connected, Asterisk spells the call's source to the"
+            " agent only while the caller hears ringing (docs/asterisk.md, Whisper)"
+        },
+    )
+    webhooks: list[WebhookEndpointSettings] = field(
+        default_factory=list, metadata={"help": "endpoints this site's events are POSTed to"}
+    )
+    conversions: ConversionSettings = field(
+        default_factory=ConversionSettings, metadata={"help": "ad-platform conversions"}
+    )
 
 
 @dataclass(frozen=True)
@@ -308,5 +323,6 @@ class Config:
     phone: PhoneSettings = field(default_factory=PhoneSettings)
     crm: CrmSettings = field(default_factory=CrmSettings)
     calls: CallsSettings = field(default_factory=CallsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     sites: list[SiteSettings] = field(default_factory=list)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -99,7 +99,7 @@ def test_the_store_imports_no_room_above_it() -> None:
 
 
 def test_the_webhooks_room_imports_no_room_beside_or_above_it() -> None:
-    """gateway/webhooks/ sends from the store; it imports nothing of http/, telephony/ or leasing/."""
+    """gateway/webhooks/ sends from the store: it imports nothing of http/, telephony/, leasing/."""
     above = ("gateway.http", "gateway.telephony", "gateway.leasing", "gateway.app")
     found = {
         f"{path.relative_to(ROOT)}: {name}"
