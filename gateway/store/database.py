@@ -86,6 +86,9 @@ class Database:
         self._since_checkpoint = 0
         self._executor = executor
         self._reader = reader
+        # One read at a time on the reader: a statement holds its snapshot until its cursor
+        # closes, and a read run meanwhile would share it, missing a write that had ended.
+        self._read_lock = asyncio.Lock()
         # The next group commit: every request queued before the loop gets back to it.
         self._batch: list[_Pending] = []
         self._flush_scheduled = False
@@ -183,7 +186,7 @@ class Database:
             asyncio.get_running_loop().call_soon(self.flush)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
+        async with self._read_lock, self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
     def lookup(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
@@ -193,7 +196,7 @@ class Database:
         return row
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
+        async with self._read_lock, self._reader.execute(sql, tuple(params)) as cursor:
             row = await cursor.fetchone()
             return row
 
