@@ -61,6 +61,14 @@ class WebhookSettings:
     give_up_hours: int = field(
         default=24, metadata={"help": "a delivery not made within this time is parked"}
     )
+    keep_delivered_days: int = field(
+        default=30,
+        metadata={"help": "events delivered to every endpoint (or to none) are kept this long"},
+    )
+    keep_parked_days: int = field(
+        default=90,
+        metadata={"help": "a parked delivery (and its event) is kept this long, then deleted"},
+    )
 
     def allowed_networks(self) -> tuple[Network, ...]:
         """The non-public networks webhooks may reach (checked by webhooks_problem)."""
@@ -103,9 +111,17 @@ def webhooks_problem(config: Any) -> str | None:
             return (
                 f"'webhooks.allow_private_networks[{i}]': {net!r} is not a network like 10.0.0.0/8"
             )
-    for key in ("timeout_seconds", "concurrency", "first_retry_seconds", "give_up_hours"):
+    for key in (
+        "timeout_seconds",
+        "concurrency",
+        "first_retry_seconds",
+        "give_up_hours",
+        "keep_delivered_days",
+    ):
         if getattr(hooks, key) == 0:
             return f"'webhooks.{key}' must be at least 1"
+    if hooks.keep_parked_days < hooks.keep_delivered_days:
+        return "'webhooks.keep_parked_days' must be at least keep_delivered_days"
     if hooks.max_retry_seconds < hooks.first_retry_seconds:
         return "'webhooks.max_retry_seconds' must be at least first_retry_seconds"
     for i, site in enumerate(config.sites):

@@ -31,6 +31,8 @@ __all__ = [
     "new_events",
     "outbox_write",
     "outbox_write_if",
+    "prune_range",
+    "prune_writes",
     "pull_forward_write",
 ]
 
@@ -241,3 +243,49 @@ def expire_write(before: datetime, hours: int) -> Write:
         " THEN ? ELSE last_error END WHERE state = 'pending' AND since < ?",
         (f"not delivered within {hours} h", ts(before)),
     )
+
+
+# A delivery that keeps its event: any but one delivered, or parked, before the cutoffs.
+_KEEPS_SQL = (
+    "SELECT 1 FROM webhook_deliveries d WHERE d.event_id = {t}.event_id AND NOT ("
+    "(d.state = 'delivered' AND d.delivered_at < ?) OR (d.state = 'parked' AND d.since < ?))"
+)
+# An event of the range fanned out (its endpoints have their deliveries) and older than the cutoff.
+_OLD_SQL = (
+    "{t}.event_id > ? AND {t}.event_id <= ? AND {t}.delivered_at IS NOT NULL AND {t}.created_at < ?"
+)
+
+
+async def prune_range(db: Database, after: int, limit: int, before: datetime) -> int | None:
+    """The last event id of the next range of at most `limit` events after `after`, when the
+    range starts with an event older than `before` (None: the pass is over)."""
+    rows = await db.fetchall(
+        "SELECT event_id, created_at FROM outbox WHERE event_id > ? ORDER BY event_id LIMIT ?",
+        (after, limit),
+    )
+    if not rows or rows[0]["created_at"] >= ts(before):
+        return None
+    return int(rows[-1]["event_id"])
+
+
+def prune_writes(
+    after: int, last: int, delivered_before: datetime, parked_before: datetime
+) -> list[Write]:
+    """Delete the events of (after, last] sent to every endpoint before `delivered_before`, or
+    parked in a retry window begun before `parked_before`, and their deliveries. Decided in
+    the commit itself, so a delivery retried meanwhile keeps its event."""
+    cut, parked = ts(delivered_before), ts(parked_before)
+    old, keeps = _OLD_SQL.format(t="o"), _KEEPS_SQL.format(t="o")
+    deliveries = (
+        "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT o.event_id FROM outbox o"  # noqa: S608 - fixed clauses
+        f" WHERE {old} AND NOT EXISTS ({keeps}))"
+    )
+    # What is left of an old event's deliveries after that delete keeps it.
+    events = (
+        f"DELETE FROM outbox WHERE {_OLD_SQL.format(t='outbox')} AND NOT EXISTS"  # noqa: S608 - fixed clauses
+        " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = outbox.event_id)"
+    )
+    return [
+        Write(deliveries, (after, last, cut, cut, parked)),
+        Write(events, (after, last, cut)),
+    ]

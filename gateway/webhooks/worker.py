@@ -24,6 +24,8 @@ from gateway.store.outbox import (
     failed_writes,
     fan_out_writes,
     new_events,
+    prune_range,
+    prune_writes,
     pull_forward_write,
 )
 from gateway.store.times import from_ts, ts
@@ -40,6 +42,7 @@ log = structlog.get_logger()
 
 _FAN_OUT_BATCH = 500
 _EXPIRE_EVERY = timedelta(seconds=60)
+_PRUNE_EVERY = timedelta(minutes=10)
 
 
 def backoff_seconds(failures: int, first: float, cap: float, rng: Callable[[], float]) -> float:
@@ -70,6 +73,7 @@ class WebhookWorker:
         rng: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
         poll_seconds: float = 0.25,
+        prune_batch: int = 500,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -87,6 +91,9 @@ class WebhookWorker:
         self._holds: dict[str, _Hold] = {}
         self._wake = asyncio.Event()
         self._next_expiry: datetime | None = None
+        self.prune_batch = prune_batch
+        self._prune_after: int | None = None  # the retention pass's place (None: between passes)
+        self._next_prune: datetime | None = None
 
     async def run(self) -> None:
         """Rounds until cancelled; a round's fault is logged and the next round goes on."""
@@ -118,6 +125,7 @@ class WebhookWorker:
         now = self.clock.now()
         done = await self._fan_out(now)
         await self._expire(now)
+        await self.prune(now)
         done += self._start_due(await self._due(now), now)
         if wait and self._in_flight:
             await asyncio.gather(*self._in_flight.values())
@@ -163,6 +171,24 @@ class WebhookWorker:
         )
         if row is not None:
             await self.db.write([expire_write(before, hours)])
+
+    async def prune(self, now: datetime) -> bool:
+        """One batch of the retention pass (a pass every ten minutes): a short write per round,
+        so a backlog never holds up the group commit. False once the pass is over."""
+        if self._prune_after is None:
+            if self._next_prune is not None and now < self._next_prune:
+                return False
+            self._next_prune = now + _PRUNE_EVERY
+            self._prune_after = 0
+        delivered_before = now - timedelta(days=self.settings.keep_delivered_days)
+        parked_before = now - timedelta(days=self.settings.keep_parked_days)
+        last = await prune_range(self.db, self._prune_after, self.prune_batch, delivered_before)
+        if last is None:
+            self._prune_after = None
+            return False
+        await self.db.write(prune_writes(self._prune_after, last, delivered_before, parked_before))
+        self._prune_after = last
+        return True
 
     async def _due(self, now: datetime) -> list[DueDelivery]:
         free = self.settings.concurrency - len(self._in_flight)

@@ -1,0 +1,3 @@
+-- Retention of the webhook outbox: the prune finds (and deletes) an event's deliveries by
+-- its event id, a batch of events at a time.
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id, state);
