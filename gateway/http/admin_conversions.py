@@ -8,27 +8,23 @@ ones it holds as sent: the next such file leaves them out."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
 
 from gateway.appkeys import CLOCK, CONFIG, DB
 from gateway.http.errors import ApiError
-from gateway.http.staff_auth import require_site, staff_or_key, visible_sites
+from gateway.http.report_query import asked_period, asked_site, query_text
+from gateway.http.staff_auth import staff_or_key
 from gateway.store.conversions import CONVERSION_STATES, list_conversions
-from gateway.store.report_rows import site_keys, site_timezone
 from gateway.webhooks.conversion_exports import export_conversions
 from gateway.webhooks.conversion_sending import send_site_baidu
 from reports.conversion_files import FILE_PLATFORMS
 from reports.conversions import GOOGLE_CLICK_IDS, PLATFORMS
-from reports.period import Period, PeriodError, parse_day, zone
 
 __all__ = ["add_conversion_routes"]
 
 # Without since/until a file covers the last 30 days, today included.
-_DEFAULT_DAYS = 30
-_MAX_KEY = 64
 _MAX_LIMIT = 1000
 _FILE_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}\.csv")
 
@@ -44,56 +40,11 @@ def add_conversion_routes(app: web.Application) -> None:
     r.add_post("/v1/conversions/baidu-ocpc/send", _staff(baidu_send))
 
 
-def _query(request: web.Request, name: str, default: str = "") -> str:
-    value = request.query.get(name, default)
-    if len(value) > 200:
-        raise ApiError(400, "invalid_parameter", f"'{name}' is too long")
-    return value
-
-
 def _flag(request: web.Request, name: str) -> bool:
-    value = _query(request, name, "false").lower()
+    value = query_text(request, name, "false").lower()
     if value not in ("true", "false", "1", "0"):
         raise ApiError(400, "invalid_parameter", f"'{name}' must be true or false")
     return value in ("true", "1")
-
-
-async def _site(request: web.Request) -> tuple[str, str]:
-    """The site asked about (or the caller's only one) and its time zone; 403 before 404."""
-    site = _query(request, "site")
-    if not site:
-        visible = visible_sites(request)
-        keys = [k for k in await site_keys(request.app[DB]) if visible is None or k in visible]
-        if len(keys) != 1:
-            known = f" (one of: {', '.join(keys[:20])})" if keys else ""
-            raise ApiError(400, "invalid_parameter", f"'site' is required{known}")
-        site = keys[0]
-    if len(site) > _MAX_KEY:
-        raise ApiError(400, "invalid_parameter", f"'site' must be at most {_MAX_KEY} characters")
-    require_site(request, site)
-    tz = await site_timezone(request.app[DB], site)
-    if tz is None:
-        raise ApiError(404, "unknown_site", f"no site has the key {site!r}")
-    return site, tz
-
-
-def _period(request: web.Request, tz: str) -> Period:
-    try:
-        today = request.app[CLOCK].now().astimezone(zone(tz)).date()
-    except ValueError:
-        raise ApiError(
-            500, "bad_site_timezone", f"the site's time zone {tz!r} is unknown"
-        ) from None
-    until = _query(request, "until", today.isoformat())
-    since = _query(request, "since")
-    try:
-        if not since:
-            since = (parse_day(until, "until") - timedelta(days=_DEFAULT_DAYS - 1)).isoformat()
-        return Period.parse(since, until, tz)
-    except PeriodError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
-    except OverflowError:
-        raise ApiError(400, "invalid_parameter", "'until' is too early in the calendar") from None
 
 
 async def conversion_file(request: web.Request) -> web.Response:
@@ -101,21 +52,21 @@ async def conversion_file(request: web.Request) -> web.Response:
     [&new_only=true][&click_id=gclid|gbraid|wbraid][&again=FILE NAME]"""
     name = request.path.rsplit("/", 1)[-1].removesuffix(".csv")
     platform = next(p for p, n in FILE_PLATFORMS.items() if n == name)
-    click_id = _query(request, "click_id", "gclid")
+    click_id = query_text(request, "click_id", "gclid")
     if click_id not in GOOGLE_CLICK_IDS:
         raise ApiError(
             400, "invalid_parameter", f"'click_id' must be one of {', '.join(GOOGLE_CLICK_IDS)}"
         )
     # A HEAD gets no file: it must not record the calls as exported either.
     new_only = _flag(request, "new_only") and request.method != "HEAD"
-    again = _query(request, "again")
+    again = query_text(request, "again")
     # Sent back in Content-Disposition: only the characters our file names are made of.
     if again and not _FILE_NAME.fullmatch(again):
         raise ApiError(400, "invalid_parameter", "'again' must be a file name this API gave")
     if again and new_only:
         raise ApiError(400, "invalid_parameter", "send 'again' or 'new_only', not both")
-    site, tz = await _site(request)
-    period = _period(request, tz)
+    site, tz = await asked_site(request)
+    period = asked_period(request, tz)
     made = await export_conversions(
         request.app[DB],
         request.app[CONFIG],
@@ -135,7 +86,7 @@ async def conversion_file(request: web.Request) -> web.Response:
 
 
 def _number(request: web.Request, name: str, default: int, most: int) -> int:
-    text = _query(request, name, str(default))
+    text = query_text(request, name, str(default))
     if not text.isdigit() or int(text) > most:
         raise ApiError(400, "invalid_parameter", f"'{name}' must be a whole number 0-{most}")
     return int(text)
@@ -144,18 +95,18 @@ def _number(request: web.Request, name: str, default: int, most: int) -> int:
 async def conversions_list(request: web.Request) -> web.Response:
     """GET /v1/conversions?site=[&platform=][&state=][&limit=][&offset=]: what was sent where,
     when, with the platform's answer, newest first."""
-    platform = _query(request, "platform") or None
+    platform = query_text(request, "platform") or None
     if platform is not None and platform not in PLATFORMS:
         raise ApiError(
             400, "invalid_parameter", f"'platform' must be one of {', '.join(PLATFORMS)}"
         )
-    state = _query(request, "state") or None
+    state = query_text(request, "state") or None
     if state is not None and state not in CONVERSION_STATES:
         states = ", ".join(CONVERSION_STATES)
         raise ApiError(400, "invalid_parameter", f"'state' must be one of {states}")
     limit = _number(request, "limit", 100, _MAX_LIMIT)
     offset = _number(request, "offset", 0, 10**9)
-    site, _ = await _site(request)
+    site, _ = await asked_site(request)
     rows = await list_conversions(
         request.app[DB], site, platform=platform, state=state, limit=limit, offset=offset
     )
@@ -165,7 +116,7 @@ async def conversions_list(request: web.Request) -> web.Response:
 async def baidu_send(request: web.Request) -> web.Response:
     """POST /v1/conversions/baidu-ocpc/send?site=: upload the site's new counted calls with a
     bd_vid (and the uploads due for a retry) now, as the daemon does every minute."""
-    site, _ = await _site(request)
+    site, _ = await asked_site(request)
     async with aiohttp.ClientSession() as session:
         report = await send_site_baidu(
             request.app[DB], request.app[CONFIG], site, request.app[CLOCK].now(), session

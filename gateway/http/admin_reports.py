@@ -6,28 +6,24 @@ caller may see. The rows are read and the figures and files made on a thread of 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
-from gateway.appkeys import CLOCK, DB
+from gateway.appkeys import DB
 from gateway.http.errors import ApiError, read_json_object
-from gateway.http.staff_auth import require_site, staff_or_key, visible_sites
+from gateway.http.report_query import asked_period, asked_site, query_text, site_zone
+from gateway.http.staff_auth import require_site, staff_or_key
 from gateway.store.call_marks import call_marks, call_site, cost_writes, list_costs, mark_write
-from gateway.store.report_rows import read_report, site_keys, site_timezone
+from gateway.store.report_rows import read_report
 from reports.call_report import REPORTS, ReportSpec
 from reports.costs import parse_cost
-from reports.period import Period, PeriodError, parse_day, zone
 from reports.report_files import FORMATS, report_file
 from reports.xlsx import XLSX_TYPE
 
 __all__ = ["add_report_routes"]
 
-# Without since/until a report covers the last 30 days, today included.
-_DEFAULT_DAYS = 30
 _MAX_COSTS = 1000
-_MAX_KEY = 64
 
 _staff = staff_or_key("admin", "marketer")
 
@@ -42,68 +38,20 @@ def add_report_routes(app: web.Application) -> None:
     r.add_put("/v1/sites/{site}/costs", _staff(costs_put))
 
 
-def _query(request: web.Request, name: str, default: str = "") -> str:
-    value = request.query.get(name, default)
-    if len(value) > 200:
-        raise ApiError(400, "invalid_parameter", f"'{name}' is too long")
-    return value
-
-
-async def _site(request: web.Request, site: str) -> str:
-    """The site's time zone, once the caller may see it: 403 before 404, so a marketer of
-    another site learns nothing of which sites exist."""
-    if len(site) > _MAX_KEY:
-        raise ApiError(400, "invalid_parameter", f"'site' must be at most {_MAX_KEY} characters")
-    require_site(request, site)
-    tz = await site_timezone(request.app[DB], site)
-    if tz is None:
-        raise ApiError(404, "unknown_site", f"no site has the key {site!r}")
-    return tz
-
-
-async def _only_site(request: web.Request) -> str:
-    """The site a report without `site` is of: the one site the caller may see, if only one."""
-    visible = visible_sites(request)
-    keys = [k for k in await site_keys(request.app[DB]) if visible is None or k in visible]
-    if len(keys) != 1:
-        known = f" (one of: {', '.join(keys[:20])})" if keys else ""
-        raise ApiError(400, "invalid_parameter", f"'site' is required{known}")
-    return keys[0]
-
-
-def _period(request: web.Request, tz: str) -> Period:
-    try:
-        today = request.app[CLOCK].now().astimezone(zone(tz)).date()
-    except ValueError:  # a site stored before its zone was checked
-        raise ApiError(
-            500, "bad_site_timezone", f"the site's time zone {tz!r} is unknown"
-        ) from None
-    until = _query(request, "until", today.isoformat())
-    since = _query(request, "since")
-    try:
-        if not since:
-            last = parse_day(until, "until")
-            since = (last - timedelta(days=_DEFAULT_DAYS - 1)).isoformat()
-        return Period.parse(since, until, tz)
-    except PeriodError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
-    except OverflowError:
-        raise ApiError(400, "invalid_parameter", "'until' is too early in the calendar") from None
-
-
 async def report(request: web.Request) -> web.Response:
     """GET /v1/reports/{kind}?site=&since=&until=[&by=&touch=][&format=json|csv|xlsx]"""
     kind = request.path.rsplit("/", 1)[-1]
-    fmt = _query(request, "format", "json")
+    fmt = query_text(request, "format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_parameter", f"'format' must be one of {', '.join(FORMATS)}")
     try:
-        spec = ReportSpec(kind, _query(request, "by", "campaign"), _query(request, "touch", "last"))
+        spec = ReportSpec(
+            kind, query_text(request, "by", "campaign"), query_text(request, "touch", "last")
+        )
     except ValueError as exc:
         raise ApiError(400, "invalid_parameter", str(exc)) from None
-    site = _query(request, "site") or await _only_site(request)
-    tz = await _site(request, site)
-    period = _period(request, tz)
+    site, tz = await asked_site(request)
+    period = asked_period(request, tz)
     body = await read_report(
         request.app[DB], site, period, spec, lambda data: report_file(data, spec, fmt)
     )
@@ -156,7 +104,7 @@ async def _costs_answer(request: web.Request, site: str, status: int = 200) -> w
 async def costs_list(request: web.Request) -> web.Response:
     """GET /v1/sites/{site}/costs: every cost entered for the site."""
     site = request.match_info["site"]
-    await _site(request, site)
+    await site_zone(request, site)
     return await _costs_answer(request, site)
 
 
@@ -164,7 +112,7 @@ async def costs_put(request: web.Request) -> web.Response:
     """PUT /v1/sites/{site}/costs {"costs": [{source, campaign, first_day, last_day, amount,
     currency}]}: each stored, replacing the cost of the same source, campaign and first day."""
     site = request.match_info["site"]
-    await _site(request, site)
+    await site_zone(request, site)
     data = await read_json_object(request)
     items = data.get("costs")
     if not isinstance(items, list) or not items or len(items) > _MAX_COSTS:
