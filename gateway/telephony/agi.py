@@ -3,8 +3,9 @@
 The call path, top to bottom: read the env block, ask the injected decider, set CTGW_CALL_ID,
 CTGW_SOURCE, CTGW_WHISPER (only when the site has whisper on) and last CTGW_ROUTE, close.
 Reading the env and deciding share one hard deadline; when it passes, or anything goes wrong,
-the server says nothing more and closes, and the dialplan dials its fallback. A caller is never
-held by the gateway.
+the server says nothing more and closes, and the dialplan dials its fallback. Sending a decision
+made in time may take as long as the caller's channel waits for it (the dialplan's own bound).
+A caller is never held by the gateway.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ __all__ = [
 SCRIPT = "route"
 # How long a close may wait for the peer to take the last bytes before the socket is dropped.
 _CLOSE_TIMEOUT_S = 1.0
+# How long Asterisk may take to acknowledge the variables once the decision is made, when the
+# dialplan does not say how long the caller's channel waits (ctgw.conf's default lookup timeout).
+ANSWER_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -211,18 +215,25 @@ class AgiServer:
             log.info("agi_no_route")
             return
         log = log.bind(call_id=decision.call_id)
-        await self._answer(reader, writer, decision, log)
+        await self._answer(reader, writer, decision, self._answer_wait(request), log)
+
+    def _answer_wait(self, request: AgiRequest) -> float:
+        """How long sending the decision may take: as long as the caller's channel waits for it
+        (the dialplan's bound, never less than the deadline). Giving up earlier would throw away
+        a route Asterisk still takes; an Asterisk short of CPU acknowledges late, not never."""
+        return max(self._deadline_s, request.lookup_timeout_s or ANSWER_WAIT_S)
 
     async def _answer(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         decision: RouteDecision,
+        wait_s: float,
         log: structlog.typing.FilteringBoundLogger,
     ) -> None:
         variables = answer_variables(decision)
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with asyncio.timeout(wait_s):
                 for name, value in variables:
                     writer.write(set_variable(name, value))
                     await writer.drain()
@@ -233,7 +244,7 @@ class AgiServer:
                         return
         except TimeoutError:
             self.outcomes["answer_timeout"] += 1
-            log.warning("agi_answer_timeout")
+            log.warning("agi_answer_timeout", wait_ms=int(wait_s * 1000))
             return
         except AgiProtocolError as exc:
             self.outcomes["bad_answer"] += 1

@@ -247,6 +247,48 @@ async def test_a_decision_later_than_the_deadline_is_never_sent(decider):
         await agi.close()
 
 
+async def test_an_asterisk_slow_to_acknowledge_still_gets_the_route(server):
+    """Once the decision is made in time, Asterisk acknowledging each variable later than the
+    deadline (a host short of CPU) still gets every variable, the route last: the caller's
+    channel is still waiting for it, and dropping it would send the call to the fallback."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    commands: list[str] = []
+    try:
+        writer.write(env_block())
+        async with asyncio.timeout(5):
+            while line := await reader.readline():
+                commands.append(line.decode().rstrip("\n"))
+                await asyncio.sleep(0.4)  # more than the 300 ms deadline, each time
+                writer.write(b"200 result=1\n")
+    finally:
+        writer.close()
+    assert commands == ROUTED
+    assert server.outcomes == {"routed": 1}
+
+
+@pytest.mark.parametrize(("wait", "low", "high"), [("1", 0.9, 1.6), ("", 1.9, 2.8)])
+async def test_an_asterisk_that_never_acknowledges_is_dropped_when_the_caller_stops_waiting(
+    server, wait, low, high
+):
+    """The wait for Asterisk's answer is the caller's own (agi_arg_6, else the dialplan's
+    default 2 s): an Asterisk that takes the first variable and says nothing more is dropped
+    then, and the session counted as an answer timeout."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(env_block(agi_arg_6=wait) if wait else env_block())
+        start = time.monotonic()
+        async with asyncio.timeout(5):
+            assert await reader.readline() == (ROUTED[0] + "\n").encode()
+            with capture_logs() as logs:
+                assert await reader.read() == b""
+        took = time.monotonic() - start
+    finally:
+        writer.close()
+    assert low <= took <= high, took
+    assert server.outcomes == {"answer_timeout": 1}
+    assert [log["event"] for log in logs] == ["agi_answer_timeout"]
+
+
 @pytest.mark.parametrize("result", ["none", "raise"])
 async def test_no_decision_or_a_failing_decider_gets_no_answer(server, decider, result):
     """A decider that returns None or raises leaves the dialplan to its fallback."""
