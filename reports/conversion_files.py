@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from reports.conversions import Conversion
+from reports.conversions import GOOGLE_CLICK_IDS, Conversion
 from reports.period import zone
 
 __all__ = [
     "FILE_PLATFORMS",
     "GOOGLE_CALL_COLUMNS",
     "GOOGLE_CLICK_COLUMNS",
+    "GOOGLE_IOS_CLICK_COLUMNS",
     "MICROSOFT_COLUMNS",
     "ConversionLabel",
     "conversion_file",
@@ -25,8 +26,6 @@ __all__ = [
     "label_problem",
 ]
 
-# The first column of a Google Ads click-conversion file names the click id it holds.
-_GOOGLE_ID_COLUMN = {"gclid": "Google Click ID", "gbraid": "GBRAID", "wbraid": "WBRAID"}
 GOOGLE_CLICK_COLUMNS = (
     "Google Click ID",
     "Conversion Name",
@@ -34,6 +33,10 @@ GOOGLE_CLICK_COLUMNS = (
     "Conversion Value",
     "Conversion Currency",
 )
+# An iOS click id file keeps the "Google Click ID" column (Google's page: removing it fails
+# the import) and puts the gbraid or wbraid in a column of its own; one id per row. The names
+# GBRAID / WBRAID are what public importers write: no Google page naming them was found.
+GOOGLE_IOS_CLICK_COLUMNS = ("Google Click ID", "GBRAID", "WBRAID", *GOOGLE_CLICK_COLUMNS[1:])
 GOOGLE_CALL_COLUMNS = (
     "Caller's Phone Number",
     "Call Start Time",
@@ -124,10 +127,20 @@ def conversion_file(
             start = row.call_start.astimezone(place).strftime(_GOOGLE_TIME)
             writer.writerow([row.click_id, start, *_google_tail(row, label, tz)])
         return out.getvalue()
-    writer.writerow([_GOOGLE_ID_COLUMN[click_id], *GOOGLE_CLICK_COLUMNS[1:]])
+    if click_id not in GOOGLE_CLICK_IDS:
+        raise ValueError(f"no Google click id column for {click_id!r}")
+    writer.writerow(GOOGLE_CLICK_COLUMNS if click_id == "gclid" else GOOGLE_IOS_CLICK_COLUMNS)
     for row in rows:
-        writer.writerow([row.click_id, *_google_tail(row, label, tz)])
+        writer.writerow([*_google_ids(row, click_id), *_google_tail(row, label, tz)])
     return out.getvalue()
+
+
+def _google_ids(row: Conversion, click_id: str) -> list[str]:
+    """The id cells of a click row: the gclid alone, or an empty Google Click ID then the
+    gbraid and wbraid columns with this row's id in its own."""
+    if click_id == "gclid":
+        return [row.click_id]
+    return [row.click_id if kind == click_id else "" for kind in GOOGLE_CLICK_IDS]
 
 
 def _google_tail(row: Conversion, label: ConversionLabel, tz: str) -> list[str]:

@@ -82,7 +82,9 @@ def _file(name: str) -> dict[str, Any]:
                 "click_id",
                 "query",
                 {"enum": ["gclid", "gbraid", "wbraid"]},
-                "Which click id the file holds (its first column). Default gclid.",
+                "Which click id the file holds: gclid (the Google Click ID column) or"
+                " gbraid / wbraid (their own columns after an empty Google Click ID)."
+                " Default gclid.",
             )
         )
     csv = {

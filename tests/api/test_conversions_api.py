@@ -133,7 +133,11 @@ async def test_the_ios_click_ids_have_files_of_their_own(api) -> None:
             f"/v1/conversions/google-ads.csv?site=demo&click_id={kind}", headers=auth
         )
         rows = _csv(await resp.text())
-        assert rows[1][0] == kind.upper() and [r[0] for r in rows[2:]] == [expected]
+        # The Google Click ID column stays (empty); the id goes in GBRAID or WBRAID.
+        assert rows[1][:3] == ["Google Click ID", "GBRAID", "WBRAID"]
+        column = rows[1].index(kind.upper())
+        assert [r[column] for r in rows[2:]] == [expected]
+        assert all(r[0] == "" for r in rows[2:])
 
 
 async def test_call_and_microsoft_files(api) -> None:

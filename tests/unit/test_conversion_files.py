@@ -25,6 +25,19 @@ GOOGLE_CLICK_PUBLISHED = [
     "Conversion Value",
     "Conversion Currency",
 ]
+# iOS clicks (docs/conversions.md): the template's "Google Click ID" column stays (Google Ads
+# Help, answer 7014069: "Make sure that you don't remove the column that begins with 'Google
+# Click ID', or your import will fail"), then GBRAID and WBRAID, the names every public
+# importer found uses; Google's own page naming these two columns was not found.
+GOOGLE_IOS_CLICK_LAYOUT = [
+    "Google Click ID",
+    "GBRAID",
+    "WBRAID",
+    "Conversion Name",
+    "Conversion Time",
+    "Conversion Value",
+    "Conversion Currency",
+]
 # Google Ads, "Import phone call conversions" template: the caller id (E.164 with '+', as the
 # API's CallConversion.caller_id says) and the call's start, then the same conversion fields.
 GOOGLE_CALL_PUBLISHED = [
@@ -86,12 +99,29 @@ def test_google_click_file_matches_the_template_field_by_field() -> None:
 
 
 @pytest.mark.parametrize(("kind", "column"), [("gbraid", "GBRAID"), ("wbraid", "WBRAID")])
-def test_an_ios_click_id_file_names_its_id_column(kind: str, column: str) -> None:
+def test_an_ios_click_id_file_keeps_the_google_click_id_column(kind: str, column: str) -> None:
     rows = _rows(
         conversion_file("google_ads", [_conv("google_ads", "0AAA", kind)], LABEL, "UTC", kind)
     )
-    assert rows[1] == [column, *GOOGLE_CLICK_PUBLISHED[1:]]
-    assert rows[2][0] == "0AAA"
+    # Google's page: a file without its "Google Click ID" column fails to import.
+    assert rows[1][0] == "Google Click ID"
+    assert rows[1] == GOOGLE_IOS_CLICK_LAYOUT
+    record = dict(zip(rows[1], rows[2], strict=True))
+    assert record == {
+        "Google Click ID": "",  # one id per row (the API's rule): only this row's own
+        "GBRAID": "0AAA" if kind == "gbraid" else "",
+        "WBRAID": "0AAA" if kind == "wbraid" else "",
+        "Conversion Name": "Qualified call",
+        "Conversion Time": "2026-03-09 04:02:07",
+        "Conversion Value": "49.90",
+        "Conversion Currency": "USD",
+    }
+    assert record[column] == "0AAA"
+
+
+def test_a_click_file_is_asked_for_by_a_google_click_id_only() -> None:
+    with pytest.raises(ValueError, match="msclkid"):
+        conversion_file("google_ads", [], LABEL, "UTC", "msclkid")
 
 
 def test_utc_is_written_as_a_gmt_offset_and_times_are_utc() -> None:
