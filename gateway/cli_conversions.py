@@ -118,7 +118,9 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
             write_file(Path(args.output), made.text)
         else:
             sys.stdout.write(made.text)
-        print(f"{made.count} conversions ({made.name})", file=sys.stderr)
+        held = f", {made.held_back} held back as too recent" if made.held_back else ""
+        recent = f", {made.too_recent} too recent for the platform yet" if made.too_recent else ""
+        print(f"{made.count} conversions ({made.name}){held}{recent}", file=sys.stderr)
         return 0
 
     return await _with_db(config, work)

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 from urllib.parse import urlencode
 
 __all__ = [
     "BAIDU_MAX_BATCH",
     "BAIDU_MAX_URL",
+    "GOOGLE_CALL_MIN_AGE",
     "GOOGLE_CLICK_IDS",
+    "GOOGLE_CLICK_MIN_AGE",
+    "MIN_AGE",
     "PLATFORMS",
     "CallFacts",
     "Conversion",
     "CountRule",
     "baidu_batches",
     "conversion_for",
+    "too_recent",
     "why_not_counted",
 ]
 
@@ -30,6 +35,20 @@ GOOGLE_CLICK_IDS = ("gclid", "gbraid", "wbraid")
 # of at most 1024 characters (docs/conversions.md, where it was found).
 BAIDU_MAX_BATCH = 99
 BAIDU_MAX_URL = 1024
+# How old a call must be before Google Ads takes its conversion. Calls: "If you encounter a
+# TOO_RECENT_CONVERSION_ACTION or TOO_RECENT_CALL ... wait 6 hours or 12 hours, respectively,
+# before retrying the failed rows" (Google Ads API, "Upload call conversions",
+# developers.google.com/google-ads/api/docs/conversions/upload-calls); the error's own text
+# says 6 hours (ConversionUploadError.TOO_RECENT_CALL): the longer of the two is kept.
+GOOGLE_CALL_MIN_AGE = timedelta(hours=12)
+# Clicks: "The click associated with the given identifier or iOS URL parameter occurred less
+# than 6 hours ago. Retry after 6 hours have passed" (ConversionUploadError.TOO_RECENT_EVENT).
+# The click came before the call, so a call started 6 hours ago has a click at least as old.
+GOOGLE_CLICK_MIN_AGE = timedelta(hours=6)
+# Per platform; a platform not listed takes a conversion of any age (none found for the others).
+MIN_AGE = MappingProxyType(
+    {"google_ads": GOOGLE_CLICK_MIN_AGE, "google_ads_calls": GOOGLE_CALL_MIN_AGE}
+)
 # Click ids are URL-safe tokens; anything else (a visitor can put any text in a URL) is left
 # out, so no file row can start a spreadsheet formula or break a column.
 _CLICK_ID = re.compile(r"[A-Za-z0-9_-]{1,512}")
@@ -119,6 +138,13 @@ def conversion_for(
     return Conversion(
         platform, call.call_id, kind, value, call.started_at, call.ended_at, call.caller, url
     )
+
+
+def too_recent(row: Conversion, now: datetime) -> bool:
+    """Whether `row`'s platform would refuse it at `now` as too recent (MIN_AGE): its call
+    started less than that long before."""
+    age = MIN_AGE.get(row.platform)
+    return age is not None and now - row.call_start < age
 
 
 def _match(platform: str, call: CallFacts, click_id: str) -> tuple[str, str, str]:

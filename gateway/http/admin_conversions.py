@@ -3,7 +3,10 @@ conversions the store says were sent (when, with what answer), and a Baidu OCPC 
 
 Every route lets in an API key or a staff admin or marketer, for the sites they may see. A file
 asked for with new_only=true holds only calls never exported to that platform, and records the
-ones it holds as sent: the next such file leaves them out."""
+ones it holds as sent: the next such file leaves them out. Calls the platform would still refuse
+as too recent (Google Ads: reports.conversions.MIN_AGE) are held back from a new-only file until
+they are old enough, and counted in X-Conversion-Held-Back; any other file holds them and counts
+them in X-Conversion-Too-Recent."""
 
 from __future__ import annotations
 
@@ -81,6 +84,8 @@ async def conversion_file(request: web.Request) -> web.Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{made.name}"',
         "X-Conversion-Count": str(made.count),
+        "X-Conversion-Held-Back": str(made.held_back),
+        "X-Conversion-Too-Recent": str(made.too_recent),
     }
     return web.Response(text=made.text, content_type="text/csv", charset="utf-8", headers=headers)
 

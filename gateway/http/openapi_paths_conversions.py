@@ -31,7 +31,10 @@ _PERIOD = [
         "query",
         _BOOL,
         "Only calls never exported to this platform; the file's calls are then recorded as"
-        " sent, so the next new-only file leaves them out. Default false.",
+        " sent, so the next new-only file leaves them out. Calls the platform would still"
+        " refuse as too recent (Google Ads: a call started under 12 h before for call"
+        " conversions, 6 h for click conversions) are left out and not recorded: a new-only"
+        " file made once they are old enough holds them. Default false.",
     ),
     param(
         "again",
@@ -92,6 +95,16 @@ def _file(name: str) -> dict[str, Any]:
         "headers": {
             "Content-Disposition": {"schema": TEXT, "description": "attachment; filename=..."},
             "X-Conversion-Count": {"schema": TEXT, "description": "Conversions in the file."},
+            "X-Conversion-Held-Back": {
+                "schema": TEXT,
+                "description": "New-only files: counted calls left out as too recent for the"
+                " platform (not recorded; a later new-only file holds them). Otherwise 0.",
+            },
+            "X-Conversion-Too-Recent": {
+                "schema": TEXT,
+                "description": "Other files: rows in the file the platform would refuse now as"
+                " too recent (import them again once they are old enough). New-only: 0.",
+            },
         },
         "content": {"text/csv": {"schema": TEXT}},
     }

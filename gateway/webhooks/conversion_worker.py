@@ -85,7 +85,8 @@ async def write_daily_files(
     db: Database, config: Config, entry: SiteSettings, tz: str, last_day: date, now: datetime
 ) -> list[Path]:
     """Write one new-only file per platform into the site's export_dir, for the calls of the
-    30 days up to `last_day` not exported yet; returns the files written."""
+    30 days up to `last_day` not exported yet and old enough for the platform at `now` (the
+    others wait for a later file); returns the files written."""
     first = last_day - timedelta(days=_DAILY_DAYS - 1)
     period = Period.parse(first.isoformat(), last_day.isoformat(), tz)
     folder = Path(entry.conversions.export_dir)
@@ -106,7 +107,14 @@ async def write_daily_files(
             # Its calls are recorded as exported: `ctgw conversions export --again NAME`.
             log.error("conversion_file_not_written", path=str(path), error=str(exc))
             raise
-        log.info("conversion_file_written", site=entry.key, path=str(path), count=made.count)
+        # Held back: calls too recent for the platform yet, in a later day's file.
+        log.info(
+            "conversion_file_written",
+            site=entry.key,
+            path=str(path),
+            count=made.count,
+            held_back=made.held_back,
+        )
         paths.append(path)
     return paths
 
