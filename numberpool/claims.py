@@ -3,18 +3,22 @@
 Candidates are a number's live lease and the leases ended within the attribution window, newest
 first (`Pool.candidates_at`). One visitor's consecutive leases (a returning visitor's sessions)
 are one claim. The newest claim's rival is the claim before it when the number went from one to
-the other before the full cooldown (reused under pressure) or the call came within the dial
-delay of the newest holder getting the number; a number that rested its full cooldown is not
-contested, as before issue 11. The decision, in order:
+the other before the full cooldown (reused under pressure), the call came within the dial
+delay of the newest holder getting the number, or the newest holder has called already from
+another phone; a number that rested its full cooldown is otherwise not contested, as before
+issue 11. The decision, in order:
 
 1. a claim whose visitor is in `known_visitors` (the caller called before from that visit) wins,
    confidence KNOWN (0.9);
-2. the newest claim began less than `dial_delay` before the call: the rival wins, confidence
-   0.5 + 0.45 * (1 - held / dial_delay) (0.95 right at the new lease's start, 0.5 at the delay);
-3. otherwise the newest claim wins: against a rival, 0.5 + 0.45 * min(1, since / window) where
-   `since` is how long ago the rival's lease ended (a coin toss as it leaves, 0.95 at the
-   window's edge); alone and live, 1.0 (`active`); alone and ended, 0.95 - 0.45 * since / window
-   (0.95 as it ends, 0.5 at the window's edge).
+2. against a rival, the odds of the newest claim: within `dial_delay` of the new lease,
+   0.5 - 0.45 * (1 - held / dial_delay) (the holder who just left is the likelier caller);
+   after it, 0.5 + 0.45 * min(1, since / window), `since` how long ago the rival's lease ended
+   (a coin toss as it leaves, 0.95 at the window's edge). Each side's odds are then weighed
+   by how likely that visitor already called from another phone than this caller's (`notes`:
+   earlier calls count with the confidence they were decided with): a visitor who surely did
+   keeps SECOND_PHONE of its odds. The heavier side wins, confidence its share;
+3. alone and live, 1.0 (`active`); alone and ended, 0.95 - 0.45 * since / window (0.95 as it
+   ends, 0.5 at the window's edge).
 """
 
 from __future__ import annotations
@@ -23,19 +27,27 @@ from collections.abc import Sequence, Set
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from numberpool.lease import Lease, LeaseRules
+from numberpool.lease import CallNote, Lease, LeaseRules
 
-__all__ = ["KNOWN", "Claim", "decide"]
+__all__ = ["KNOWN", "SECOND_PHONE", "Claim", "decide"]
 
 KNOWN = 0.9  # the caller's own earlier call points at the visit: strong, not certain
+# A visitor who surely called from one phone calls from another this much less often.
+SECOND_PHONE = 0.1
 
 
 class Claim(NamedTuple):
-    """The lease a call goes to, how sure, and the rival lease that could claim it too."""
+    """The lease a call goes to, how sure, and the rival lease that could claim it too.
+
+    `doubt` is the earlier holder the call may still have been, even when the number rested
+    its cooldown (no rival reported), and `odds` how likely the call was `lease`'s all the
+    same: what a later call weighs this one by (CallNote), never shown as the confidence."""
 
     lease: Lease
     confidence: float
     rival: Lease | None = None
+    doubt: Lease | None = None
+    odds: float = 1.0
 
 
 class _Run(NamedTuple):
@@ -62,33 +74,77 @@ def _fraction(part: timedelta, whole: timedelta) -> float:
     return min(1.0, max(0.0, part / whole))
 
 
+def _called_elsewhere(visitor_id: str, caller: str, notes: Sequence[CallNote]) -> float:
+    """How likely the visitor already called from another phone than `caller`'s: each earlier
+    call from another phone was theirs with its confidence (or 1 - it, if they were its rival)."""
+    if not caller:
+        return 0.0
+    not_yet = 1.0
+    for note in notes:
+        if note.caller == caller:
+            continue
+        if note.visitor_id == visitor_id:
+            not_yet *= 1.0 - note.confidence
+        elif note.rival_id == visitor_id:
+            not_yet *= note.confidence
+    return 1.0 - not_yet
+
+
 def decide(
     candidates: Sequence[Lease],
     at: datetime,
     rules: LeaseRules,
     known_visitors: Set[str] = frozenset(),
+    *,
+    caller: str = "",
+    notes: Sequence[CallNote] = (),
 ) -> Claim | None:
-    """The claim a call at `at` goes to, from `Pool.candidates_at`; None when nobody's."""
+    """The claim a call at `at` from `caller` goes to, from `Pool.candidates_at`; None when
+    nobody's. `notes`: the earlier calls from known phones on the number (Pool.calls_on)."""
     runs = _runs(candidates)
     if not runs:
         return None
     newest = runs[0]
     held = at - newest.since
+    elsewhere = _called_elsewhere(newest.lease.visitor_id, caller, notes)
     contested = len(runs) > 1 and (
-        newest.since - runs[1].lease.until < rules.cooldown or held < rules.dial_delay
+        newest.since - runs[1].lease.until < rules.cooldown
+        or held < rules.dial_delay
+        or elsewhere > 0.0
     )
     rival = runs[1] if contested else None
     known = next((run for run in runs if run.lease.visitor_id in known_visitors), None)
     if known is not None and (known is not newest or rival is not None):
         other = newest if known is not newest else rival
-        return Claim(known.lease, KNOWN, other.lease if other else None)
+        other_lease = other.lease if other else None
+        return Claim(known.lease, KNOWN, other_lease, other_lease, KNOWN)
     window = rules.attribution_window
     if rival is None:
-        if newest.lease.live_at(at):
-            return Claim(newest.lease, 1.0)
-        return Claim(newest.lease, 0.95 - 0.45 * _fraction(at - newest.lease.until, window))
-    if held < rules.dial_delay:
-        hardly = 1 - _fraction(held, rules.dial_delay)
-        return Claim(rival.lease, 0.5 + 0.45 * hardly, newest.lease)
-    since = at - rival.lease.until
-    return Claim(newest.lease, 0.5 + 0.45 * _fraction(since, window), rival.lease)
+        sure = (
+            1.0
+            if newest.lease.live_at(at)
+            else 0.95 - 0.45 * _fraction(at - newest.lease.until, window)
+        )
+        if len(runs) == 1:
+            return Claim(newest.lease, sure, odds=sure)
+        # Rested its cooldown: not contested, yet the holder before may still call within the
+        # window; a later call weighs this one as the coin it was.
+        before = runs[1].lease
+        odds = 0.5 + 0.45 * _fraction(at - before.until, window)
+        return Claim(newest.lease, sure, doubt=before, odds=odds)
+    early = held < rules.dial_delay
+    if early:
+        newest_odds = 0.5 - 0.45 * (1 - _fraction(held, rules.dial_delay))
+    else:
+        newest_odds = 0.5 + 0.45 * _fraction(at - rival.lease.until, window)
+    # Weighed by how likely each already called from another phone: people call again from
+    # the phone they called from, so such a candidate keeps SECOND_PHONE of its odds.
+    mine = newest_odds * (1 - (1 - SECOND_PHONE) * elsewhere)
+    theirs = (1 - newest_odds) * (
+        1 - (1 - SECOND_PHONE) * _called_elsewhere(rival.lease.visitor_id, caller, notes)
+    )
+    if theirs > mine or (theirs == mine and early):
+        share = theirs / (mine + theirs)
+        return Claim(rival.lease, share, newest.lease, newest.lease, share)
+    share = mine / (mine + theirs)
+    return Claim(newest.lease, share, rival.lease, rival.lease, share)

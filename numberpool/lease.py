@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-__all__ = ["Lease", "LeaseRules"]
+__all__ = ["CallNote", "Lease", "LeaseRules"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,13 @@ class Lease(NamedTuple):
     def live_at(self, at: datetime) -> bool:
         """Whether the lease covers the instant `at`."""
         return self.started_at <= at < self.until
+
+
+class CallNote(NamedTuple):
+    """A call on a number as it was decided: who it went to, from which phone, how sure, and
+    the rival visitor it could have been ('' when none). Later calls weigh it (claims.py)."""
+
+    caller: str
+    visitor_id: str
+    rival_id: str
+    confidence: float

@@ -1,36 +1,18 @@
 """A pool of tracking numbers leased to visits: least recently released first, with cooldown.
 Under pressure (no number rested the full cooldown) the cooldown adapts: "reuse" leases the least
-risky cooling number once it has rested `min_cooldown`, rather than the overflow number."""
+risky cooling number (numberpool/slot.py ranks them) once it has rested `min_cooldown`, rather
+than the overflow number."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from numberpool.lease import Lease, LeaseRules
+from numberpool.lease import CallNote, Lease, LeaseRules
+from numberpool.slot import NEVER, Entry, RiskHeaps, Slot, pick
 
 __all__ = ["Lease", "LeaseRules", "Pool"]
-
-
-@dataclass
-class _Slot:
-    number: str
-    order: int
-    history: list[Lease] = field(default_factory=list)
-    version: int = 0  # bumped on every change, so heap entries of older states are skipped
-    amp: bool = False  # the latest lease's page cannot heartbeat: its quiet is no bounce
-
-    @property
-    def latest(self) -> Lease | None:
-        return self.history[-1] if self.history else None
-
-
-# Sorts before every real time: numbers never leased are the least recently released.
-_NEVER = datetime.min.replace(tzinfo=UTC)
-# A heap entry: (when the slot's latest lease ends, its position, its version, its number).
-_Entry = tuple[datetime, int, int, str]
 
 
 class Pool:
@@ -39,7 +21,7 @@ class Pool:
     All methods are synchronous and take the time explicitly, so one event loop thread serialises
     them: no number can be leased to two live sessions. Choosing a number is O(log n): a heap
     orders slots by when their latest lease ends (never-leased first, then by position); under
-    pressure a second one orders those whose latest holder never heartbeated (a bounce, a bot).
+    pressure two more order those whose latest holder called or never heartbeated (RiskHeaps).
     """
 
     def __init__(
@@ -59,11 +41,11 @@ class Pool:
         self.exhausted_count = 0  # leases refused: the overflow number was served
         self.reused_count = 0  # leases of a number cooling less than the full cooldown
         self.peak_live = 0
-        self._slots: dict[str, _Slot] = {}
+        self._slots: dict[str, Slot] = {}
         self._last_number_of: dict[str, str] = {}
-        self._by_release: list[_Entry] = []
-        # Numbers whose latest holder never heartbeated, kept only under pressure (_rebuild).
-        self._silent: list[_Entry] | None = None
+        self._by_release: list[Entry] = []
+        # Numbers whose latest holder called or never heartbeated, kept only under pressure.
+        self._risks: RiskHeaps | None = None
         self._reused_seen = 0
         self._expiry: list[tuple[datetime, int, str]] = []
         self._live: set[str] = set()
@@ -82,8 +64,8 @@ class Pool:
     def add_number(self, number: str) -> None:
         """Add a tracking number; adding one already present changes nothing."""
         if number not in self._slots:
-            slot = self._slots[number] = _Slot(number, len(self._slots))
-            heapq.heappush(self._by_release, (_NEVER, slot.order, slot.version, number))
+            slot = self._slots[number] = Slot(number, len(self._slots))
+            heapq.heappush(self._by_release, (NEVER, slot.order, slot.version, number))
 
     def remove_number(self, number: str, at: datetime) -> bool:
         """Remove a number unless a live lease holds it; True when removed."""
@@ -138,7 +120,7 @@ class Pool:
         slot.history.append(lease)
         slot.amp = not heartbeats
         self._last_number_of[visitor_id] = slot.number
-        self._changed(slot, at, quiet=heartbeats)
+        self._changed(slot, at)
         self.peak_live = max(self.peak_live, len(self._live))
         return lease
 
@@ -161,7 +143,7 @@ class Pool:
             return None
         ended = lease._replace(until=at)
         slot.history[-1] = ended
-        self._changed(slot, at, quiet=ended.last_seen == ended.started_at and not slot.amp)
+        self._changed(slot, at)
         return ended
 
     def restore(self, lease: Lease, now: datetime | None = None) -> bool:
@@ -172,16 +154,30 @@ class Pool:
         slot.history.append(lease)
         slot.amp = False  # not persisted: a restored quiet lease counts as a bounce
         self._last_number_of[lease.visitor_id] = lease.number
-        self._changed(slot, now or lease.last_seen, quiet=lease.last_seen == lease.started_at)
+        self._changed(slot, now or lease.last_seen)
         return True
 
     def adopt(self, older: Pool, now: datetime) -> None:
         """Take over the leases and counters of the object this pool replaces (a reload)."""
         for lease in sorted(older.leases(), key=lambda lease: lease.started_at):
             self.restore(lease, now)
+        for number, slot in older._slots.items():
+            for note in slot.calls:
+                self.note_call(number, note, now)
         self.exhausted_count = older.exhausted_count
         self.reused_count = older.reused_count
         self.peak_live = older.peak_live
+
+    def note_call(self, number: str, note: CallNote, at: datetime) -> None:
+        """Remember a call from a known phone on `number` as it was decided: the next calls are
+        weighed with it (claims.py), and a number whose holder called is safer to reuse."""
+        slot = self._slots.get(number)
+        if slot is None or not note.caller or note in slot.calls:
+            return
+        if all(lease.visitor_id != note.visitor_id for lease in slot.history):
+            return
+        slot.calls.append(note)
+        self._changed(slot, at)
 
     # -- questions -------------------------------------------------------------------------
 
@@ -228,6 +224,15 @@ class Pool:
             found.append(lease)
         return found
 
+    def calls_on(self, number: str) -> list[CallNote]:
+        """The calls from known phones decided on `number` while its leases are kept."""
+        slot = self._slots.get(number)
+        return list(slot.calls) if slot else []
+
+    def callers_of(self, number: str, visitor_id: str) -> frozenset[str]:
+        """The phones whose calls on `number` went to `visitor_id` (see note_call)."""
+        return frozenset(c.caller for c in self.calls_on(number) if c.visitor_id == visitor_id)
+
     def leases(self) -> Iterator[Lease]:
         for slot in self._slots.values():
             yield from slot.history
@@ -242,6 +247,9 @@ class Pool:
                 keep.append(slot.history[-1])
             dropped += len(slot.history) - len(keep)
             slot.history = keep
+            if slot.calls:
+                holders = {lease.visitor_id for lease in keep}
+                slot.calls = [c for c in slot.calls if c.visitor_id in holders]
         # Only the latest holder of a number can get it back: forget every other visitor, so
         # this map stays as small as the pool however many visitors come.
         self._last_number_of = {
@@ -253,23 +261,20 @@ class Pool:
 
     # -- choosing --------------------------------------------------------------------------
 
-    def _changed(self, slot: _Slot, at: datetime, *, quiet: bool = False) -> None:
-        # quiet: the latest lease never heartbeated though its page could (a bounce or a bot).
+    def _changed(self, slot: Slot, at: datetime) -> None:
         slot.version += 1
-        latest = slot.latest
-        until = latest.until if latest else _NEVER
-        entry = (until, slot.order, slot.version, slot.number)
+        entry = slot.entry()
         heapq.heappush(self._by_release, entry)
-        heapq.heappush(self._expiry, (until, slot.version, slot.number))
-        if quiet and self._silent is not None:
-            heapq.heappush(self._silent, entry)
-        if until > at:
+        heapq.heappush(self._expiry, (entry[0], slot.version, slot.number))
+        if self._risks is not None:
+            self._risks.push(slot)
+        if entry[0] > at:
             self._live.add(slot.number)
         else:
             self._live.discard(slot.number)
         self._settle(at)
         limit = 4 * len(self._slots) + 64
-        if len(self._by_release) > limit or len(self._silent or ()) > limit:
+        if len(self._by_release) > limit or (self._risks and self._risks.size() > limit):
             self._rebuild()
 
     def _settle(self, at: datetime) -> None:
@@ -282,30 +287,16 @@ class Pool:
 
     def _rebuild(self) -> None:
         # Heartbeats leave superseded heap entries behind; start afresh when they pile up. The
-        # quiet heap costs a push a lease: kept only if a reuse happened since the last rebuild.
-        pressed = self._silent is not None and self.reused_count != self._reused_seen
+        # risk heaps cost a push a change: kept only if a reuse happened since the last rebuild.
+        pressed = self._risks is not None and self.reused_count != self._reused_seen
         self._reused_seen = self.reused_count
-        self._by_release = []
-        self._expiry = []
-        for slot in self._slots.values():
-            until = slot.latest.until if slot.latest else _NEVER
-            self._by_release.append((until, slot.order, slot.version, slot.number))
-            self._expiry.append((until, slot.version, slot.number))
+        self._by_release = [slot.entry() for slot in self._slots.values()]
+        self._expiry = [(e[0], e[2], e[3]) for e in self._by_release]
         heapq.heapify(self._by_release)
         heapq.heapify(self._expiry)
-        self._silent = self._quiet_heap() if pressed else None
+        self._risks = RiskHeaps(self._slots.values()) if pressed else None
 
-    def _quiet_heap(self) -> list[_Entry]:
-        """The slots whose latest lease never heartbeated though its page could, by release."""
-        heap: list[_Entry] = []
-        for slot in self._slots.values():
-            latest = slot.latest
-            if latest is not None and latest.last_seen == latest.started_at and not slot.amp:
-                heap.append((latest.until, slot.order, slot.version, slot.number))
-        heapq.heapify(heap)
-        return heap
-
-    def _returning_slot(self, visitor_id: str) -> _Slot | None:
+    def _returning_slot(self, visitor_id: str) -> Slot | None:
         number = self._last_number_of.get(visitor_id)
         slot = self._slots.get(number) if number else None
         if slot is None or slot.latest is None or slot.latest.visitor_id != visitor_id:
@@ -313,7 +304,7 @@ class Pool:
         # Cooldown protects the next visitor from the last one's calls; the same visitor needs none.
         return slot
 
-    def _free_slot(self, at: datetime) -> _Slot | None:
+    def _free_slot(self, at: datetime) -> Slot | None:
         heap = self._by_release
         while heap:
             until, _, version, number = heap[0]
@@ -321,30 +312,18 @@ class Pool:
             if slot is None or slot.version != version:
                 heapq.heappop(heap)
                 continue
-            if until > _NEVER and at < until + self.rules.cooldown:
+            if until > NEVER and at < until + self.rules.cooldown:
                 return None  # the slot released longest ago is still live or cooling down
             return slot
         return None
 
-    def _cooling_slot(self, at: datetime) -> _Slot | None:
-        """Under pressure: the cooling number least likely to get its last holder's call.
-
-        A number whose last holder never heartbeated (a bounce or a bot) first, else the one
-        released longest ago (its last holder's window ends soonest); only numbers rested at
-        least `min_cooldown`, so never a live one. Two heap tops: O(log n) amortised (the
-        quiet heap is made, O(n), when pressure begins).
-        """
-        if self._silent is None:
-            self._silent = self._quiet_heap()
+    def _cooling_slot(self, at: datetime) -> Slot | None:
+        """Under pressure: the cooling number least likely to get its last holder's call
+        (numberpool/slot.py), rested at least `min_cooldown`, so never a live one. Heap tops:
+        O(log n) amortised (the risk heaps are made, O(n), when pressure begins)."""
+        if self._risks is None:
+            self._risks = RiskHeaps(self._slots.values())
         rested_by = min(at, at - self.rules.min_cooldown)
-        for heap in (self._silent, self._by_release):
-            while heap:
-                until, _, version, number = heap[0]
-                slot = self._slots.get(number)
-                if slot is None or slot.version != version:
-                    heapq.heappop(heap)
-                elif until <= rested_by:
-                    return slot
-                else:
-                    break  # the heap's earliest end is too recent: so are all the others
-        return None
+        return self._risks.pick(self._slots, rested_by) or pick(
+            self._by_release, self._slots, rested_by
+        )

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from numberpool.claims import decide
+from numberpool.lease import CallNote
 from numberpool.pool import Lease, Pool
 from numberpool.visit import VisitContext
 
@@ -220,9 +221,15 @@ class Site:
         return offers
 
     def attribute(
-        self, dialed: str, at: datetime, *, known_visitors: Set[str] = frozenset()
+        self,
+        dialed: str,
+        at: datetime,
+        *,
+        known_visitors: Set[str] = frozenset(),
+        caller: str = "",
     ) -> Attribution:
-        """Attribute a call on `dialed` at `at`: active, probable, overflow, static or none.
+        """Attribute a call on `dialed` at `at` from `caller`: active, probable, overflow,
+        static or none, and remember who called whom (Pool.note_call).
 
         `known_visitors`: the visitors this caller's earlier calls went to; one of them wins a
         call two visits could claim."""
@@ -234,10 +241,15 @@ class Site:
                 return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
             if dialed not in pool:
                 continue
-            claim = decide(pool.candidates_at(dialed, at), at, pool.rules, known_visitors)
+            candidates = pool.candidates_at(dialed, at)
+            notes = pool.calls_on(dialed)
+            claim = decide(candidates, at, pool.rules, known_visitors, caller=caller, notes=notes)
             if claim is None:
                 continue
             lease, rival = claim.lease, claim.rival
+            doubt = claim.doubt.visitor_id if claim.doubt else ""
+            note = CallNote(caller, lease.visitor_id, doubt, claim.odds)
+            pool.note_call(dialed, note, at)
             alone_and_live = rival is None and lease.live_at(at)
             return Attribution(
                 AttributionKind.ACTIVE if alone_and_live else AttributionKind.PROBABLE,

@@ -243,7 +243,10 @@ def replay(
             number = shown.get(index[truth[i]])
             # As the gateway does: the visitors this caller's earlier calls went to.
             reached = known.setdefault(calls[i].caller, set())
-            found = site.attribute(number, at, known_visitors=reached) if number else None
+            phone = calls[i].caller if _real_caller(calls[i].caller) else ""
+            found = (
+                site.attribute(number, at, known_visitors=reached, caller=phone) if number else None
+            )
             if found is not None and found.visitor_id and _real_caller(calls[i].caller):
                 reached.add(found.visitor_id)
             if found is None or not found.visitor_id:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from gateway.store.database import Database
-from gateway.store.sessions import leases_since
+from gateway.store.sessions import calls_since, leases_since
 from gateway.store.sites import SiteEntry, load_sites, settings_fingerprint
 from numberpool.clock import Clock
 from numberpool.pool import Lease, Pool
@@ -102,6 +102,12 @@ class SiteBook:
                 continue  # its pool or number is gone
             if lease.live_at(now):
                 live.setdefault(lease.session_id, []).append(lease)
+        # Who called whom: numbers whose holder called stay the safest to reuse, and a holder's
+        # calls from another phone still count against it (numberpool/claims.py).
+        for dialed, note in await calls_since(self.db, now - window):
+            for _, pool in self.pools():
+                if dialed in pool:
+                    pool.note_call(dialed, note, now)
         return RestoredLeases(len(leases), live)
 
     def release(self, site: str, leases: list[Lease], session_id: str, at: datetime) -> None:

@@ -4,16 +4,18 @@ what it reads back after a restart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gateway.store.database import Database, Write
 from gateway.store.times import from_ts, ts
+from numberpool.lease import CallNote
 from numberpool.pool import Lease
 from numberpool.site import NumberOffer
 from numberpool.visit import VisitContext
 
 __all__ = [
     "StoredSession",
+    "calls_since",
     "lease_write",
     "leases_since",
     "pool_exhausted_write",
@@ -38,6 +40,11 @@ _LEASE_SQL = (
 )
 _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
 # Every lease that may still be attributed to, and the newest of each number (its cooldown).
+_CALLS_SINCE_SQL = (
+    "SELECT dialed, visitor_id, caller, json_extract(attribution, '$.other_visitor_id') AS rival,"
+    " json_extract(attribution, '$.confidence') AS sure FROM calls WHERE started_at >= ?"
+    " AND visitor_id != '' AND caller != '' ORDER BY started_at"
+)
 _LEASES_SINCE_SQL = (
     "SELECT * FROM leases WHERE until > ? OR rowid IN"
     " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid"
@@ -162,6 +169,24 @@ async def leases_since(db: Database, since: datetime) -> list[Lease]:
         )
         for row in rows
     ]
+
+
+async def calls_since(db: Database, since: datetime) -> list[tuple[str, CallNote]]:
+    """(dialed, how it was decided) of each call since `since` that went to a visit from a
+    known phone, oldest first: for the pools after a restart (Pool.note_call)."""
+    rows = await db.fetchall(_CALLS_SINCE_SQL, (ts(since),))
+    return [
+        (
+            row["dialed"],
+            CallNote(row["caller"], row["visitor_id"], row["rival"] or "", _share(row["sure"])),
+        )
+        for row in rows
+    ]
+
+
+def _share(value: Any) -> float:
+    """A stored confidence as 0-1; 1.0 when absent or garbled (records before issue 11)."""
+    return float(value) if isinstance(value, int | float) and 0 <= value <= 1 else 1.0
 
 
 async def sessions_live_at(db: Database, at: datetime) -> list[StoredSession]:

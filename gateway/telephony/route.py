@@ -197,7 +197,7 @@ class CallRouter:
         whatever a visitor sent, never raises."""
         try:
             known = caller_visitors(self.db, caller)
-            attribution = entry.site.attribute(dialed, at, known_visitors=known)
+            attribution = entry.site.attribute(dialed, at, known_visitors=known, caller=caller)
             session_id = attribution.session_id
             visit = attributed_visit(self.db, session_id) if session_id else None
             return attribution_snapshot(attribution, visit)

@@ -16,10 +16,12 @@ import aiohttp
 import pytest
 
 from gateway.app import create_app
-from gateway.appkeys import DESK
+from gateway.appkeys import AGI, DESK
 from gateway.config import parse_config
 from numberpool.site import AttributionKind
 from tests.api.conftest import BROWSER, demo_config
+from tests.api.test_call_routing import call_env
+from tests.unit.test_agi import fake_asterisk
 
 CTGW = [sys.executable, "-m", "gateway"]
 
@@ -172,6 +174,31 @@ async def test_attribution_survives_restart(aiohttp_client, tmp_path: Path, cloc
     assert during.session_id == body["session_id"]
     after = entry.site.attribute(number, clock.now())
     assert after.kind is AttributionKind.PROBABLE
+
+
+async def test_who_called_whom_survives_restart(aiohttp_client, tmp_path: Path, clock) -> None:
+    """A visitor's call from a known phone is remembered by its number's pool after a restart
+    (which numbers are safest to reuse, and whose calls come from elsewhere)."""
+    config = parse_config(demo_config(tmp_path), source="test")
+    client = await aiohttp_client(create_app(config, clock=clock))
+    body = await (
+        await client.post(
+            "/v1/sessions", json={"site": "demo", "url": "https://x.example/"}, headers=BROWSER
+        )
+    ).json()
+    number = body["numbers"][0]["number"]
+    clock.advance(seconds=30)
+    commands = await fake_asterisk(client.app[AGI], call_env(number, caller="+12025550177"))
+    assert any("CTGW_ROUTE" in c for c in commands)
+    visitor = client.app[DESK].live.get(body["session_id"]).visitor_id
+    await client.close()
+
+    clock.advance(minutes=2)
+    again = await aiohttp_client(create_app(config, clock=clock))
+    entry = again.app[DESK].book.site_for_number(number)
+    assert entry is not None
+    (pool,) = [p for p in entry.site.pools if number in p]
+    assert pool.callers_of(number, visitor) == {"+12025550177"}
 
 
 def test_bad_config_fails_start_with_message(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numberpool.claims import KNOWN
+from numberpool.lease import CallNote
 from numberpool.pool import Lease, LeaseRules, Pool
 from numberpool.site import AttributionKind, OfferKind, Site
 from numberpool.visit import visit_from_url
@@ -163,8 +164,11 @@ def test_a_returning_visitor_gets_its_own_number_first_under_pressure(clock: Fak
     assert pool.reused_count == 0
 
 
-def _expected_choice(pool: Pool, now: datetime, amp: set[str]) -> str | None:
-    """The reuse choice by a scan of every number (the oracle of the heaps)."""
+def _expected_choice(
+    pool: Pool, now: datetime, amp: set[str], tiers: list[str] | None = None
+) -> str | None:
+    """The reuse choice by a scan of every number (the oracle of the heaps); the tier it came
+    from is added to `tiers`."""
     latest = {n: None for n in pool.numbers} | {
         lease.number: lease for lease in sorted(pool.leases(), key=lambda x: x.started_at)
     }
@@ -181,26 +185,35 @@ def _expected_choice(pool: Pool, now: datetime, amp: set[str]) -> str | None:
         for n, lease in latest.items()
         if lease is not None and lease.until <= now - pool.rules.min_cooldown
     ]
-    quiet = [r for r in rested if r[0].last_seen == r[0].started_at and r[0].lease_id not in amp]
-    best = sorted(quiet or rested, key=lambda r: (r[0].until, r[1]))
+    called = [r for r in rested if pool.callers_of(r[2], r[0].visitor_id)]
+    quiet = [
+        r
+        for r in rested
+        if r[0].last_seen == r[0].started_at and r[0].lease_id not in amp and r not in called
+    ]
+    best = sorted(called or quiet or rested, key=lambda r: (r[0].until, r[1]))
+    if tiers is not None and best:
+        tiers.append("called" if called else "quiet" if quiet else "oldest")
     return best[0][2] if best else None
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_heaps_choose_what_a_full_scan_would(clock: FakeClock, seed: int) -> None:
-    """Across calm and pressure, leases, heartbeats and releases, the O(log n) choice equals
-    the scan: rested longest ago, else a quiet cooling number, else the oldest cooling one."""
+    """Across calm and pressure, leases, heartbeats, calls and releases, the O(log n) choice
+    equals the scan: rested longest ago, else a cooling number whose holder called, else a
+    quiet one, else the oldest cooling one."""
     rng = random.Random(seed)
     numbers = [f"+1415555{i:04d}" for i in range(200, 212)]
     pool = make_pool(numbers, min_cooldown=timedelta(seconds=5))
     holders: dict[str, str] = {}
     amp: set[str] = set()
+    tiers: list[str] = []
     for step in range(3000):
         # Alternate calm stretches and bursts, so the quiet heap is dropped and made again.
         now = clock.advance(seconds=rng.uniform(0, 8 if (step // 300) % 2 else 1))
         roll = rng.random()
         if roll < 0.5:
-            expected = _expected_choice(pool, now, amp)
+            expected = _expected_choice(pool, now, amp, tiers)
             beats = rng.random() < 0.9
             lease = pool.lease(f"l{step}", f"s{step}", f"new{step}", now, heartbeats=beats)
             assert (lease.number if lease else None) == expected
@@ -208,13 +221,18 @@ def test_the_heaps_choose_what_a_full_scan_would(clock: FakeClock, seed: int) ->
                 holders[lease.session_id] = lease.number
                 if not beats:
                     amp.add(lease.lease_id)
-        elif roll < 0.8 and holders:
+        elif roll < 0.7 and holders:
             session = rng.choice(list(holders))
             pool.heartbeat(holders[session], session, now)
+        elif roll < 0.8 and holders:  # a call goes to a holder (its lease may have ended)
+            session = rng.choice(list(holders))
+            note = CallNote(f"+1202{step:07d}", f"new{session[1:]}", "", 1.0)
+            pool.note_call(holders[session], note, now)
         elif holders:
             session = rng.choice(list(holders))
             pool.release(holders.pop(session), session, now)
     assert pool.reused_count > 0
+    assert {"called", "quiet", "oldest"} <= set(tiers), "every tier of the choice was tried"
 
 
 # -- the probable decision ---------------------------------------------------------------------
