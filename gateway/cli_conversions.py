@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from gateway.webhooks.conversion_sending import send_site_baidu
 from gateway.webhooks.conversion_worker import write_file
 from reports.conversion_files import FILE_PLATFORMS
 from reports.conversions import GOOGLE_CLICK_IDS, PLATFORMS
-from reports.period import Period, PeriodError, zone
+from reports.period import Period, PeriodError, parse_day, zone
 
 __all__ = ["CONVERSIONS_COMMANDS", "conversions_parsers"]
 
@@ -84,21 +85,32 @@ async def _tz(db: Database, site: str) -> str:
 def _period(args: argparse.Namespace, tz: str, now: datetime) -> Period:
     until = args.until or now.astimezone(zone(tz)).date().isoformat()
     try:
-        since = (
-            args.since
-            or (
-                datetime.fromisoformat(until).date() - timedelta(days=_DEFAULT_DAYS - 1)
-            ).isoformat()
-        )
-        return Period.parse(since, until, tz)
+        first = args.since or ""
+        if not first:
+            first = (parse_day(until, "until") - timedelta(days=_DEFAULT_DAYS - 1)).isoformat()
+        return Period.parse(first, until, tz)
+    except OverflowError:
+        raise CliError("'until' is too early in the calendar") from None
     except (PeriodError, ValueError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _writable(path: Path) -> None:
+    """Refuse an output file that cannot be written before anything is marked sent."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        raise CliError(f"cannot write {path}: a folder, or its folder is not writable")
 
 
 async def _export(config: Config, args: argparse.Namespace) -> int:
     platform = next(p for p, n in FILE_PLATFORMS.items() if n == args.platform)
     if args.again and args.new_only:
         raise CliError("give --again or --new-only, not both")
+    if args.output:
+        _writable(Path(args.output))
 
     async def work(db: Database) -> int:
         now = datetime.now(UTC)
@@ -115,7 +127,12 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
             again=args.again,
         )
         if args.output:
-            write_file(Path(args.output), made.text)
+            try:
+                write_file(Path(args.output), made.text)
+            except OSError as exc:
+                lost = args.new_only and made.count
+                hint = f"; its calls are recorded as sent: --again {made.name}" if lost else ""
+                raise CliError(f"cannot write {args.output}: {exc.strerror or exc}{hint}") from None
         else:
             sys.stdout.write(made.text)
         held = f", {made.held_back} held back as too recent" if made.held_back else ""
