@@ -57,7 +57,7 @@ def test_a_doubtful_earlier_call_counts_as_much_as_it_was_sure(clock: FakeClock)
     """Ada's call went to the new holder as a near coin toss (the old one was its rival): a call
     from Eve's phone is weighed with it both ways, so one doubtful call does not turn the next
     one round (no wrong call breeding another), but it moves the confidence."""
-    site, pool, number = reused(clock)
+    site, _, number = reused(clock)
     first = site.attribute(number, clock.advance(seconds=5), caller=ADA)
     assert (first.visitor_id, first.other_visitor_id) == ("v-new", "v-old")
     eve = site.attribute(number, clock.advance(seconds=5), caller=EVE)
