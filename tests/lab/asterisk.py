@@ -265,6 +265,9 @@ class AsteriskLab:
             "[globals]\n"
             "CTGW_AGI_HOST=127.0.0.1\n"
             f"CTGW_AGI_PORT={self.ports.agi}\n"
+            # As shipped: no second gateway (tests set these with AMI Setvar when they need one).
+            "CTGW_AGI_HOST2=\n"
+            "CTGW_AGI_PORT2=\n"
             f"CTGW_LOOKUP_TIMEOUT={self.lookup_timeout}\n"
             f"CTGW_FALLBACK={self.fallback}\n"
             "CTGW_RING_TIMEOUT=20\n"
