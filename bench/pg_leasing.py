@@ -54,7 +54,7 @@ async def _reset(url: str, pool_size: int) -> None:
     conn = await asyncpg.connect(url)
     try:
         await apply_migrations(conn)
-        await conn.execute("TRUNCATE leases, numbers, pools")
+        await conn.execute("TRUNCATE leasing.leases, leasing.numbers, leasing.pools")
         await add_pool(conn, "bench", [f"+1415555{i:04d}" for i in range(pool_size)])
     finally:
         await conn.close()

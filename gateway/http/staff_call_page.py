@@ -145,7 +145,7 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     tz = await _site_zone(request, site)
     found = await _reported(request, call, tz)
     session_id = (call.get("attribution") or {}).get("session_id") or ""
-    visit = attributed_visit(db, session_id) if session_id else None
+    visit = await attributed_visit(db, session_id) if session_id else None
     marks = await call_marks(db, call_id) or {}
     saved = request.query.get("marked") == "1"
     notice = '<p class="notice" role="status">Marks saved.</p>\n' if saved else ""

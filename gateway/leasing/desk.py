@@ -301,7 +301,7 @@ class SessionDesk:
         now = self.clock.now()
         session = self.live.get(session_id)
         if session is None:
-            if not session_known(self.db, session_id):
+            if not await session_known(self.db, session_id):
                 raise UnknownSession(session_id)
             raise SessionEnded(session_id)
         entry = self.book.sites.get(session.site)

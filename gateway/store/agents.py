@@ -102,27 +102,29 @@ async def endpoints_by_user(db: Database) -> dict[str, list[str]]:
     return found
 
 
-def contact_card(db: Database, site: str, contact_id: str, caller: str) -> dict[str, Any] | None:
+async def contact_card(
+    db: Database, site: str, contact_id: str, caller: str
+) -> dict[str, Any] | None:
     """What a pop shows of the caller on `site`: the contact, its calls to this site, and (with
     the CRM's tables) the lead's status, open tasks and latest history. Point lookups on
     indexes only: run on the event loop, microseconds, never behind a report on the reader."""
-    row = db.lookup("SELECT * FROM contacts WHERE contact_id = ?", (contact_id,))
+    row = await db.lookup("SELECT * FROM contacts WHERE contact_id = ?", (contact_id,))
     if row is None:
         return None
     card = {key: row[key] for key in _CONTACT_COLUMNS if key in row.keys()}
     # This site's calls only (through the calls_caller index): one site never learns of another.
-    counted = db.lookup(_SITE_CALLS_SQL, (caller, site)) if caller else None
+    counted = await db.lookup(_SITE_CALLS_SQL, (caller, site)) if caller else None
     card["calls"] = int(counted["calls"]) if counted is not None else 0
     card["first_call_at"] = counted["first_call_at"] if counted is not None else None
-    card.update(_lead(db, site, contact_id))
+    card.update(await _lead(db, site, contact_id))
     return card
 
 
-def _lead(db: Database, site: str, contact_id: str) -> dict[str, Any]:
+async def _lead(db: Database, site: str, contact_id: str) -> dict[str, Any]:
     try:
-        lead = db.lookup(_LEAD_SQL, (site, contact_id))
-        tasks = db.lookup(_OPEN_TASKS_SQL, (contact_id, site))
-        history = db.lookup(_HISTORY_SQL, (contact_id, site))
+        lead = await db.lookup(_LEAD_SQL, (site, contact_id))
+        tasks = await db.lookup(_OPEN_TASKS_SQL, (contact_id, site))
+        history = await db.lookup(_HISTORY_SQL, (contact_id, site))
     except sqlite3.OperationalError:
         return {}  # a store without the CRM's tables: the pop shows the contact alone
     return {

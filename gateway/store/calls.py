@@ -216,33 +216,35 @@ def call_write(call: CallRecord) -> Write:
     )
 
 
-def call_for_linkedid(db: Database, linkedid: str) -> CallRecord | None:
+async def call_for_linkedid(db: Database, linkedid: str) -> CallRecord | None:
     """The committed record of the call with this linkedid, if any."""
-    row = db.lookup("SELECT * FROM calls WHERE linkedid = ?", (linkedid,))
+    row = await db.lookup("SELECT * FROM calls WHERE linkedid = ?", (linkedid,))
     return None if row is None else record_from_row(row)
 
 
-def attributed_visit(db: Database, session_id: str) -> VisitContext | None:
+async def attributed_visit(db: Database, session_id: str) -> VisitContext | None:
     """The stored visit of a session a call is attributed to, if the session is stored."""
-    row = db.lookup(
+    row = await db.lookup(
         f"SELECT {_VISIT_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608 - fixed columns
         (session_id,),
     )
     return VisitContext(**{key: row[key] for key in row.keys()}) if row else None
 
 
-def caller_visitors(db: Database, caller: str, limit: int = 5) -> frozenset[str]:
+async def caller_visitors(db: Database, caller: str, limit: int = 5) -> frozenset[str]:
     """The visitor ids the latest `limit` attributed calls from `caller` went to (none when
     the caller is anonymous)."""
     if not caller:
         return frozenset()
-    row = db.lookup(_CALLER_VISITORS_SQL, (caller, limit))
+    row = await db.lookup(_CALLER_VISITORS_SQL, (caller, limit))
     return frozenset(json.loads(row[0])) if row and row[0] else frozenset()
 
 
-def linked_call(db: Database, linkedid: str) -> LinkedCall | None:
+async def linked_call(db: Database, linkedid: str) -> LinkedCall | None:
     """The committed call with this linkedid, as far as an AMI update needs it."""
-    row = db.lookup("SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (linkedid,))
+    row = await db.lookup(
+        "SELECT call_id, site, ended_at FROM calls WHERE linkedid = ?", (linkedid,)
+    )
     return (
         None
         if row is None

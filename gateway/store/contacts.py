@@ -20,9 +20,9 @@ _CONTACT_CALL_SQL = (
 )
 
 
-def contact_for_number(db: Database, number: str) -> str | None:
+async def contact_for_number(db: Database, number: str) -> str | None:
     """The contact id of a caller number, if it called before (a committed call)."""
-    row = db.lookup("SELECT contact_id FROM contacts WHERE number = ?", (number,))
+    row = await db.lookup("SELECT contact_id FROM contacts WHERE number = ?", (number,))
     return None if row is None else str(row["contact_id"])
 
 

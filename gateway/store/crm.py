@@ -135,7 +135,7 @@ class CrmStep(NamedTuple):
     facts_for: tuple[str, str] | None  # (contact_id, number)
 
 
-def crm_after_call(
+async def crm_after_call(
     db: Database,
     rules: CrmRules,
     call_id: str,
@@ -144,7 +144,7 @@ def crm_after_call(
     ended_at: datetime,
 ) -> CrmStep:
     """The CRM's step for a committed call that just ended (one point lookup, no commit)."""
-    row = db.lookup(_CALL_CONTACT_SQL, (call_id,))
+    row = await db.lookup(_CALL_CONTACT_SQL, (call_id,))
     if row is None:
         return CrmStep([], None)  # an anonymous caller has no contact to follow up
     contact_id, site = str(row["contact_id"]), str(row["site"])

@@ -189,9 +189,12 @@ class Database:
         async with self._read_lock, self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
-    def lookup(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    async def lookup(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         """One row by an indexed key, read on the event loop thread: a few microseconds, where
-        a trip to the reader thread costs two or three thread hops. Point lookups only."""
+        a trip to the reader thread costs two or three thread hops. Point lookups only.
+
+        Awaitable for a store where a lookup is a round trip (PostgreSQL); here it never
+        suspends, so callers still read atomically with the code around the await."""
         row: sqlite3.Row | None = self._writer.execute(sql, params).fetchone()
         return row
 

@@ -94,7 +94,7 @@ async def find_key(db: Database, key: str) -> str | None:
     lookup of a few microseconds), so a key revoked by the CLI is refused at once."""
     if not key.startswith(_PREFIX) or len(key) > 128:
         return None
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (hash_key(key),)
     )
     return str(row["name"]) if row else None

@@ -148,9 +148,9 @@ def pool_exhausted_write(pool_id: str, at: str, session_id: str) -> Write:
     return Write(_EVENT_SQL, (pool_id, "exhausted", at, session_id), rank=40)
 
 
-def session_known(db: Database, session_id: str) -> bool:
-    """Whether the store has ever had this session (a point lookup on the event loop)."""
-    return db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)) is not None
+async def session_known(db: Database, session_id: str) -> bool:
+    """Whether the store has ever had this session (a point lookup)."""
+    return await db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)) is not None
 
 
 async def leases_since(db: Database, since: datetime) -> list[Lease]:

@@ -182,7 +182,7 @@ async def create_user(
 ) -> StaffUser:
     """Store a new user (fields checked with `check_new_user`); EmailTaken if the e-mail is."""
     email, name, wanted = check_new_user(email, name, role, sites, password, await known_sites(db))
-    if db.lookup("SELECT 1 FROM staff_users WHERE email = ?", (email,)) is not None:
+    if await db.lookup("SELECT 1 FROM staff_users WHERE email = ?", (email,)) is not None:
         raise EmailTaken(f"a user with the e-mail {email} exists already")
     stored = await asyncio.to_thread(hash_password, password)
     user = StaffUser(secrets.token_hex(16), email, name, role, wanted)
@@ -194,7 +194,7 @@ async def create_user(
     try:
         await db.write([Write(insert, params)])
     except StoreError:
-        if db.lookup("SELECT 1 FROM staff_users WHERE email = ?", (email,)) is not None:
+        if await db.lookup("SELECT 1 FROM staff_users WHERE email = ?", (email,)) is not None:
             raise EmailTaken(f"a user with the e-mail {email} exists already") from None
         raise
     return user
@@ -210,7 +210,7 @@ async def list_users(db: Database) -> list[StaffUser]:
 
 async def authenticate(db: Database, email: str, password: str) -> StaffUser | None:
     """The user whose e-mail and password these are, or None; the same scrypt work either way."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT user_id, email, name, role, sites, password_hash FROM staff_users WHERE email = ?",
         (email.strip().lower()[:254],),
     )
@@ -251,7 +251,7 @@ async def find_session(db: Database, token: str, at: datetime) -> StaffSession |
     if not token or len(token) > 128:
         return None
     token_hash = _token_hash(token)
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT s.csrf, s.created_at, s.last_seen, u.user_id, u.email, u.name, u.role, u.sites"
         " FROM staff_sessions s JOIN staff_users u USING (user_id) WHERE s.token_hash = ?",
         (token_hash,),

@@ -58,13 +58,15 @@ class CallLedger:
         self._recorded: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def call_updated(self, update: CallUpdate) -> None:
-        stored = linked_call(self.db, update.linkedid)
+        stored = await linked_call(self.db, update.linkedid)
+        # The maps below are read after the lookup's await, never before it: a route recorded
+        # while a lookup was away (only where lookups suspend) is in _recorded by now.
         recorded = self._recorded.get(update.linkedid) if stored is None else None
         if recorded is not None:
             call_id, site = recorded
             await self.db.write(self._writes(update, call_id, site))
             log.debug("call_record_updated", call_id=call_id, state=update.state)
-            self._after_final(call_id, update)
+            await self._after_final(call_id, update)
             return
         if stored is None:
             # Not (yet) a call the gateway routed: most are other calls; they age out.
@@ -83,7 +85,7 @@ class CallLedger:
             agent=update.agent,
             final=update.final,
         )
-        self._after_final(stored.call_id, update)
+        await self._after_final(stored.call_id, update)
 
     def writes_for_new_call(self, linkedid: str, call_id: str, site: str) -> list[Write]:
         """The update of a call AMI followed before its route recorded it, to commit with the
@@ -155,18 +157,18 @@ class CallLedger:
             log.info("call_closed_on_resync", call_id=call.call_id, state=state)
         await self.db.write(writes)
         for call_id, state in closed:
-            self._crm_step(call_id, state, None, resync.at)
+            await self._crm_step(call_id, state, None, resync.at)
 
-    def _after_final(self, call_id: str, update: CallUpdate) -> None:
+    async def _after_final(self, call_id: str, update: CallUpdate) -> None:
         if update.final and update.ended_at is not None:
-            self._crm_step(call_id, update.state, update.talk_seconds, update.ended_at)
+            await self._crm_step(call_id, update.state, update.talk_seconds, update.ended_at)
 
-    def _crm_step(self, call_id: str, state: str, talk: float | None, at: datetime) -> None:
+    async def _crm_step(self, call_id: str, state: str, talk: float | None, at: datetime) -> None:
         """The CRM's rules for a call whose final record is committed: their rows go into the
         next group commit as a request of their own, so a CRM fault (logged) never touches
-        the call record, and nothing here waits."""
+        the call record, and nothing here waits but the point lookup."""
         try:
-            step = crm_after_call(self.db, self.crm, call_id, state, talk, at)
+            step = await crm_after_call(self.db, self.crm, call_id, state, talk, at)
             if step.writes:
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 done.add_done_callback(_crm_committed)

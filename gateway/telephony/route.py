@@ -29,6 +29,7 @@ from gateway.store.outbox import call_started_write
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from gateway.telephony.route_landed import Landed
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
 from numberpool.clock import Clock
@@ -101,6 +102,13 @@ class CallRouter:
         # caller (or a retried lookup) in the same batch must see them as the store will.
         self._new_contacts: dict[str, str] = {}
         self._new_calls: dict[str, tuple[str, str]] = {}
+        # Commits landed so far, and the calls and contacts of those that landed while a route
+        # was looking up (only where lookups suspend: PostgreSQL), which may have read the
+        # store just before they landed and left the maps above.
+        self._commits = 0
+        self._looking = 0
+        self._landed_calls: Landed[tuple[str, str]] = Landed()
+        self._landed_contacts: Landed[str] = Landed()
 
     async def decide(self, request: AgiRequest) -> RouteDecision | None:
         """The route for a call, or None so the dialplan dials its fallback."""
@@ -109,16 +117,31 @@ class CallRouter:
         target = self._target(request)
         if target is None:
             return None
-        known = self._known_call(request.linkedid[:64])
-        if known is not None:
-            # Asterisk asked again for the same call (a retried lookup): same answer.
-            return RouteDecision(
-                target.route, *known, whisper=whisper_for(target.entry.whisper, known[1])
-            )
-        # The caller waited past the dialplan's timeout: it has dialed its fallback already.
-        late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
+        linkedid, seen = request.linkedid[:64], self._commits
+        self._looking += 1
+        try:
+            known = await self._known_call(linkedid)
+            if known is not None:
+                return _again(target, known)
+            # The caller waited past the dialplan's timeout: it has dialed its fallback already.
+            late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
+            at = _dialed_at(now, waited)
+            caller = _caller_number(request.caller, self.region)
+            attribution = await self._attribute(target.entry, target.dialed, at, caller)
+            stored_contact = await contact_for_number(self.db, caller) if caller else None
+            # Nothing awaits from here to the submit in _record: the pending maps are checked
+            # and filled in one step. With SQLite the lookups above never suspend, so the whole
+            # route is one step as before. Where they do (PostgreSQL), a retry of this call
+            # routed meanwhile is caught here (both were attributed: Pool.note_call saw it
+            # twice), and the AGI deadline cancelling a lookup leaves the call unrecorded.
+            pending = self._new_calls.get(linkedid) or self._landed_calls.since(linkedid, seen)
+            if linkedid and pending is not None:
+                return _again(target, pending)
+            contact = self._contact(caller, stored_contact, seen)
+        finally:
+            self._looking -= 1
         route = FALLBACK_ROUTE if late else target.route
-        call = self._new_call(request, target, route, _dialed_at(now, waited))
+        call = self._new_call(request, target, route, at, caller, attribution, contact)
         label = source_label(call.attribution)
         await self._record(call, label)
         self._count_and_log(call, late, waited)
@@ -158,23 +181,28 @@ class CallRouter:
         self._dialed[request.dialed] = dialed
         return dialed
 
-    def _known_call(self, linkedid: str) -> tuple[str, str] | None:
+    async def _known_call(self, linkedid: str) -> tuple[str, str] | None:
         """The call id and label of a call already recorded (or queued) for this linkedid."""
         if not linkedid:
             return None
         pending = self._new_calls.get(linkedid)
         if pending is not None:
             return pending
-        stored = call_for_linkedid(self.db, linkedid)
+        stored = await call_for_linkedid(self.db, linkedid)
         return None if stored is None else (stored.call_id, source_label(stored.attribution))
 
     def _new_call(
-        self, request: AgiRequest, target: _Target, route: str, at: datetime
+        self,
+        request: AgiRequest,
+        target: _Target,
+        route: str,
+        at: datetime,
+        caller: str,
+        attribution: CallAttribution,
+        contact: tuple[str | None, bool],
     ) -> CallRecord:
         """The record of a call just routed, `ringing`, attributed as of `at`."""
-        caller = _caller_number(request.caller, self.region)
-        attribution = self._attribute(target.entry, target.dialed, at, caller)
-        contact_id, first_time = self._contact(caller)
+        contact_id, first_time = contact
         return CallRecord(
             call_id=self._new_id(),
             site=target.entry.site.key,
@@ -190,16 +218,16 @@ class CallRouter:
             contact_id=contact_id,
         )
 
-    def _attribute(
+    async def _attribute(
         self, entry: SiteEntry, dialed: str, at: datetime, caller: str
     ) -> CallAttribution:
         """The call's attribution, helped by the visits the caller's earlier calls went to;
         whatever a visitor sent, never raises."""
         try:
-            known = caller_visitors(self.db, caller)
+            known = await caller_visitors(self.db, caller)
             attribution = entry.site.attribute(dialed, at, known_visitors=known, caller=caller)
             session_id = attribution.session_id
-            visit = attributed_visit(self.db, session_id) if session_id else None
+            visit = await attributed_visit(self.db, session_id) if session_id else None
             return attribution_snapshot(attribution, visit)
         except Exception:
             # A call is routed and recorded whatever its visit holds; the bug is logged.
@@ -208,16 +236,16 @@ class CallRouter:
             fallback = Attribution(AttributionKind.UNATTRIBUTED, entry.site.key, dialed)
             return attribution_snapshot(fallback, None)
 
-    def _contact(self, caller: str) -> tuple[str | None, bool]:
-        """The caller's contact id and whether this is its first call (one id per number)."""
+    def _contact(self, caller: str, stored: str | None, seen: int) -> tuple[str | None, bool]:
+        """The caller's contact id and whether this is its first call (one id per number),
+        given the id the store had (`stored`) when the router had counted `seen` commits."""
         if not caller:
             return None, True
-        pending = self._new_contacts.get(caller)
+        pending = self._new_contacts.get(caller) or self._landed_contacts.since(caller, seen)
         if pending is not None:
             return pending, False
-        known = contact_for_number(self.db, caller)
-        if known is not None:
-            return known, False
+        if stored is not None:
+            return stored, False
         contact_id = self._new_contacts[caller] = secrets.token_hex(8)
         return contact_id, True
 
@@ -233,14 +261,21 @@ class CallRouter:
         # The AGI deadline cancels this coroutine; the record is still written in full (the
         # rows are in the group commit already; the shield keeps our future from being cancelled).
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        committed.add_done_callback(lambda _: self._committed(call.caller, call.linkedid))
+        committed.add_done_callback(lambda done: self._committed(done, call.caller, call.linkedid))
         self.db.submit(writes, committed)
         await asyncio.shield(committed)
 
-    def _committed(self, caller: str, linkedid: str) -> None:
+    def _committed(self, done: asyncio.Future[None], caller: str, linkedid: str) -> None:
         """The call's rows are in the store (or failed): lookups answer from the store again."""
-        self._new_contacts.pop(caller, None)
-        self._new_calls.pop(linkedid, None)
+        contact = self._new_contacts.pop(caller, None)
+        answer = self._new_calls.pop(linkedid, None)
+        self._commits += 1
+        if not self._looking or done.cancelled() or done.exception() is not None:
+            return  # no route is between its lookups and its queueing (always so on SQLite)
+        if contact is not None:
+            self._landed_contacts.add(caller, self._commits, contact)
+        if answer is not None:
+            self._landed_calls.add(linkedid, self._commits, answer)
 
     def _count_and_log(self, call: CallRecord, late: bool, waited: float | None) -> None:
         kind = call.attribution.kind
@@ -257,6 +292,11 @@ class CallRouter:
         )
         if late:
             self.metrics.inc("ctgw_calls_routed_late_total", site=call.site)
+
+
+def _again(target: _Target, known: tuple[str, str]) -> RouteDecision:
+    """Asterisk asked again for a call already routed (a retried lookup): the same answer."""
+    return RouteDecision(target.route, *known, whisper=whisper_for(target.entry.whisper, known[1]))
 
 
 def _dialed_at(now: datetime, waited: float | None) -> datetime:

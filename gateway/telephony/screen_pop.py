@@ -76,13 +76,14 @@ class ScreenPopTap:
         while True:
             ring, attempt = await self._queue.get()
             try:
-                self._pop(ring, attempt)
+                await self._pop(ring, attempt)
             except Exception:
                 log.exception("screen_pop_failed", endpoint=ring.endpoint, linkedid=ring.linkedid)
 
-    def _pop(self, ring: Ring, attempt: int) -> None:
-        """Build and publish one pop: point lookups only, so no await between event and hub."""
-        call = call_for_linkedid(self._db, ring.linkedid)
+    async def _pop(self, ring: Ring, attempt: int) -> None:
+        """Build and publish one pop: point lookups only (with SQLite they never suspend), and
+        one pop at a time, so pops reach the hub in the order their rings came."""
+        call = await call_for_linkedid(self._db, ring.linkedid)
         if call is None and not ring.ended and attempt < self._retries:
             # A call routed late (the dialplan's fallback) is recorded a moment after it rings.
             loop = asyncio.get_running_loop()
@@ -95,9 +96,9 @@ class ScreenPopTap:
             return
         contact = visit = None
         if call is not None and call.contact_id:
-            contact = contact_card(self._db, call.site, call.contact_id, call.caller)
+            contact = await contact_card(self._db, call.site, call.contact_id, call.caller)
         if call is not None and call.attribution.session_id:
-            visit = attributed_visit(self._db, call.attribution.session_id)
+            visit = await attributed_visit(self._db, call.attribution.session_id)
         pop = pop_content(ring, call, contact, visit)
         delivered = self._hub.publish(ring.endpoint, site, "pop", pop)
         log.info("screen_pop", endpoint=ring.endpoint, call_id=pop["call_id"], pages=delivered)

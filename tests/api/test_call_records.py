@@ -117,7 +117,7 @@ async def test_an_ami_update_read_while_the_record_commits_is_kept(client, clock
     request = AgiRequest("+14155550150", "+12025550100", "Ada", "6.0", "6.0", "PJSIP/x-1", {})
     deciding = asyncio.create_task(router.decide(request))
     await asyncio.sleep(0)  # the route has queued its rows; their commit has not run yet
-    assert db.lookup("SELECT 1 FROM calls") is None
+    assert await db.lookup("SELECT 1 FROM calls") is None
     ended = clock.now() + timedelta(seconds=20)
     await ledger.call_updated(
         CallUpdate("6.0", "answered", clock.now(), ended_at=ended, talk_seconds=9.0, final=True)
@@ -168,7 +168,7 @@ async def test_a_call_record_reads_back_from_the_store_as_it_was_written(client)
     )
     db = client.app[DB]
     await db.write([call_write(record)])
-    assert call_for_linkedid(db, "6.1") == record
+    assert await call_for_linkedid(db, "6.1") == record
     assert await find_call(db, "c0ffee") == call_json(record)
     stored = await db.fetchone("SELECT attribution FROM calls")
     assert list(json.loads(stored["attribution"])) == list(ATTRIBUTION_FIELDS)
@@ -178,7 +178,7 @@ async def test_a_call_record_reads_back_from_the_store_as_it_was_written(client)
     await db.write([call_write(unattributed)])
     row = await db.fetchone("SELECT session_id, visitor_id FROM calls WHERE linkedid = '6.2'")
     assert (row["session_id"], row["visitor_id"]) == ("", "")
-    assert call_for_linkedid(db, "6.2") == unattributed
+    assert await call_for_linkedid(db, "6.2") == unattributed
 
 
 async def test_a_call_recorded_before_confidence_reads_it_as_null(client, admin_key) -> None:

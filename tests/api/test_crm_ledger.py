@@ -33,7 +33,7 @@ async def record_call(
     db: Database, call_id: str, at: datetime, caller: str = CALLER, site: str = "demo"
 ) -> str:
     """A ringing call record as the route writes it (with its contact); returns the contact."""
-    contact_id = contact_for_number(db, caller) if caller else None
+    contact_id = await contact_for_number(db, caller) if caller else None
     first = contact_id is None
     if caller and contact_id is None:
         contact_id = f"k{abs(hash(caller)) % 10**12:012d}"
@@ -141,7 +141,7 @@ async def test_the_numbers_facts_are_looked_up_once(client, clock) -> None:
     contact = await record_call(db, "c1", at, caller="+33612345678")
     await ledger.call_updated(final("c1", "abandoned", at))
     for _ in range(200):
-        row = db.lookup("SELECT * FROM contacts WHERE contact_id = ?", (contact,))
+        row = await db.lookup("SELECT * FROM contacts WHERE contact_id = ?", (contact,))
         if row["facts_at"]:
             break
         await asyncio.sleep(0.02)
@@ -159,7 +159,7 @@ async def test_a_crm_fault_leaves_the_call_stored(client, clock, monkeypatch) ->
     db = client.app[DB]
     ledger = CallLedger(db, Metrics())
 
-    def broken(*args: Any) -> Any:
+    async def broken(*args: Any) -> Any:
         raise RuntimeError("crm bug")
 
     at = clock.now()
@@ -171,7 +171,7 @@ async def test_a_crm_fault_leaves_the_call_stored(client, clock, monkeypatch) ->
     assert call["state"] == "missed" and call["ended_at"]
     assert await rows(db, "SELECT * FROM tasks") == []
 
-    def bad_rows(*args: Any) -> Any:
+    async def bad_rows(*args: Any) -> Any:
         return CrmStep([Write("INSERT INTO leads (site) VALUES (NULL)", ())], None)
 
     monkeypatch.setattr(call_ledger, "crm_after_call", bad_rows)

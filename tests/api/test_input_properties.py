@@ -96,7 +96,7 @@ async def test_no_session_body_or_user_agent_gets_a_5xx_or_loses_its_neighbour(
     )
     assert status < 500, answer
     assert good == 201
-    row = open_client.app[DB].lookup(
+    row = await open_client.app[DB].lookup(
         "SELECT user_agent FROM sessions WHERE referrer = ?", (f"https://ref.example/{marker}",)
     )
     assert row is not None and row["user_agent"] == "Good agent"
@@ -166,7 +166,7 @@ async def test_no_amp_query_or_user_agent_gets_a_5xx(open_client, query, user_ag
     )
     assert status < 500, answer
     if status == 200:
-        row = open_client.app[DB].lookup(
+        row = await open_client.app[DB].lookup(
             "SELECT url, landing_page, referrer, user_agent, visitor_id FROM sessions"
             " ORDER BY rowid DESC LIMIT 1"
         )

@@ -49,7 +49,7 @@ async def test_a_batch_is_answered_in_order_with_each_request_s_own_outcome(make
     # Both sessions are in the store before their answers exist.
     ids = [json.loads(r.body)["session_id"] for r in (first, allowed)]
     for session_id in ids:
-        assert desk.db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
+        assert await desk.db.lookup("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,))
 
 
 async def test_a_failed_commit_answers_503_and_frees_the_batch_s_numbers(make_client) -> None:

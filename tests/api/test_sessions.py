@@ -34,7 +34,7 @@ async def test_session_gets_a_pool_number_with_display(client) -> None:
         "kind": "pool",
     }
     assert body["heartbeat_seconds"] == 60
-    row = client.app[DB].lookup(
+    row = await client.app[DB].lookup(
         "SELECT visitor_id, expires_at FROM sessions WHERE session_id = ?", (body["session_id"],)
     )
     assert (row["visitor_id"], row["expires_at"]) == (body["visitor_id"], body["expires_at"])
@@ -378,5 +378,5 @@ async def test_prune_forgets_ended_sessions_a_slice_at_a_time(client, clock) -> 
     assert set(desk.live.by_id) == {kept}
     clock.advance(minutes=16)  # past the renewed session's grace too
     assert desk.prune() is False and desk.live.by_id == {}
-    stored = client.app[DB].lookup("SELECT count(*) FROM sessions")
+    stored = await client.app[DB].lookup("SELECT count(*) FROM sessions")
     assert stored is not None and stored[0] == 5

@@ -36,15 +36,16 @@ __all__ = ["RULES", "naive_take", "owner_take", "run"]
 RULES = LeaseRules(cooldown=timedelta(0))
 
 _NAIVE_CHOOSE = """
-SELECT number FROM numbers WHERE pool_id = $1 AND (until IS NULL OR until <= $2)
+SELECT number FROM leasing.numbers WHERE pool_id = $1 AND (until IS NULL OR until <= $2)
 ORDER BY until NULLS FIRST, position LIMIT 1
 """
 _NAIVE_TAKE = """
 WITH taken AS (
-    UPDATE numbers SET lease_id = $2, visitor_id = $3, until = $4, quiet = true
+    UPDATE leasing.numbers SET lease_id = $2, visitor_id = $3, until = $4, quiet = true
     WHERE number = $1 RETURNING number
 )
-INSERT INTO leases (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen, until)
+INSERT INTO leasing.leases
+    (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen, until)
 SELECT $2, $5, number, $6, $3, $7, $7, $4 FROM taken
 RETURNING number
 """
@@ -104,7 +105,7 @@ async def run(args: argparse.Namespace, report: TextIO | None) -> dict[str, obje
     owned: Pool | None = None
     if args.design == "owner":
         rows = await conn.fetch(
-            "SELECT number FROM numbers WHERE pool_id = $1 ORDER BY position", args.pool
+            "SELECT number FROM leasing.numbers WHERE pool_id = $1 ORDER BY position", args.pool
         )
         owned = Pool(args.pool, "", [row["number"] for row in rows], RULES)
     held: deque[Lease] = deque()

@@ -57,7 +57,7 @@ def _lines(report: Path) -> int:
 async def _stored(url: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch("SELECT lease_id, number FROM leases")
+        rows = await conn.fetch("SELECT lease_id, number FROM leasing.leases")
         return {row["lease_id"]: row["number"] for row in rows}, await double_leases(conn)
     finally:
         await conn.close()

@@ -39,7 +39,7 @@ class NoCalls:
     def __init__(self) -> None:
         self.lookups = 0
 
-    def lookup(self, sql: str, params: Any = ()) -> None:
+    async def lookup(self, sql: str, params: Any = ()) -> None:
         self.lookups += 1
 
 
@@ -101,7 +101,7 @@ async def test_a_failing_lookup_is_logged_and_the_tap_goes_on() -> None:
     page = hub.subscribe(frozenset({"PJSIP/agent1"}), None)
 
     class Broken(NoCalls):
-        def lookup(self, sql: str, params: Any = ()) -> None:
+        async def lookup(self, sql: str, params: Any = ()) -> None:
             self.lookups += 1
             if self.lookups == 1:
                 raise RuntimeError("disk gone")

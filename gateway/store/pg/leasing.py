@@ -42,24 +42,25 @@ DESIGNS: tuple[Design, ...] = ("skip_locked", "advisory")
 _TAKE = """
 WITH pick AS (
     SELECT COALESCE(
-        (SELECT number FROM numbers WHERE pool_id = $1 AND visitor_id = $2 LIMIT 1 {lock}),
-        (SELECT number FROM numbers WHERE pool_id = $1 AND until IS NULL
+        (SELECT number FROM leasing.numbers WHERE pool_id = $1 AND visitor_id = $2 LIMIT 1 {lock}),
+        (SELECT number FROM leasing.numbers WHERE pool_id = $1 AND until IS NULL
          ORDER BY until NULLS FIRST, position LIMIT 1 {lock}),
-        (SELECT number FROM numbers WHERE pool_id = $1 AND until <= $3
+        (SELECT number FROM leasing.numbers WHERE pool_id = $1 AND until <= $3
          ORDER BY until, position LIMIT 1 {lock}),
-        (SELECT number FROM numbers WHERE pool_id = $1 AND until <= $4
+        (SELECT number FROM leasing.numbers WHERE pool_id = $1 AND until <= $4
          ORDER BY quiet DESC, until, position LIMIT 1 {lock})
     ) AS number
 ), ended AS (
     -- A returning visitor's lease still live ends as the new one starts.
-    UPDATE leases SET until = $5 FROM pick
+    UPDATE leasing.leases SET until = $5 FROM pick
     WHERE leases.number = pick.number AND leases.visitor_id = $2 AND leases.until > $5
 ), taken AS (
-    UPDATE numbers SET lease_id = $6, visitor_id = $2, until = $7, quiet = $8
+    UPDATE leasing.numbers SET lease_id = $6, visitor_id = $2, until = $7, quiet = $8
     FROM pick WHERE numbers.number = pick.number
     RETURNING numbers.number
 )
-INSERT INTO leases (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen, until)
+INSERT INTO leasing.leases
+    (lease_id, pool_id, number, session_id, visitor_id, started_at, last_seen, until)
 SELECT $6, $1, number, $9, $2, $5, $5, $7 FROM taken
 RETURNING number
 """
@@ -72,23 +73,23 @@ _TAKE_SQL: dict[str, str] = {
 # same number waits for it, or it for the take (which changes the row's lease_id).
 _HEARTBEAT = """
 WITH beat AS (
-    UPDATE numbers SET until = $3, quiet = false
+    UPDATE leasing.numbers SET until = $3, quiet = false
     WHERE number = $1 AND lease_id = $2 AND until > $4
-      AND EXISTS (SELECT 1 FROM leases WHERE lease_id = $2 AND started_at <= $4)
+      AND EXISTS (SELECT 1 FROM leasing.leases WHERE lease_id = $2 AND started_at <= $4)
     RETURNING number
 )
-UPDATE leases SET last_seen = $4, until = $3 FROM beat
+UPDATE leasing.leases SET last_seen = $4, until = $3 FROM beat
 WHERE leases.lease_id = $2
 RETURNING leases.*
 """
 _RELEASE = """
 WITH ended AS (
-    UPDATE numbers SET until = $3
+    UPDATE leasing.numbers SET until = $3
     WHERE number = $1 AND lease_id = $2 AND until > $3
-      AND EXISTS (SELECT 1 FROM leases WHERE lease_id = $2 AND started_at <= $3)
+      AND EXISTS (SELECT 1 FROM leasing.leases WHERE lease_id = $2 AND started_at <= $3)
     RETURNING number
 )
-UPDATE leases SET until = $3 FROM ended
+UPDATE leasing.leases SET until = $3 FROM ended
 WHERE leases.lease_id = $2
 RETURNING leases.*
 """
@@ -97,7 +98,7 @@ RETURNING leases.*
 # ended within the attribution window ($3 = at - window). Of two leases of one number begun at
 # the same instant the later ends later (the earlier had ended): `until DESC` orders them.
 _CANDIDATES = """
-SELECT * FROM leases
+SELECT * FROM leasing.leases
 WHERE number = $1 AND started_at <= $2 AND until >= $3
 ORDER BY started_at DESC, until DESC
 """
@@ -109,7 +110,7 @@ SELECT number, lease_id, started_at, earlier_until FROM (
     SELECT number, lease_id, started_at,
            max(until) OVER (PARTITION BY number ORDER BY started_at, lease_id
                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_until
-    FROM leases WHERE started_at < until
+    FROM leasing.leases WHERE started_at < until
 ) AS ordered
 WHERE earlier_until > started_at
 ORDER BY number, started_at
@@ -125,10 +126,10 @@ async def add_pool(conn: asyncpg.Connection, pool_id: str, numbers: list[str]) -
     """Create a pool with its numbers, in the order given (which orders never-leased ones)."""
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO pools (pool_id) VALUES ($1) ON CONFLICT DO NOTHING", pool_id
+            "INSERT INTO leasing.pools (pool_id) VALUES ($1) ON CONFLICT DO NOTHING", pool_id
         )
         await conn.executemany(
-            "INSERT INTO numbers (number, pool_id, position) VALUES ($1, $2, $3)",
+            "INSERT INTO leasing.numbers (number, pool_id, position) VALUES ($1, $2, $3)",
             [(number, pool_id, position) for position, number in enumerate(numbers)],
         )
 

@@ -1,11 +1,16 @@
 """The PostgreSQL store's schema: the numbered SQL files of gateway/store/pg/migrations, applied
-in order, all in one transaction under an advisory lock (two gateways may start at once)."""
+in order, all in one transaction under an advisory lock (two gateways may start at once).
+0001-0999 are twins of the SQLite store's migrations (same number and name); 1001 on are
+PostgreSQL's own (the leasing schema)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
+
+from gateway.store.times import ts
 
 __all__ = ["apply_migrations"]
 
@@ -29,8 +34,8 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         rows = await conn.fetch("SELECT version FROM schema_migrations")
         done = {int(row["version"]) for row in rows}
@@ -39,7 +44,10 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
                 continue
             await conn.execute(sql)
             await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                version,
+                name,
+                ts(datetime.now(UTC)),
             )
             applied.append(name)
     return applied

@@ -1,8 +1,12 @@
--- ctgw PostgreSQL store, version 1: the leasing part. Times are timestamptz; numbers E.164 text.
--- The same tables as the SQLite store where they exist there (pools, numbers, leases), plus the
--- state of each number's latest lease on its own row, so choosing a number reads one index.
+-- ctgw PostgreSQL only: leases taken atomically across gateways (gateway/store/pg/leasing.py).
+-- Times are timestamptz; numbers E.164 text. In a schema of its own until the store's pools,
+-- numbers and leases (0001_initial.sql) take these columns (docs/postgresql.md, what remains):
+-- the state of each number's latest lease on its own row, so choosing a number reads one index.
+-- PostgreSQL-only migrations are numbered from 1001; 0001-0999 are twins of SQLite's.
 
-CREATE TABLE pools (
+CREATE SCHEMA leasing;
+
+CREATE TABLE leasing.pools (
     pool_id    TEXT PRIMARY KEY,
     site       TEXT NOT NULL DEFAULT '',
     target     TEXT NOT NULL DEFAULT '',
@@ -10,9 +14,9 @@ CREATE TABLE pools (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE TABLE numbers (
+CREATE TABLE leasing.numbers (
     number     TEXT PRIMARY KEY,
-    pool_id    TEXT NOT NULL REFERENCES pools (pool_id),
+    pool_id    TEXT NOT NULL REFERENCES leasing.pools (pool_id),
     position   INTEGER NOT NULL,            -- the order added: never-leased numbers go first in it
     added_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     -- The latest lease on the number (all NULL: never leased). `until` is when it ends or ended.
@@ -23,11 +27,11 @@ CREATE TABLE numbers (
     quiet      BOOLEAN NOT NULL DEFAULT false
 );
 -- Least recently released first (never-leased first, in the order added): one index scan.
-CREATE INDEX numbers_by_release ON numbers (pool_id, until NULLS FIRST, position);
+CREATE INDEX numbers_by_release ON leasing.numbers (pool_id, until NULLS FIRST, position);
 -- A returning visitor gets its last number back.
-CREATE INDEX numbers_by_visitor ON numbers (visitor_id);
+CREATE INDEX numbers_by_visitor ON leasing.numbers (visitor_id);
 
-CREATE TABLE leases (
+CREATE TABLE leasing.leases (
     lease_id   TEXT PRIMARY KEY,
     pool_id    TEXT NOT NULL,
     number     TEXT NOT NULL,
@@ -37,6 +41,6 @@ CREATE TABLE leases (
     last_seen  TIMESTAMPTZ NOT NULL,
     until      TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX leases_until ON leases (until);
+CREATE INDEX leases_until ON leasing.leases (until);
 -- A call on a number finds the leases that can claim it, from any gateway.
-CREATE INDEX leases_number ON leases (number, started_at);
+CREATE INDEX leases_number ON leasing.leases (number, started_at);
