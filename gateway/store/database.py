@@ -72,6 +72,9 @@ class Database:
     less than the thread hops it would cost elsewhere. WAL checkpoints run on a thread.
     """
 
+    # Which SQL this store speaks, for the few statements written once per dialect.
+    dialect = "sqlite"
+
     def __init__(
         self,
         path: Path,

@@ -50,6 +50,9 @@ class PgDatabase:
     """PostgreSQL behind the SQLite store's methods: group commit on one connection (a batch
     that breaks is retried a request at a time), reads on a pool, async point lookups."""
 
+    # Which SQL this store speaks, for the few statements written once per dialect.
+    dialect = "postgresql"
+
     def __init__(
         self,
         where: str,
