@@ -12,10 +12,21 @@ import pytest
 
 from gateway.appkeys import AGI, DB
 from gateway.store.database import Database
+from tests.api.conftest import demo_config
 from tests.api.test_call_routing import call_env, routed
 from tests.unit.test_agi import fake_asterisk
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def client(make_client, tmp_path):
+    """The demo gateway with a 5 s route deadline: these tests are about consistency while
+    lookups suspend (up to four 20 ms pauses a route), not about the 300 ms deadline, which a
+    loaded 2-core machine can make them miss (seen: a full run at load average 4.7)."""
+    config = demo_config(tmp_path)
+    config["agi"]["deadline_ms"] = 5000
+    return await make_client(config)
 
 
 async def test_a_sqlite_lookup_never_suspends(client) -> None:
