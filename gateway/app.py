@@ -27,6 +27,8 @@ from gateway.leasing.site_book import SiteBook
 from gateway.metrics import Metrics
 from gateway.redact import redact_url
 from gateway.store.database import Database
+from gateway.store.pg.database import PgDatabase
+from gateway.store.pg.single_gateway import hold_single_gateway
 from gateway.store.sites import seed_sites
 from gateway.tasks import cancel_and_wait
 from gateway.telephony.agi import start_agi_server
@@ -77,13 +79,18 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 async def _store(app: web.Application) -> AsyncIterator[None]:
     config, clock, metrics = app[CONFIG], app[CLOCK], app[METRICS]
     db = await Database.open(config.store.url)
+    serving = None
     try:
+        if isinstance(db, PgDatabase):
+            serving = await hold_single_gateway(db)
         await seed_sites(db, config, clock.now())
         book = SiteBook(db, clock)
         await book.reload_if_changed()  # loads the sites and records their fingerprint
         desk = SessionDesk(db, book, clock, metrics)
         await desk.restore(await book.restore())  # the leases into their pools, then sessions
     except BaseException:
+        if serving is not None:
+            await serving.close()
         await db.close()
         raise
     app[DB] = db
@@ -92,6 +99,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     log.info("store_open", url=redact_url(config.store.url), sites=sorted(book.sites))
     yield
     await db.close()
+    if serving is not None:
+        await serving.close()
     log.info("store_closed", commits=db.commits)
 
 

@@ -26,8 +26,10 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.http.fronts import listening_socket, serving_fronts
 from gateway.http.serving import prepare_runner
 from gateway.logs import configure_logging
-from gateway.store.database import Database, StoreError, sqlite_path
+from gateway.redact import redact_url
+from gateway.store.database import Database, StoreError, is_postgresql_url, sqlite_path
 from gateway.store.file import damaged_store, store_fault
+from gateway.store.pg.database import pg_fault
 from gateway.systemd import SystemdNotifier
 from gateway.telephony.doctor import check_asterisk_config
 from gateway.telephony.doctor_ami import check_ami_user
@@ -111,6 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # as a process killed by SIGPIPE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # The PostgreSQL store refused a read or a write (a dropped table, a lost connection):
+        # one line, as for SQLite's; anything else is a bug and keeps its traceback.
+        fault = pg_fault(exc)
+        if fault is None:
+            raise
+        print(f"ctgw: error: {fault}", file=sys.stderr)
+        return 2
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> int:
@@ -162,18 +172,7 @@ async def _doctor(config: Config, args: argparse.Namespace) -> int:
     problems = 0
     print(f"config: ok ({config.source})")
     try:
-        path = sqlite_path(config.store.url)
-        db = await Database.open(config.store.url)
-        try:
-            # Every page, not only the ones a start reads: damage found now, not mid-call.
-            checked = [row[0] for row in await db.fetchall("PRAGMA quick_check")]
-        except sqlite3.Error as exc:
-            checked = [str(exc)]
-        finally:
-            await db.close()
-        if checked != ["ok"]:
-            raise StoreError(damaged_store(path, " ".join(" ".join(checked[:3]).split())))
-        print(f"store: ok ({path})")
+        print(f"store: ok ({await _store_checked(config.store.url)})")
     except StoreError as exc:
         print(f"store: FAIL {exc}")
         problems += 1
@@ -188,6 +187,28 @@ async def _doctor(config: Config, args: argparse.Namespace) -> int:
     lines, errors = await asyncio.to_thread(_asterisk_findings, config)
     print("\n".join(lines))
     return 1 if problems or errors else 0
+
+
+async def _store_checked(url: str) -> str:
+    """Open the store and check it (SQLite: every page); where it is, for the doctor's line."""
+    db = await Database.open(url)
+    if is_postgresql_url(url):
+        try:
+            await db.fetchone("SELECT 1")
+        finally:
+            await db.close()
+        return redact_url(url)
+    path = sqlite_path(url)
+    try:
+        # Every page, not only the ones a start reads: damage found now, not mid-call.
+        checked = [row[0] for row in await db.fetchall("PRAGMA quick_check")]
+    except sqlite3.Error as exc:
+        checked = [str(exc)]
+    finally:
+        await db.close()
+    if checked != ["ok"]:
+        raise StoreError(damaged_store(path, " ".join(" ".join(checked[:3]).split())))
+    return str(path)
 
 
 def _asterisk_findings(config: Config) -> tuple[list[str], int]:

@@ -90,7 +90,7 @@ def parse_config(
     """Validate a parsed TOML mapping and apply environment overrides."""
     data: dict[str, Any] = dict(raw)
     for name, value in (environ or {}).items():
-        if not name.startswith("CTGW_"):
+        if not name.startswith("CTGW_") or name in _NOT_OVERRIDES:
             continue
         section, _, key = name[5:].lower().partition("_")
         if section not in _SCALAR_SECTIONS or not key:
@@ -106,6 +106,11 @@ def parse_config(
     config = dataclasses.replace(config, source=source, asterisk=asterisk)
     _check_semantics(config)
     return config
+
+
+# Variables of the CTGW_ prefix that are not config keys: the PostgreSQL store reads its
+# password itself (gateway/store/pg/database.py), so it is in no Config a log could show.
+_NOT_OVERRIDES = frozenset({"CTGW_STORE_PASSWORD"})
 
 
 @dataclass(frozen=True)
@@ -222,9 +227,11 @@ def _check_sections(config: Config) -> None:
     for section, port in ports:
         if port > 65535:
             raise ConfigError(f"{src}: '{section}.port' must be 0-65535")
-    # A postgresql:// URL passes here and is refused when the store opens, with its reason.
+    # postgresql:// and postgres:// open PostgreSQL (its password from CTGW_STORE_PASSWORD).
     if not (config.store.url.startswith("sqlite:///") or config.store.url.startswith("postgres")):
-        raise ConfigError(f"{src}: 'store.url' must be sqlite:///PATH (this build's one store)")
+        raise ConfigError(
+            f"{src}: 'store.url' must be sqlite:///PATH or postgresql://[USER@]HOST[:PORT]/DATABASE"
+        )
     crm_problem = rules_problem(config.crm.rules().dispositions)
     if crm_problem:
         raise ConfigError(f"{src}: 'crm.{crm_problem[0]}' {crm_problem[1]}")

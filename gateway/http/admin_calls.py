@@ -15,6 +15,8 @@ from gateway.http.errors import ApiError
 from gateway.store.bulk_read import read_rendered
 from gateway.store.calls import CallFilter, calls_select, find_call, list_calls, record_from_row
 from gateway.store.database import sqlite_path
+from gateway.store.pg.database import PgDatabase
+from gateway.store.pg.thread_reads import read_rendered_pg
 from numberpool.calls import CALL_STATES
 from reports.call_export import csv_chunks
 
@@ -82,8 +84,12 @@ async def calls_download(request: web.Request) -> web.StreamResponse:
     def csv_of(rows: Iterable[Any]) -> Iterable[str]:
         return csv_chunks(record_from_row(row) for row in rows)
 
-    path = sqlite_path(request.app[CONFIG].store.url)
-    async with contextlib.aclosing(read_rendered(path, sql, params, csv_of)) as chunks:
+    db = request.app[DB]
+    if isinstance(db, PgDatabase):
+        source = read_rendered_pg(db, sql, params, csv_of)
+    else:
+        source = read_rendered(sqlite_path(request.app[CONFIG].store.url), sql, params, csv_of)
+    async with contextlib.aclosing(source) as chunks:
         # The query has run when the first chunk comes: its errors are still JSON answers.
         first = await anext(chunks, b"")
         response = web.StreamResponse(

@@ -18,7 +18,7 @@ from gateway.http.session_request import SessionReply, SessionRequest, session_e
 from gateway.leasing.desk import Opening, SessionDesk
 from gateway.store.sites import SiteEntry
 
-__all__ = ["answer_batch", "serving_lease_channel"]
+__all__ = ["answer_batch", "answer_frame", "serving_lease_channel"]
 
 log = structlog.get_logger()
 
@@ -29,8 +29,31 @@ def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[Sess
     """Answer a front's frame of session requests (steps 3 to 6 of the session path, see
     gateway/leasing/desk.py) as one batch of the desk, at once: the decisions and one commit
     happen in this call, with no task, future wait or loop pass per session or frame."""
+    replies, started, _ = _begin_batch(desk, requests)
+    return _finish_batch(desk, requests, replies, started)
+
+
+async def answer_frame(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
+    """`answer_batch` on any store: SQLite commits within `settle()`; PostgreSQL's commit is a
+    round trip, so the batch's jobs are awaited before they are answered."""
+    replies, started, settled = _begin_batch(desk, requests)
+    # After a settle() that raised, a job may never have been queued: it answers 500 below.
+    waiting = [job.done for _, job, _ in started if not job.done.done()]
+    if waiting and settled:
+        await asyncio.wait(waiting)
+    return _finish_batch(desk, requests, replies, started)
+
+
+_Started = list[tuple[int, Opening, SiteEntry]]
+
+
+def _begin_batch(
+    desk: SessionDesk, requests: list[SessionRequest]
+) -> tuple[list[SessionReply | None], _Started, bool]:
+    """Steps 3 to 5: the requests' jobs decided and their commit begun (done on SQLite);
+    False when `settle()` failed."""
     replies: list[SessionReply | None] = [None] * len(requests)
-    started: list[tuple[int, Opening, SiteEntry]] = []
+    started: _Started = []
     for index, req in enumerate(requests):
         try:
             job, entry = begin_session(desk, req)
@@ -47,6 +70,17 @@ def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[Sess
             desk.settle()
         except Exception:  # a bug: the jobs left undone answer 500 below
             log.exception("lease_channel_settle_failed")
+            return replies, started, False
+    return replies, started, True
+
+
+def _finish_batch(
+    desk: SessionDesk,
+    requests: list[SessionRequest],
+    replies: list[SessionReply | None],
+    started: _Started,
+) -> list[SessionReply]:
+    """Step 6 for each started job, in the order of the requests."""
     for index, job, entry in started:
         req = requests[index]
         try:
@@ -68,7 +102,7 @@ async def _serve_front(
     try:
         while True:
             requests = read_requests(await read_payload(reader))
-            writer.write(reply_frame(answer_batch(desk, requests)))
+            writer.write(reply_frame(await answer_frame(desk, requests)))
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # the front stopped
     except ValueError as exc:

@@ -8,7 +8,7 @@ The session path of POST /v1/sessions, step by step (each step's docstring names
      limits; `SessionDesk.begin`: queue the session for the batch of this loop pass.
   4. `SessionDesk._decide_batch`, at the end of the loop pass (or in `settle`): `_decide`
      leases each queued session's numbers and hands its rows to the store's group commit.
-  5. `Database.flush` (gateway/store/database.py): one commit for the whole batch.
+  5. `Database.flush`: one commit for the whole batch (on PostgreSQL only begun there).
   6. `finish_session` (public.py) and `SessionDesk.finish`: the answer, once committed.
 Decisions and commits go in batches because that is measured to be cheaper (see
 bench/session_layers.py). With HTTP fronts, steps 1-2 run in a front (gateway/http/front.py)
@@ -174,7 +174,8 @@ class SessionDesk:
 
     def settle(self) -> None:
         """Decide the queued sessions and commit them now (steps 4 and 5), without waiting for
-        the end of this loop pass: afterwards every job begun so far is done (`finish` it)."""
+        the end of this loop pass: afterwards every job begun so far is done on SQLite
+        (`finish` it); on PostgreSQL await the jobs' `done` first."""
         if self._opening:
             self._decide_batch()
         self.db.flush()

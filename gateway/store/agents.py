@@ -52,6 +52,24 @@ _HISTORY_SQL = (
     " 'after', after)) FROM (SELECT * FROM contact_history"
     " WHERE contact_id = ? AND site = ? ORDER BY entry_id DESC LIMIT 5)"
 )
+# The same on PostgreSQL: json_agg/json_build_object, ordered in the aggregate (its planner may
+# pick its own index for `site`; SQLite's `+site` has no twin there).
+_PG_OPEN_TASKS_SQL = (
+    "SELECT json_agg(json_build_object('task_id', task_id, 'due_at', due_at,"
+    " 'call_id', call_id, 'assignee', assignee) ORDER BY due_at)::text FROM (SELECT * FROM tasks"
+    " WHERE contact_id = ? AND site = ? AND closed_at IS NULL ORDER BY due_at LIMIT 5) AS soonest"
+)
+_PG_HISTORY_SQL = (
+    "SELECT json_agg(json_build_object('at', at, 'who', who, 'what', what, 'before', before,"
+    " 'after', after) ORDER BY entry_id DESC)::text FROM (SELECT * FROM contact_history"
+    " WHERE contact_id = ? AND site = ? ORDER BY entry_id DESC LIMIT 5) AS latest"
+)
+_CARD_SQL = {
+    "sqlite": (_OPEN_TASKS_SQL, _HISTORY_SQL),
+    "postgresql": (_PG_OPEN_TASKS_SQL, _PG_HISTORY_SQL),
+}
+# PostgreSQL's SQLSTATE for a table that does not exist (asyncpg's UndefinedTableError).
+_UNDEFINED_TABLE = "42P01"
 
 
 def check_endpoint(text: str) -> str:
@@ -121,12 +139,17 @@ async def contact_card(
 
 
 async def _lead(db: Database, site: str, contact_id: str) -> dict[str, Any]:
+    tasks_sql, history_sql = _CARD_SQL[db.dialect]
     try:
         lead = await db.lookup(_LEAD_SQL, (site, contact_id))
-        tasks = await db.lookup(_OPEN_TASKS_SQL, (contact_id, site))
-        history = await db.lookup(_HISTORY_SQL, (contact_id, site))
+        tasks = await db.lookup(tasks_sql, (contact_id, site))
+        history = await db.lookup(history_sql, (contact_id, site))
     except sqlite3.OperationalError:
         return {}  # a store without the CRM's tables: the pop shows the contact alone
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE:
+            return {}  # the same on PostgreSQL (no asyncpg import here: SQLite needs none)
+        raise
     return {
         "status": str(lead["status"]) if lead is not None else "new",
         "tags": json.loads(lead["tags"]) if lead is not None else [],

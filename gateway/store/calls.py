@@ -62,6 +62,11 @@ _CALLER_VISITORS_SQL = (
     "SELECT json_group_array(DISTINCT visitor_id) FROM (SELECT visitor_id FROM calls"
     " WHERE caller = ? AND visitor_id != '' ORDER BY started_at DESC LIMIT ?)"
 )
+# The same on PostgreSQL (json_agg is NULL for no rows, where SQLite's array is '[]').
+_PG_CALLER_VISITORS_SQL = (
+    "SELECT json_agg(DISTINCT visitor_id)::text FROM (SELECT visitor_id FROM calls"
+    " WHERE caller = ? AND visitor_id != '' ORDER BY started_at DESC LIMIT ?) AS latest"
+)
 # The sessions columns that make up a VisitContext (the stored visit of a call).
 _VISIT_FIELDS = ", ".join(f for f in VisitContext._fields if f != "params")
 
@@ -133,7 +138,7 @@ async def find_call(db: Database, call_id: str) -> dict[str, Any] | None:
 
 
 def record_from_row(row: Any) -> CallRecord:
-    """A stored `calls` row (sqlite3.Row or a mapping) as a typed call record."""
+    """A stored `calls` row (either backend's row, or a mapping) as a typed call record."""
     return CallRecord(
         call_id=row["call_id"],
         site=row["site"],
@@ -236,7 +241,8 @@ async def caller_visitors(db: Database, caller: str, limit: int = 5) -> frozense
     the caller is anonymous)."""
     if not caller:
         return frozenset()
-    row = await db.lookup(_CALLER_VISITORS_SQL, (caller, limit))
+    sql = _CALLER_VISITORS_SQL if db.dialect == "sqlite" else _PG_CALLER_VISITORS_SQL
+    row = await db.lookup(sql, (caller, limit))
     return frozenset(json.loads(row[0])) if row and row[0] else frozenset()
 
 

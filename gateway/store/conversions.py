@@ -1,8 +1,9 @@
 """Conversions in the store: the calls a period's conversions are made from (with the click ids
 of the visit each came from), and which went to which platform, when, with what answer.
 
-A conversion is claimed with INSERT OR IGNORE under a batch id and the batch read back, so two
-exports or senders at once (the daemon and a cron CLI) never send the same call twice."""
+A conversion is claimed with INSERT ... ON CONFLICT DO NOTHING under a batch id and the batch
+read back, so two exports or senders at once (the daemon and a cron CLI) never send the same call
+twice. Both backends run every statement here; the call facts' JSON reads are per dialect."""
 
 from __future__ import annotations
 
@@ -49,19 +50,26 @@ _FACTS_SQL = (
     " LEFT JOIN leads l ON l.site = c.site AND l.contact_id = c.contact_id"
     " LEFT JOIN conversions k ON k.call_id = c.call_id AND k.platform = ?"
 )
-_PERIOD_SQL = (
-    f"{_FACTS_SQL} WHERE c.site = ? AND c.started_at >= ? AND c.started_at < ?"
+# PostgreSQL reads the snapshot's JSON text with `->>` (json_extract is SQLite's).
+_PG_FACTS_SQL = _FACTS_SQL.replace(
+    "json_extract(c.attribution, '$.gclid')", "(c.attribution::json ->> 'gclid')"
+).replace(
+    "json_extract(c.attribution, '$.landing_page')", "(c.attribution::json ->> 'landing_page')"
+)
+_PERIOD_WHERE = (
+    " WHERE c.site = ? AND c.started_at >= ? AND c.started_at < ?"
     " AND c.ended_at IS NOT NULL{unsent} ORDER BY c.started_at, c.call_id"
 )
 # The calls a new-only file held: its name is their stored answer.
-_FILE_SQL = (
-    f"{_FACTS_SQL} WHERE c.site = ? AND k.state = 'sent' AND k.answer = ?"
-    " ORDER BY c.started_at, c.call_id"
+_FILE_WHERE = (
+    " WHERE c.site = ? AND k.state = 'sent' AND k.answer = ? ORDER BY c.started_at, c.call_id"
 )
+_PERIOD_SQL = {"sqlite": _FACTS_SQL + _PERIOD_WHERE, "postgresql": _PG_FACTS_SQL + _PERIOD_WHERE}
+_FILE_SQL = {"sqlite": _FACTS_SQL + _FILE_WHERE, "postgresql": _PG_FACTS_SQL + _FILE_WHERE}
 _CLAIM_SQL = (
-    "INSERT OR IGNORE INTO conversions (call_id, platform, site, click_id, state, batch,"
+    "INSERT INTO conversions (call_id, platform, site, click_id, state, batch,"
     " created_at, sent_at, next_attempt_at, payload, answer)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 # Uploads waiting for a retry, and claims left 'sending' by a process that stopped mid-send
 # (their next_attempt_at is the end of the sender's lease), join the new batch.
@@ -96,7 +104,7 @@ async def call_facts(
 ) -> list[CallFacts]:
     """The ended calls of `site` that began in [since, until), oldest first; with
     `unsent_only`, only those never claimed for `platform`."""
-    sql = _PERIOD_SQL.format(unsent=" AND k.call_id IS NULL" if unsent_only else "")
+    sql = _PERIOD_SQL[db.dialect].format(unsent=" AND k.call_id IS NULL" if unsent_only else "")
     rows = await db.fetchall(sql, (platform, site, ts(since), ts(until)))
     return [_facts(row) for row in rows]
 
@@ -104,7 +112,7 @@ async def call_facts(
 async def exported_facts(db: Database, site: str, platform: str, file_name: str) -> list[CallFacts]:
     """The calls a new-only file of `site` held on `platform` (its name is the stored answer),
     oldest first: to make the same file again."""
-    rows = await db.fetchall(_FILE_SQL, (platform, site, file_name))
+    rows = await db.fetchall(_FILE_SQL[db.dialect], (platform, site, file_name))
     return [_facts(row) for row in rows]
 
 

@@ -53,8 +53,8 @@ _CLOSE_SQL = (
     " AND closed_at IS NULL"
 )
 _TASK_SQL = (
-    "INSERT OR IGNORE INTO tasks (task_id, site, contact_id, call_id, due_at, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO tasks (task_id, site, contact_id, call_id, due_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _CALL_CONTACT_SQL = (
     "SELECT c.contact_id, c.site, k.number, k.facts_at FROM calls c"
@@ -65,7 +65,9 @@ _CALL_CONTACT_SQL = (
 def lead_write(site: str, contact_id: str) -> Write:
     """The lead of a contact on a site, made `new` unless it exists."""
     return Write(
-        "INSERT OR IGNORE INTO leads (site, contact_id) VALUES (?, ?)", (site, contact_id), _RANK
+        "INSERT INTO leads (site, contact_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (site, contact_id),
+        _RANK,
     )
 
 

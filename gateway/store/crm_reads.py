@@ -37,6 +37,24 @@ _LEADS_SQL = (
     " FROM calls c JOIN contacts k ON k.contact_id = c.contact_id"
     " LEFT JOIN leads l ON l.site = c.site AND l.contact_id = c.contact_id"
 )
+# Per dialect, SQLite's text kept as it was (and with it its plan): the search ignores case
+# (SQLite's LIKE ASCII case only; ILIKE any letter's in a UTF-8 database: 'JOSÉ' finds 'José'
+# there, not in SQLite), and PostgreSQL takes the joined rows' columns only with their keys
+# grouped too.
+_LEADS_SEARCH = {
+    "sqlite": (
+        " AND (k.number LIKE ? ESCAPE '\\'"
+        " OR coalesce(nullif(l.name, ''), k.name) LIKE ? ESCAPE '\\')"
+    ),
+    "postgresql": (
+        " AND (k.number ILIKE ? ESCAPE '\\'"
+        " OR coalesce(nullif(l.name, ''), k.name) ILIKE ? ESCAPE '\\')"
+    ),
+}
+_LEADS_GROUP = {
+    "sqlite": " GROUP BY c.site, c.contact_id",
+    "postgresql": " GROUP BY c.site, c.contact_id, k.contact_id, l.site, l.contact_id",
+}
 _TASKS_SQL = (
     "SELECT t.*, k.number, coalesce(nullif(l.name, ''), k.name) AS name FROM tasks t"
     " JOIN contacts k ON k.contact_id = t.contact_id"
@@ -90,13 +108,10 @@ async def list_leads(db: Database, flt: LeadFilter) -> list[dict[str, Any]]:
         where += " AND coalesce(l.status, 'new') = ?"
         params.append(flt.status)
     if flt.q:
-        where += (
-            " AND (k.number LIKE ? ESCAPE '\\'"
-            " OR coalesce(nullif(l.name, ''), k.name) LIKE ? ESCAPE '\\')"
-        )
+        where += _LEADS_SEARCH[db.dialect]
         pattern = "%" + flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         params.extend((pattern, pattern))
-    sql = f"{_LEADS_SQL}{where} GROUP BY c.site, c.contact_id"
+    sql = f"{_LEADS_SQL}{where}{_LEADS_GROUP[db.dialect]}"
     sql += " ORDER BY last_call_at DESC, c.contact_id LIMIT ? OFFSET ?"
     rows = await db.fetchall(sql, [*params, flt.limit, flt.offset])
     return [_lead_json(row) for row in rows]

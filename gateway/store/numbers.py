@@ -21,9 +21,10 @@ __all__ = [
 _ADD = "INSERT INTO numbers (number, pool_id, added_at) VALUES (?, ?, ?)"
 _PLACE = _ADD + " ON CONFLICT(number) DO UPDATE SET pool_id=excluded.pool_id"
 _REMOVE = "DELETE FROM numbers WHERE number = ?"
+# `CAST(? AS TEXT)`: PostgreSQL cannot type a bare parameter; SQLite runs the same plan.
 _LIST = (
     "SELECT n.number, p.site, p.target FROM numbers n JOIN pools p USING (pool_id)"
-    " WHERE ? IS NULL OR p.site = ? ORDER BY p.site, p.target, n.number"
+    " WHERE CAST(? AS TEXT) IS NULL OR p.site = ? ORDER BY p.site, p.target, n.number"
 )
 
 

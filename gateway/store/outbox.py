@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from gateway.store.calls import call_json
-from gateway.store.database import Database, Write
+from gateway.store.database import Database, Row, Write
 from gateway.store.times import ts
 from numberpool.calls import CallRecord
 
@@ -188,7 +187,7 @@ async def due_deliveries(
     return [_due(r) for r in rows]
 
 
-def _due(row: sqlite3.Row) -> DueDelivery:
+def _due(row: Row) -> DueDelivery:
     return DueDelivery(*(row[name] for name in DueDelivery._fields))
 
 

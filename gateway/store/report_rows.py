@@ -3,7 +3,9 @@ visit counts, campaign costs and the site's time zone.
 
 A report of a busy quarter reads hundreds of thousands of rows and turns each into a Python
 object: seconds of CPU. Like the calls download (gateway/store/bulk_read.py) it runs on a thread
-of its own with a read-only connection, so no FastAGI route waits behind it."""
+of its own with a read-only connection, so no FastAGI route waits behind it. On PostgreSQL the
+same readers run on the thread over server-side cursors (gateway/store/pg/thread_reads.py); the
+count queries are written once per dialect (gateway/store/report_counts.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +15,24 @@ import sqlite3
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from gateway.store.bulk_read import paced
 from gateway.store.database import Database
+from gateway.store.pg.database import PgDatabase
+from gateway.store.pg.thread_reads import on_thread
 from gateway.store.report_counts import (
     COUNTED_DIMENSIONS,
+    PG_COUNTED_DIMENSIONS,
+    PG_SOURCE_SQL,
     SOURCE_SQL,
+    Reads,
     count_calls,
+    dialect_of,
     local_day_sql,
     local_hour_sql,
+    pg_local_day_sql,
+    pg_local_hour_sql,
 )
 from gateway.store.times import ts
 from reports.call_report import ReportData, ReportSpec
@@ -100,7 +110,9 @@ def _store_path(db: Database | Path) -> Path:
     return db if isinstance(db, Path) else db.path
 
 
-def _on_thread(db: Database | Path, work: Callable[[sqlite3.Connection], T]) -> Any:
+def _on_thread(db: Database | Path | PgDatabase, work: Callable[[Reads], T]) -> Any:
+    if isinstance(db, PgDatabase):  # a connection of its own, one snapshot, cursors
+        return on_thread(db, work)
     path = _store_path(db)
 
     def run() -> T:
@@ -115,7 +127,7 @@ def _on_thread(db: Database | Path, work: Callable[[sqlite3.Connection], T]) -> 
     return asyncio.to_thread(run)
 
 
-def _calls(conn: sqlite3.Connection, site: str, period: Period) -> list[ReportCall]:
+def _calls(conn: Reads, site: str, period: Period) -> list[ReportCall]:
     start, end = ts(period.start_utc), ts(period.end_utc)
     firsts: dict[str, Touch] = {
         row["caller"]: first_touch(row)
@@ -127,7 +139,7 @@ def _calls(conn: sqlite3.Connection, site: str, period: Period) -> list[ReportCa
     ]
 
 
-def _visit_total(conn: sqlite3.Connection, site: str, period: Period) -> int:
+def _visit_total(conn: Reads, site: str, period: Period) -> int:
     row = conn.execute(
         "SELECT count(*) FROM sessions WHERE site = ? AND created_at >= ? AND created_at < ?",
         (site, ts(period.start_utc), ts(period.end_utc)),
@@ -135,7 +147,7 @@ def _visit_total(conn: sqlite3.Connection, site: str, period: Period) -> int:
     return int(row[0])
 
 
-def _visits_by(conn: sqlite3.Connection, site: str, period: Period, by: str) -> dict[str, int]:
+def _visits_by(conn: Reads, site: str, period: Period, by: str) -> dict[str, int]:
     """Visits of the period by value of `by`; {} for a dimension visits do not have."""
     columns = _VISIT_GROUPS.get(by)
     if columns is None:
@@ -158,13 +170,13 @@ def _visits_by(conn: sqlite3.Connection, site: str, period: Period, by: str) -> 
     return found
 
 
-def _costs(conn: sqlite3.Connection, site: str, first: Period, last: Period) -> list[CostRow]:
+def _costs(conn: Reads, site: str, first: Period, last: Period) -> list[CostRow]:
     """The cost rows that touch any day from `first` to `last`."""
     params = (site, last.last_day.isoformat(), first.first_day.isoformat())
     return [_cost_row(row) for row in conn.execute(_COSTS_SQL, params)]
 
 
-def _cost_row(row: sqlite3.Row) -> CostRow:
+def _cost_row(row: Any) -> CostRow:
     return CostRow(
         row["source"],
         row["campaign"],
@@ -175,26 +187,42 @@ def _cost_row(row: sqlite3.Row) -> CostRow:
     )
 
 
-def _counts(conn: sqlite3.Connection, site: str, period: Period, spec: ReportSpec) -> Any:
+class _CountSql(NamedTuple):
+    """The expressions counts are grouped by, in one dialect."""
+
+    dimensions: dict[str, tuple[str, bool]]
+    source: str
+    local_day: Callable[[Period], str]
+    local_hour: Callable[[Period], str]
+
+
+_SQLITE_COUNTS = _CountSql(COUNTED_DIMENSIONS, SOURCE_SQL, local_day_sql, local_hour_sql)
+_PG_COUNTS = _CountSql(PG_COUNTED_DIMENSIONS, PG_SOURCE_SQL, pg_local_day_sql, pg_local_hour_sql)
+
+
+def _count_sql(conn: Reads) -> _CountSql:
+    return _PG_COUNTS if dialect_of(conn) == "postgresql" else _SQLITE_COUNTS
+
+
+def _counts(conn: Reads, site: str, period: Period, spec: ReportSpec) -> Any:
     """The calls of `period` counted in SQL as `spec` needs them; None when they must be read
     one by one (a first-touch breakdown: each call's first touch is its caller's first call)."""
+    sql = _count_sql(conn)
     if spec.kind == "breakdown":
         if spec.touch != "last":
             return None
-        key, join = COUNTED_DIMENSIONS[spec.by]
+        key, join = sql.dimensions[spec.by]
         return count_calls(conn, site, period, (key,), join)
     if spec.kind == "agents":
         return count_calls(conn, site, period, ("c.agent",))
     if spec.kind == "summary":
         return count_calls(conn, site, period, ())
     if spec.kind == "days":
-        return count_calls(conn, site, period, (local_day_sql(period), SOURCE_SQL))
-    return count_calls(conn, site, period, (local_hour_sql(period),))
+        return count_calls(conn, site, period, (sql.local_day(period), sql.source))
+    return count_calls(conn, site, period, (sql.local_hour(period),))
 
 
-def _report_data(
-    conn: sqlite3.Connection, site: str, period: Period, spec: ReportSpec
-) -> ReportData:
+def _report_data(conn: Reads, site: str, period: Period, spec: ReportSpec) -> ReportData:
     before = period.previous()
     counts = _counts(conn, site, period, spec)
     # Visits and costs enter the summary and the breakdowns only.
@@ -216,7 +244,7 @@ def _report_data(
 
 
 async def read_report(
-    db: Database | Path,
+    db: Database | Path | PgDatabase,
     site: str,
     period: Period,
     spec: ReportSpec,
@@ -228,8 +256,8 @@ async def read_report(
     return result
 
 
-def _overview_data(conn: sqlite3.Connection, site: str, period: Period) -> ReportData:
-    before = period.previous()
+def _overview_data(conn: Reads, site: str, period: Period) -> ReportData:
+    before, sql = period.previous(), _count_sql(conn)
     return ReportData(
         site=site,
         period=period,
@@ -237,14 +265,14 @@ def _overview_data(conn: sqlite3.Connection, site: str, period: Period) -> Repor
         visits=_visit_total(conn, site, period),
         previous_visits=_visit_total(conn, site, before),
         costs=_costs(conn, site, before, period),
-        counts=count_calls(conn, site, period, (local_day_sql(period), SOURCE_SQL)),
+        counts=count_calls(conn, site, period, (sql.local_day(period), sql.source)),
         previous_counts=count_calls(conn, site, before, ()),
-        hour_counts=count_calls(conn, site, period, (local_hour_sql(period),)),
+        hour_counts=count_calls(conn, site, period, (sql.local_hour(period),)),
     )
 
 
 async def read_overview(
-    db: Database | Path, site: str, period: Period, then: Callable[[ReportData], T]
+    db: Database | Path | PgDatabase, site: str, period: Period, then: Callable[[ReportData], T]
 ) -> T:
     """What the summary, days and hours reports need, read at once (the summary made of the
     calls counted by day and source), with `then` run on it off the event loop:
@@ -253,18 +281,20 @@ async def read_overview(
     return result
 
 
-async def report_calls(db: Database | Path, site: str, period: Period) -> list[ReportCall]:
+async def report_calls(
+    db: Database | Path | PgDatabase, site: str, period: Period
+) -> list[ReportCall]:
     """The site's calls of `period` (spam and test calls included, flagged), oldest first."""
     result: list[ReportCall] = await _on_thread(db, lambda conn: _calls(conn, site, period))
     return result
 
 
 async def visit_counts(
-    db: Database | Path, site: str, period: Period, by: str = ""
+    db: Database | Path | PgDatabase, site: str, period: Period, by: str = ""
 ) -> dict[str, int]:
     """Sessions of the period by value of `by` (a visit dimension); by '' all under ''."""
 
-    def work(conn: sqlite3.Connection) -> dict[str, int]:
+    def work(conn: Reads) -> dict[str, int]:
         if not by:
             return {"": _visit_total(conn, site, period)}
         return _visits_by(conn, site, period, by)
@@ -274,14 +304,14 @@ async def visit_counts(
 
 
 async def campaign_costs(
-    db: Database | Path, site: str, period: Period, by: str = "campaign"
+    db: Database | Path | PgDatabase, site: str, period: Period, by: str = "campaign"
 ) -> dict[str, float]:
     """The campaign costs' share of `period`, by campaign (or by source)."""
     rows: list[CostRow] = await _on_thread(db, lambda conn: _costs(conn, site, period, period))
     return cost_by(rows, period.first_day, period.last_day, by)
 
 
-async def site_timezone(db: Database, site: str) -> str | None:
+async def site_timezone(db: Database | PgDatabase, site: str) -> str | None:
     """The site's time zone name ('UTC' when it has none), None when there is no such site."""
     row = await db.fetchone("SELECT settings FROM sites WHERE key = ?", (site,))
     if row is None:
@@ -289,6 +319,6 @@ async def site_timezone(db: Database, site: str) -> str | None:
     return str(json.loads(row["settings"] or "{}").get("timezone") or "UTC")
 
 
-async def site_keys(db: Database) -> list[str]:
+async def site_keys(db: Database | PgDatabase) -> list[str]:
     """Every site's key, in order."""
     return [str(row["key"]) for row in await db.fetchall("SELECT key FROM sites ORDER BY key")]

@@ -49,6 +49,22 @@ _LEASES_SINCE_SQL = (
     "SELECT * FROM leases WHERE until > ? OR rowid IN"
     " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid"
 )
+# PostgreSQL has no rowid: a number's newest lease is the one that started last (ties: the
+# higher lease id), and leases that started together come back in lease id order. Attribution
+# is text holding JSON, as in SQLite; a confidence that is not a number reads as absent.
+_CALLS_SINCE_PG = (
+    "SELECT dialed, visitor_id, caller, a ->> 'other_visitor_id' AS rival,"
+    " CASE WHEN jsonb_typeof(a -> 'confidence') = 'number'"
+    " THEN (a ->> 'confidence')::double precision END AS sure"
+    " FROM (SELECT dialed, visitor_id, caller, started_at, NULLIF(attribution, '')::jsonb AS a"
+    " FROM calls WHERE started_at >= ? AND visitor_id != '' AND caller != '') AS c"
+    " ORDER BY started_at"
+)
+_LEASES_SINCE_PG = (
+    "SELECT * FROM leases WHERE until > ? OR lease_id IN"
+    " (SELECT DISTINCT ON (number) lease_id FROM leases"
+    " ORDER BY number, started_at DESC, lease_id DESC) ORDER BY started_at, lease_id"
+)
 _LIVE_SESSIONS_SQL = (
     "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?"
 )
@@ -155,7 +171,8 @@ async def session_known(db: Database, session_id: str) -> bool:
 
 async def leases_since(db: Database, since: datetime) -> list[Lease]:
     """Leases that ended after `since` or are their number's newest, oldest first."""
-    rows = await db.fetchall(_LEASES_SINCE_SQL, (ts(since),))
+    sql = _LEASES_SINCE_SQL if db.dialect == "sqlite" else _LEASES_SINCE_PG
+    rows = await db.fetchall(sql, (ts(since),))
     return [
         Lease(
             lease_id=row["lease_id"],
@@ -174,7 +191,8 @@ async def leases_since(db: Database, since: datetime) -> list[Lease]:
 async def calls_since(db: Database, since: datetime) -> list[tuple[str, CallNote]]:
     """(dialed, how it was decided) of each call since `since` that went to a visit from a
     known phone, oldest first: for the pools after a restart (Pool.note_call)."""
-    rows = await db.fetchall(_CALLS_SINCE_SQL, (ts(since),))
+    sql = _CALLS_SINCE_SQL if db.dialect == "sqlite" else _CALLS_SINCE_PG
+    rows = await db.fetchall(sql, (ts(since),))
     return [
         (
             row["dialed"],

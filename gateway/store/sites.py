@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.config import Config, ConfigError, LimitSettings, PoolSettings, SiteSettings
-from gateway.store.database import Database, Write
+from gateway.store.database import Database, Row, Write
 from gateway.store.numbers import place_writes
 from gateway.store.times import ts
 from numberpool.amp_origins import amp_origins
@@ -34,6 +33,23 @@ _SETTINGS_FINGERPRINT = (
     " '') FROM sites) || '|' ||"
     " (SELECT coalesce(group_concat(pool_id || overflow || settings), '') FROM pools)"
 )
+
+# PostgreSQL: no rowid, so the numbers count in by their text and pool; string_agg in key
+# order (group_concat's table order is stable in SQLite, a heap's order is not).
+_SETTINGS_FINGERPRINT_PG = (
+    "SELECT (SELECT count(*) || ':' || coalesce(md5(string_agg(number || ' ' || pool_id, ','"
+    " ORDER BY number)), '') FROM numbers) || '|' ||"
+    " (SELECT coalesce(string_agg(key || name || allowed_origins || destination || settings, ','"
+    " ORDER BY key), '') FROM sites) || '|' ||"
+    " (SELECT coalesce(string_agg(pool_id || overflow || settings, ',' ORDER BY pool_id), '')"
+    " FROM pools)"
+)
+# A pool's numbers in the order added: rowid in SQLite; PostgreSQL has only the time they were
+# added, and numbers added together come in number order.
+_POOL_NUMBERS = {
+    "sqlite": "SELECT number, pool_id FROM numbers ORDER BY rowid",
+    "postgresql": "SELECT number, pool_id FROM numbers ORDER BY added_at, number",
+}
 
 
 @dataclass
@@ -166,7 +182,7 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
     for row in await db.fetchall("SELECT * FROM sites ORDER BY key"):
         entries[row["key"]] = _site_entry(row)
     numbers: dict[str, list[str]] = {}
-    for row in await db.fetchall("SELECT number, pool_id FROM numbers ORDER BY rowid"):
+    for row in await db.fetchall(_POOL_NUMBERS[db.dialect]):
         numbers.setdefault(row["pool_id"], []).append(row["number"])
     for row in await db.fetchall("SELECT * FROM pools ORDER BY created_at, pool_id"):
         entry = entries.get(row["site"])
@@ -180,7 +196,7 @@ async def load_sites(db: Database) -> dict[str, SiteEntry]:
     return entries
 
 
-def _site_entry(row: sqlite3.Row) -> SiteEntry:
+def _site_entry(row: Row) -> SiteEntry:
     """A stored site, without its pools."""
     settings = json.loads(row["settings"])
     bots = settings.get("bot_user_agents", [])
@@ -210,7 +226,7 @@ def _site_entry(row: sqlite3.Row) -> SiteEntry:
     )
 
 
-def _pool(row: sqlite3.Row, settings: dict[str, Any], numbers: list[str]) -> Pool:
+def _pool(row: Row, settings: dict[str, Any], numbers: list[str]) -> Pool:
     """A stored pool with its numbers; ConfigError when its lease timing is impossible."""
     problem = timing_problem(settings)
     if problem:
@@ -244,5 +260,6 @@ def _pool(row: sqlite3.Row, settings: dict[str, Any], numbers: list[str]) -> Poo
 async def settings_fingerprint(db: Database) -> str:
     """A text that changes whenever a site, pool or number is added, changed or removed (by the
     admin API or the CLI); cheap to read, so the running gateway can poll it."""
-    row = await db.fetchone(_SETTINGS_FINGERPRINT)
+    sql = _SETTINGS_FINGERPRINT if db.dialect == "sqlite" else _SETTINGS_FINGERPRINT_PG
+    row = await db.fetchone(sql)
     return str(row[0]) if row else ""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from gateway.store.database import Database
+from gateway.store.pg.database import PgDatabase
 from gateway.store.times import ts
 from numberpool.pool import Pool
 from reports.pool_sizing import CallTrace, SessionTrace, SizingReport, policies_for, size_pool
@@ -37,6 +38,27 @@ _CALLS_SQL = (
     " ORDER BY started_at, call_id"
 )
 
+# PostgreSQL: the same rows. `numbers` that is not a JSON array counts as none (SQLite's
+# json_valid; a JSON object, which json_each would walk, is never stored there); the derived
+# table needs a name; bool_or is max() of a comparison, NULL when no offer matched.
+_PG_SESSIONS_SQL = (
+    "SELECT * FROM (SELECT session_id, visitor_id, created_at, last_seen,"
+    " (SELECT bool_or(j.value ->> 'kind' = 'overflow') FROM json_array_elements("
+    "CASE WHEN s.numbers LIKE '[%' THEN CAST(s.numbers AS json) ELSE '[]' END) j"
+    " WHERE j.value ->> 'target' = ? AND j.value ->> 'kind' IN ('pool', 'overflow')) AS overflowed"
+    " FROM sessions s WHERE site = ? AND created_at < ? AND last_seen >= ?) t"
+    " WHERE overflowed IS NOT NULL ORDER BY created_at, session_id"
+)
+_PG_CALLS_SQL = (
+    "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller,"
+    " CAST(attribution AS json) ->> 'other_session_id' IS NOT NULL AS contested FROM calls"
+    " WHERE site = ? AND started_at >= ? AND started_at < ? AND test_call = 0"
+    " AND direction = 'inbound'"
+    " AND (dialed = ? OR dialed IN (SELECT number FROM numbers WHERE pool_id = ?)"
+    " OR dialed IN (SELECT number FROM leases WHERE until >= ? AND pool_id = ?))"
+    " ORDER BY started_at, call_id"
+)
+
 
 class PoolHistory(NamedTuple):
     """What the sizing replay needs of one pool's period."""
@@ -52,13 +74,17 @@ def warm_up_start(pool: Pool, since: datetime) -> datetime:
 
 
 async def pool_history(
-    db: Database, site_key: str, pool: Pool, since: datetime, until: datetime
+    db: Database | PgDatabase, site_key: str, pool: Pool, since: datetime, until: datetime
 ) -> PoolHistory:
     """The sessions that asked `pool` for a number and the calls on it of [since, until)."""
     early = ts(warm_up_start(pool, since))
-    sessions = await db.fetchall(_SESSIONS_SQL, (pool.target, site_key, ts(until), early))
+    pg = db.dialect == "postgresql"
+    sessions_sql, calls_sql = (
+        (_PG_SESSIONS_SQL, _PG_CALLS_SQL) if pg else (_SESSIONS_SQL, _CALLS_SQL)
+    )
+    sessions = await db.fetchall(sessions_sql, (pool.target, site_key, ts(until), early))
     calls = await db.fetchall(
-        _CALLS_SQL,
+        calls_sql,
         (site_key, ts(since), ts(until), pool.overflow, pool.pool_id, early, pool.pool_id),
     )
     # Parsing thousands of timestamps is the replay's work, not the event loop's.
@@ -95,7 +121,7 @@ def _traces(sessions: Sequence[Any], calls: Sequence[Any], overflow: str) -> Poo
 
 
 async def replay_sizing(
-    db: Database,
+    db: Database | PgDatabase,
     site_key: str,
     pool: Pool,
     since: datetime,

@@ -13,12 +13,11 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.store.database import Database, StoreError, Write
+from gateway.store.database import Database, Row, StoreError, Write
 from gateway.store.times import from_ts, ts
 
 __all__ = [
@@ -132,7 +131,7 @@ def verify_password(password: str, stored: str) -> bool:
     return parsed is not None and hmac.compare_digest(got, key)
 
 
-def _user(row: sqlite3.Row) -> StaffUser:
+def _user(row: Row) -> StaffUser:
     return StaffUser(
         row["user_id"], row["email"], row["name"], row["role"], frozenset(json.loads(row["sites"]))
     )

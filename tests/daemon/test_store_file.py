@@ -207,7 +207,8 @@ SECRET_URLS = (
 
 @pytest.mark.parametrize("url", SECRET_URLS)
 def test_store_url_password_never_shown(tmp_path: Path, url: str) -> None:
-    """A PostgreSQL URL's password is in no error or log line of any command."""
+    """A PostgreSQL URL's password is in no error or log line of any command (each opens the
+    store and cannot reach db.internal: the error says so, with the password as ***)."""
     config = write_config(tmp_path, url)
     commands = (*COMMANDS, ["doctor"], ["serve"]) if url == SECRET_URLS[0] else (["serve"],)
     for command in commands:
@@ -215,6 +216,7 @@ def test_store_url_password_never_shown(tmp_path: Path, url: str) -> None:
         assert done.returncode != 0
         assert "s3cret" not in done.stdout + done.stderr, (command, done.stderr)
         assert "ctgw: error: " in done.stderr or "store: FAIL" in done.stdout
+        assert "cannot open PostgreSQL" in done.stdout + done.stderr, (command, done.stderr)
 
 
 @pytest.mark.parametrize("url", SECRET_URLS)

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.store.database import StoreError, Write
 from gateway.store.pg import database as pg_database
@@ -209,6 +210,25 @@ async def test_a_batch_that_meets_a_dropped_connection_fails_and_the_next_reconn
     await pg_store.write([_call("after")])
     rows = await pg_store.fetchall("SELECT call_id FROM calls ORDER BY call_id")
     assert [row["call_id"] for row in rows] == ["after"]
+
+
+async def test_a_refused_row_is_said_without_its_values(pg_store: PgDatabase) -> None:
+    """PostgreSQL's DETAIL names the row ("Failing row contains (...)", "Key (...)=(...)"):
+    neither the StoreError nor the log line repeats a value of the refused row."""
+    secret = "+14155559876"
+    first = await _submit_all(pg_store, [_call(secret)])
+    assert first[0].exception() is None
+    writes = [
+        _call(secret),  # the same primary key again: its DETAIL would name the key
+        Write(_CALL_SQL, (f"{secret}-x", None, 0), rank=60),  # NOT NULL: the failing row
+    ]
+    with capture_logs() as logs:
+        futures = await _submit_all(pg_store, writes)
+    errors = [str(f.exception()) for f in futures]
+    assert all(e.startswith("store write failed: ") for e in errors), errors
+    assert "duplicate key" in errors[0] and "not-null" in errors[1], errors
+    said = json.dumps([errors, logs], default=str)
+    assert secret not in said and "Failing row" not in said and "Key (" not in said
 
 
 def test_a_bad_argument_is_said_without_its_value() -> None:

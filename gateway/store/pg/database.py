@@ -1,23 +1,25 @@
 """The PostgreSQL store: `Database`'s methods over asyncpg (docs/postgresql.md). One writer
-connection commits in groups; reads go through a small pool. Not wired into the app yet."""
+connection commits in groups; reads go through a small pool. `Database.open` opens it for a
+postgresql:// URL."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
 
 from gateway.redact import redact_url
-from gateway.store.database import StoreError, Write
+from gateway.store.database import Row, StoreError, Write
 from gateway.store.pg.migrate import apply_migrations
 from gateway.store.pg.sql import numbered_placeholders
 
-__all__ = ["PASSWORD_ENV", "PgDatabase", "Row"]
+__all__ = ["PASSWORD_ENV", "PgDatabase", "Row", "pg_fault"]
 
 log = structlog.get_logger()
 
@@ -35,12 +37,6 @@ _READERS = 4
 _STATEMENTS = 2048
 
 
-class Row(Protocol):
-    """A row as callers read it: `row["name"]` or `row[0]` (asyncpg's Record, sqlite3.Row)."""
-
-    def __getitem__(self, key: int | str, /) -> Any: ...
-
-
 class _Pending(NamedTuple):
     writes: Sequence[Write]
     done: asyncio.Future[None]
@@ -51,7 +47,7 @@ class PgDatabase:
     that breaks is retried a request at a time), reads on a pool, async point lookups."""
 
     # Which SQL this store speaks, for the few statements written once per dialect.
-    dialect = "postgresql"
+    dialect: ClassVar[str] = "postgresql"
 
     def __init__(
         self,
@@ -117,6 +113,16 @@ class PgDatabase:
     def where(self) -> str:
         """The store's URL for logs and messages, its password hidden."""
         return self._where
+
+    @property
+    def path(self) -> Path:
+        """None: the reads on a thread of their own (bulk_read, report_rows) are SQLite's."""
+        raise StoreError(f"store {self._where}: this read is not available on PostgreSQL yet")
+
+    async def own_connection(self) -> Any:
+        """A new connection for the caller alone (it closes it): long reads kept off the read
+        pool, which the call path's lookups share. Errors as `open`'s, the password hidden."""
+        return await self._connect()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (under an advisory lock); returns their names."""
@@ -281,13 +287,28 @@ def _row_error(exc: BaseException) -> bool:
     )
 
 
+def pg_fault(exc: BaseException) -> str | None:
+    """One line for a user when `exc` is PostgreSQL's (or its driver's) refusal, without row
+    values; None for any other error."""
+    if not isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return None
+    return f"the PostgreSQL store refused a request: {_said(exc)}"
+
+
 def _said(exc: BaseException) -> str:
     """An error as logged and answered: asyncpg quotes a bad argument's value, which may be a
-    caller's number or a visitor's text; only its position and the reason are kept."""
+    caller's number or a visitor's text; only its position and the reason are kept. Of a
+    PostgreSQL error, the message alone with its SQLSTATE: its DETAIL names the row's values
+    ("Failing row contains (...)", "Key (number)=(...)"), and a value quoted after the message
+    ('invalid input syntax for type bigint: "..."') is hidden."""
     text = str(exc)
     if text.startswith(_BAD_ARGUMENT) and " (" in text:
         position = text[len(_BAD_ARGUMENT) :].split(":", 1)[0]
         return f"{_BAD_ARGUMENT}{position} ({text.rsplit(' (', 1)[1]}"
+    if isinstance(exc, asyncpg.PostgresError):
+        message = str(exc.args[0]) if exc.args else type(exc).__name__
+        head, quoted, _ = message.partition(': "')
+        return f"{head}: (value hidden)" if quoted else f"{message} [{exc.sqlstate}]"
     return text
 
 
