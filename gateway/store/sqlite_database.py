@@ -14,9 +14,9 @@ from typing import Any, ClassVar, NamedTuple
 import aiosqlite
 import structlog
 
-from gateway.store.database import StoreError, Write, sqlite_path
 from gateway.store.file import prepare_store_file, store_fault
 from gateway.store.migrate import apply_migrations
+from gateway.store.store_types import StoreError, Write, sqlite_path
 
 __all__ = ["SqliteDatabase"]
 

@@ -15,9 +15,9 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
 
 from gateway.redact import redact_url
-from gateway.store.database import Row, StoreError, Write
 from gateway.store.pg.migrate import apply_migrations
 from gateway.store.pg.sql import numbered_placeholders
+from gateway.store.store_types import Row, StoreError, Write
 
 __all__ = ["PASSWORD_ENV", "PgDatabase", "Row", "pg_fault"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.store.database import StoreError
 from gateway.store.pg.database import PgDatabase
+from gateway.store.store_types import StoreError
 
 __all__ = ["SERVING_LOCK", "hold_single_gateway"]
 
