@@ -139,7 +139,7 @@ async def test_a_dialbegin_pops_the_call_on_its_agents_page_only(console, fake_a
     await fake_ami.send(dial_begin("77.1", "PJSIP/agent1-0000002a"))
     # The 1 s the issue asks for is held with real parts (tests/integration/test_screen_pop.py:
     # Asterisk, baresip, Chromium); here, on a fake AMI, what counts is whose page gets the
-    # pop: a 1 s bound failed once at load average 4.7 with nothing wrong.
+    # pop: a 1 s bound failed once in a loaded full run with nothing wrong.
     event = await next_event(streams["ann"], 5)
     assert event["event"] == "pop" and event["id"].isdigit()
     pop = json.loads(event["data"])
