@@ -58,8 +58,14 @@ async def test_fastagi_routes_keep_their_deadline_during_the_heaviest_report(
     assert len(late) <= len(calls) // 20, f"over the {deadline} s deadline: {late} of {len(calls)}"
     held = [f"{c['seconds']:.3f}" for c in during if c["seconds"] >= min(1.0, took / 2)]
     assert not held, f"routes held while the {took:.2f} s report ran: {held}"
-    assert all(c["names"] == ROUTE_LINES for c in calls)
-    assert client.app[AGI].outcomes == {"routed": len(calls)}
+    # A late route is one decided after the deadline: the gateway then says nothing and the
+    # dialplan falls back (agi_deadline_exceeded). Every other call got its whole route.
+    dropped = [c for c in calls if c["names"] != ROUTE_LINES]
+    assert all(c["names"] == [] and c["seconds"] >= deadline for c in dropped), dropped
+    outcomes = {"routed": len(calls) - len(dropped)}
+    if dropped:
+        outcomes["deadline_exceeded"] = len(dropped)
+    assert client.app[AGI].outcomes == outcomes
     assert got["status"] == 200, got
     assert "first-touch.xlsx" in got["headers"]["Content-Disposition"]
     book = openpyxl.load_workbook(io.BytesIO(xlsx_file.read_bytes()), read_only=True)
