@@ -104,10 +104,10 @@ class SiteBook:
                 live.setdefault(lease.session_id, []).append(lease)
         # Who called whom: numbers whose holder called stay the safest to reuse, and a holder's
         # calls from another phone still count against it (numberpool/claims.py).
+        pool_of = {number: pool for _, pool in self.pools() for number in pool.numbers}
         for dialed, note in await calls_since(self.db, now - window):
-            for _, pool in self.pools():
-                if dialed in pool:
-                    pool.note_call(dialed, note, now)
+            if (pool := pool_of.get(dialed)) is not None:
+                pool.note_call(dialed, note, now)
         return RestoredLeases(len(leases), live)
 
     def release(self, site: str, leases: list[Lease], session_id: str, at: datetime) -> None:

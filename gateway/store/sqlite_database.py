@@ -9,31 +9,29 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import aiosqlite
 import structlog
 
 from gateway.store.file import prepare_store_file, store_fault
 from gateway.store.migrate import apply_migrations
-from gateway.store.store_types import StoreError, Write, sqlite_path
+from gateway.store.store_types import (
+    MAX_BATCH,
+    Pending,
+    StoreError,
+    Write,
+    fail_pending,
+    in_rank_order,
+    sqlite_path,
+)
 
 __all__ = ["SqliteDatabase"]
 
 log = structlog.get_logger()
 
-# Writes from many requests share one transaction; statements are grouped by rank so that
-# rows are written before rows that refer to them, and keep their order within a rank.
-_MAX_BATCH = 256
 # Rows written between two WAL checkpoints (SQLite's own default is about 1000 pages).
 _CHECKPOINT_EVERY = 2000
-
-
-class _Pending(NamedTuple):
-    """One request's statements and the future it waits on until they are durable."""
-
-    writes: Sequence[Write]
-    done: asyncio.Future[None]
 
 
 class SqliteDatabase:
@@ -64,7 +62,7 @@ class SqliteDatabase:
         # closes, and a read run meanwhile would share it, missing a write that had ended.
         self._read_lock = asyncio.Lock()
         # The next group commit: every request queued before the loop gets back to it.
-        self._batch: list[_Pending] = []
+        self._batch: list[Pending] = []
         self._flush_scheduled = False
         self._closed = False
         self.commits = 0
@@ -154,7 +152,7 @@ class SqliteDatabase:
         """Queue statements for the next group commit; `done` gets its outcome."""
         if self._closed:
             raise StoreError("store is closed")
-        self._batch.append(_Pending(writes, done))
+        self._batch.append(Pending(writes, done))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -191,14 +189,14 @@ class SqliteDatabase:
         """
         self._flush_scheduled = False
         while self._batch:
-            batch = self._batch[:_MAX_BATCH]
-            del self._batch[:_MAX_BATCH]
+            batch = self._batch[:MAX_BATCH]
+            del self._batch[:MAX_BATCH]
             try:
                 self._commit_batch(batch)
             finally:
                 # Even a bug or an interrupt above must not leave a request waiting forever
                 # (a request that never gets its answer holds its connection and memory).
-                _fail(batch, "store write interrupted")
+                fail_pending(batch, "store write interrupted")
         if self._since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
             self._since_checkpoint = 0
             self._checkpoint = asyncio.get_running_loop().run_in_executor(
@@ -206,14 +204,14 @@ class SqliteDatabase:
             )
             self._checkpoint.add_done_callback(self._checkpoint_done)
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending]) -> None:
         """One group commit of `batch`; when a request's rows break it, each on its own."""
         try:
-            self._commit(sorted((w for p in batch for w in p.writes), key=_rank))
+            self._commit(in_rank_order(w for p in batch for w in p.writes))
         except Exception as exc:
             if len(batch) == 1 or not isinstance(exc, _ROW_ERRORS):
                 log.error("store_write_failed", error=str(exc), requests=len(batch))
-                _fail(batch, f"store write failed: {exc}")
+                fail_pending(batch, f"store write failed: {exc}")
                 return
             # One request's rows (text that is not UTF-8, an integer over 64 bits, a broken
             # constraint) must not fail the others it shared the transaction with.
@@ -222,23 +220,23 @@ class SqliteDatabase:
             return
         self._committed(batch)
 
-    def _commit_each(self, batch: list[_Pending]) -> None:
+    def _commit_each(self, batch: list[Pending]) -> None:
         """Each request's rows in a transaction of their own: only the bad ones fail."""
         for at, pending in enumerate(batch):
             try:
-                self._commit(sorted(pending.writes, key=_rank))
+                self._commit(in_rank_order(pending.writes))
             except Exception as exc:
                 log.error("store_write_failed", error=str(exc), requests=1)
-                _fail([pending], f"store write failed: {exc}")
+                fail_pending([pending], f"store write failed: {exc}")
                 if not isinstance(exc, _ROW_ERRORS):
                     # The store itself fails (full, locked, read-only): trying the rest one by
                     # one would hold the event loop for a busy timeout each.
-                    _fail(batch[at + 1 :], f"store write failed: {exc}")
+                    fail_pending(batch[at + 1 :], f"store write failed: {exc}")
                     return
             else:
                 self._committed([pending])
 
-    def _committed(self, batch: list[_Pending]) -> None:
+    def _committed(self, batch: list[Pending]) -> None:
         self.commits += 1
         self._since_checkpoint += sum(len(p.writes) for p in batch)
         for pending in batch:
@@ -285,10 +283,6 @@ class SqliteDatabase:
             raise
 
 
-def _rank(write: Write) -> int:
-    return write.rank
-
-
 # What one request's rows can cause. Any other error is the store's (disk full, locked,
 # corrupt): it fails the whole batch at once.
 _ROW_ERRORS = (
@@ -300,13 +294,6 @@ _ROW_ERRORS = (
     OverflowError,  # an integer over 64 bits
     TypeError,
 )
-
-
-def _fail(batch: Sequence[_Pending], message: str) -> None:
-    """Answer the requests of `batch` not answered yet with a StoreError."""
-    for pending in batch:
-        if not pending.done.done():
-            pending.done.set_exception(StoreError(message))
 
 
 _PRAGMAS = (

@@ -3,13 +3,24 @@ commit, how a row reads, and what a store URL names. Nothing here opens a store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from gateway.redact import redact_url
 
-__all__ = ["Row", "StoreError", "Write", "is_postgresql_url", "sqlite_path"]
+__all__ = [
+    "MAX_BATCH",
+    "Pending",
+    "Row",
+    "StoreError",
+    "Write",
+    "fail_pending",
+    "in_rank_order",
+    "is_postgresql_url",
+    "sqlite_path",
+]
 
 
 class StoreError(RuntimeError):
@@ -29,6 +40,31 @@ class Row(Protocol):
 
     def __getitem__(self, key: int | str, /) -> Any: ...
     def keys(self) -> Any: ...
+
+
+# The group commit both backends run: writes from many requests share one transaction, at most
+# MAX_BATCH requests a commit; statements are grouped by rank so that rows are written before
+# rows that refer to them, and keep their order within a rank.
+MAX_BATCH = 256
+
+
+class Pending(NamedTuple):
+    """One request's statements and the future it waits on until they are durable."""
+
+    writes: Sequence[Write]
+    done: asyncio.Future[None]
+
+
+def in_rank_order(writes: Iterable[Write]) -> list[Write]:
+    """The writes by rank, in their order within a rank (a stable sort)."""
+    return sorted(writes, key=lambda write: write.rank)
+
+
+def fail_pending(batch: Sequence[Pending], message: str) -> None:
+    """Answer the requests of `batch` not answered yet with a StoreError."""
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(StoreError(message))
 
 
 def is_postgresql_url(url: str) -> bool:

@@ -8,7 +8,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
@@ -17,7 +17,15 @@ import structlog
 from gateway.redact import redact_url
 from gateway.store.pg.migrate import apply_migrations
 from gateway.store.pg.sql import numbered_placeholders
-from gateway.store.store_types import Row, StoreError, Write
+from gateway.store.store_types import (
+    MAX_BATCH,
+    Pending,
+    Row,
+    StoreError,
+    Write,
+    fail_pending,
+    in_rank_order,
+)
 
 __all__ = ["PASSWORD_ENV", "PgDatabase", "Row", "pg_fault"]
 
@@ -26,7 +34,6 @@ log = structlog.get_logger()
 # The store's password, kept out of the config file and the URL (asyncpg's own PGPASSWORD and
 # ~/.pgpass still apply when this is unset).
 PASSWORD_ENV = "CTGW_STORE_PASSWORD"  # noqa: S105 - the name of a variable, not a password
-_MAX_BATCH = 256
 _CONNECT_TIMEOUT = 10.0
 # A statement PostgreSQL has not answered by then fails (its batch, or its read), as SQLite's
 # busy timeout bounds a locked write: a stalled server must not hold every request forever.
@@ -35,11 +42,6 @@ _READERS = 4
 # Statement texts kept translated. The store's are a few hundred; texts built with a `?` per
 # item (`IN (?, ?, ...)`) add one per count, so the cache starts over rather than grow forever.
 _STATEMENTS = 2048
-
-
-class _Pending(NamedTuple):
-    writes: Sequence[Write]
-    done: asyncio.Future[None]
 
 
 class PgDatabase:
@@ -64,7 +66,7 @@ class PgDatabase:
         # One operation at a time on the writer (asyncpg refuses a second): commits, migrations.
         self._writing = asyncio.Lock()
         self._readers = readers
-        self._batch: list[_Pending] = []
+        self._batch: list[Pending] = []
         self._drainer: asyncio.Task[None] | None = None
         self._closed = False
         # Each statement text is translated once (a pure function of the text).
@@ -150,7 +152,7 @@ class PgDatabase:
         """Queue statements for the next group commit; `done` gets its outcome."""
         if self._closed:
             raise StoreError("store is closed")
-        self._batch.append(_Pending(writes, done))
+        self._batch.append(Pending(writes, done))
         if self._drainer is None:
             # The task's first step runs after every callback ready now: the requests of this
             # loop pass share its transaction, and those queued while it commits the next one.
@@ -187,24 +189,24 @@ class PgDatabase:
     async def _drain(self) -> None:
         try:
             while self._batch:
-                batch = self._batch[:_MAX_BATCH]
-                del self._batch[:_MAX_BATCH]
+                batch = self._batch[:MAX_BATCH]
+                del self._batch[:MAX_BATCH]
                 try:
                     await self._commit_batch(batch)
                 finally:
                     # Even a bug or a cancel must not leave a request waiting forever.
-                    _fail(batch, "store write interrupted")
+                    fail_pending(batch, "store write interrupted")
         finally:
             self._drainer = None
 
-    async def _commit_batch(self, batch: list[_Pending]) -> None:
+    async def _commit_batch(self, batch: list[Pending]) -> None:
         """One group commit of `batch`; when a request's rows break it, each on its own."""
         try:
-            await self._commit(sorted((w for p in batch for w in p.writes), key=_rank))
+            await self._commit(in_rank_order(w for p in batch for w in p.writes))
         except Exception as exc:
             if len(batch) == 1 or not self._row_error(exc):
                 log.error("store_write_failed", error=_said(exc), requests=len(batch))
-                _fail(batch, f"store write failed: {_said(exc)}")
+                fail_pending(batch, f"store write failed: {_said(exc)}")
                 return
             # One request's rows (a NUL in text, an integer over 64 bits, a broken constraint)
             # must not fail the others it shared the transaction with.
@@ -213,17 +215,17 @@ class PgDatabase:
             return
         self._committed(batch)
 
-    async def _commit_each(self, batch: list[_Pending]) -> None:
+    async def _commit_each(self, batch: list[Pending]) -> None:
         """Each request's rows in a transaction of their own: only the bad ones fail."""
         for at, pending in enumerate(batch):
             try:
-                await self._commit(sorted(pending.writes, key=_rank))
+                await self._commit(in_rank_order(pending.writes))
             except Exception as exc:
                 log.error("store_write_failed", error=_said(exc), requests=1)
-                _fail([pending], f"store write failed: {_said(exc)}")
+                fail_pending([pending], f"store write failed: {_said(exc)}")
                 if not self._row_error(exc):
                     # The store itself fails (gone, read-only, full): the rest would too.
-                    _fail(batch[at + 1 :], f"store write failed: {_said(exc)}")
+                    fail_pending(batch[at + 1 :], f"store write failed: {_said(exc)}")
                     return
             else:
                 self._committed([pending])
@@ -232,7 +234,7 @@ class PgDatabase:
         # A closed connection says so with an InterfaceError too: that is no row's fault.
         return _row_error(exc) and not self._writer.is_closed()
 
-    def _committed(self, batch: list[_Pending]) -> None:
+    def _committed(self, batch: list[Pending]) -> None:
         self.commits += 1
         for pending in batch:
             if not pending.done.done():
@@ -266,10 +268,6 @@ async def _keep_session(conn: Any) -> None:
     """The read pool's reset: none. asyncpg's default (`RESET ALL`, `UNLISTEN *`, ...) costs
     every read a second round trip, and the store's reads change no session state (an open
     transaction is still rolled back by asyncpg itself)."""
-
-
-def _rank(write: Write) -> int:
-    return write.rank
 
 
 def _row_error(exc: BaseException) -> bool:
@@ -313,13 +311,6 @@ def _said(exc: BaseException) -> str:
 
 
 _BAD_ARGUMENT = "invalid input for query argument "
-
-
-def _fail(batch: Sequence[_Pending], message: str) -> None:
-    """Answer the requests of `batch` not answered yet with a StoreError."""
-    for pending in batch:
-        if not pending.done.done():
-            pending.done.set_exception(StoreError(message))
 
 
 def _fault(url: str, exc: BaseException, password: str | None) -> str:
