@@ -16,6 +16,7 @@ __all__ = [
     "GOOGLE_CALL_MIN_AGE",
     "GOOGLE_CLICK_IDS",
     "GOOGLE_CLICK_MIN_AGE",
+    "MICROSOFT_CLICK_MIN_AGE",
     "MIN_AGE",
     "PLATFORMS",
     "CallFacts",
@@ -45,9 +46,18 @@ GOOGLE_CALL_MIN_AGE = timedelta(hours=12)
 # than 6 hours ago. Retry after 6 hours have passed" (ConversionUploadError.TOO_RECENT_EVENT).
 # The click came before the call, so a call started 6 hours ago has a click at least as old.
 GOOGLE_CLICK_MIN_AGE = timedelta(hours=6)
-# Per platform; a platform not listed takes a conversion of any age (none found for the others).
+# Microsoft Advertising refuses no click as too recent (its offline conversion statuses list
+# none: DailySummary, Campaign Management API), but advises "As a best practice after an ad
+# click you should wait an hour before uploading offline conversions" ("Offline Conversion
+# Record - Bulk", learn.microsoft.com/advertising/bulk-service/offline-conversion): kept.
+MICROSOFT_CLICK_MIN_AGE = timedelta(hours=1)
+# Per platform (Baidu's callbacks have none).
 MIN_AGE = MappingProxyType(
-    {"google_ads": GOOGLE_CLICK_MIN_AGE, "google_ads_calls": GOOGLE_CALL_MIN_AGE}
+    {
+        "google_ads": GOOGLE_CLICK_MIN_AGE,
+        "google_ads_calls": GOOGLE_CALL_MIN_AGE,
+        "microsoft_ads": MICROSOFT_CLICK_MIN_AGE,
+    }
 )
 # Click ids are URL-safe tokens; anything else (a visitor can put any text in a URL) is left
 # out, so no file row can start a spreadsheet formula or break a column.

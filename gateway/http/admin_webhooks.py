@@ -78,6 +78,7 @@ async def webhook_create(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_site", f"no site {site!r}")
     await _reachable(request, url)
     endpoint = await create_endpoint(db, site, url, events, secret, request.app[CLOCK].now())
+    _wake(request)  # an idle sender re-reads its endpoints now, not in up to 5 s
     return web.json_response({**endpoint.as_json(), "secret": secret}, status=201)
 
 

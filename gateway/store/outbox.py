@@ -23,6 +23,7 @@ __all__ = [
     "call_started_write",
     "delivered_write",
     "due_deliveries",
+    "endpoints_exist",
     "event_key",
     "expire_write",
     "failed_writes",
@@ -45,6 +46,8 @@ _OUTBOX_SQL = "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) 
 _OUTBOX_IF_SQL = (
     "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) SELECT ?, ?, ?, ?"
 )
+# An endpoint of the event's site asks for its topic (event types have no LIKE wildcards).
+_WANTED_SQL = "EXISTS (SELECT 1 FROM webhook_endpoints WHERE site = ? AND events LIKE ?)"
 _NEW_SQL = (
     "SELECT event_id, topic, payload, created_at FROM outbox WHERE delivered_at IS NULL"
     " ORDER BY event_id LIMIT ?"
@@ -117,12 +120,27 @@ def outbox_write_if(
 
 
 def call_started_write(call: CallRecord) -> Write:
-    """The route's `call.started`: the whole call as the API shows it, committed with it."""
+    """The route's `call.started`: the whole call as the API shows it, committed with it, and
+    only when an endpoint of the call's site asks for it (decided in the commit): no endpoint
+    is ever sent an event from before it was made, so a row nobody wants would only be pruned
+    unread, and most gateways have no endpoint at all."""
     payload = {"site": call.site, "key": call.call_id, "data": call_json(call)}
-    text = json.dumps(payload)
+    values = ("call.started", json.dumps(payload), call.started_at, call.started_at)
     return Write(
-        _OUTBOX_SQL, ("call.started", text, call.started_at, call.started_at), CALL_STARTED_RANK
+        f"{_OUTBOX_IF_SQL} WHERE {_WANTED_SQL}",
+        (*values, call.site, _wanted_pattern("call.started")),
+        CALL_STARTED_RANK,
     )
+
+
+def _wanted_pattern(topic: str) -> str:
+    """A LIKE pattern finding `topic` in an endpoint's `events` (a JSON array of names)."""
+    return f"%{json.dumps(topic)}%"
+
+
+async def endpoints_exist(db: Database) -> bool:
+    """Whether any webhook endpoint exists (the sender polls the outbox only then)."""
+    return await db.fetchone("SELECT 1 FROM webhook_endpoints LIMIT 1") is not None
 
 
 def call_changed_write(

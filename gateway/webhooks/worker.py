@@ -19,6 +19,7 @@ from gateway.store.outbox import (
     DueDelivery,
     delivered_write,
     due_deliveries,
+    endpoints_exist,
     event_key,
     expire_write,
     failed_writes,
@@ -72,7 +73,9 @@ class WebhookWorker:
         *,
         rng: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         poll_seconds: float = 0.25,
+        idle_seconds: float = 5.0,
         prune_batch: int = 500,
     ) -> None:
         self.db = db
@@ -81,7 +84,13 @@ class WebhookWorker:
         self.metrics = metrics
         self.rng = rng
         self.wall = wall  # signature timestamps are real time, whatever clock schedules
+        self.monotonic = monotonic  # so is the pace of the polls
         self.poll_seconds = poll_seconds
+        # With no endpoint there is nothing to send: a round (and a look for a new endpoint)
+        # every idle_seconds instead of every poll_seconds; wake() looks at once.
+        self.idle_seconds = idle_seconds
+        self._endpoints = True
+        self._endpoints_until: float | None = None  # None: read at the next wait
         self.allowed = settings.allowed_networks()
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -107,16 +116,36 @@ class WebhookWorker:
                 await self._idle()
 
     async def _idle(self) -> None:
-        """Wait for a poll interval, or less when woken (a delivery ended, a retry came)."""
-        self._wake.clear()
+        """Wait for a poll interval (an idle interval while no endpoint exists), or less when
+        woken (a delivery ended, a retry came, an endpoint was made)."""
+        wait = await self.next_wait()
+        if self._wake.is_set():
+            self._wake.clear()
+            return
         waiter = asyncio.create_task(self._wake.wait())
         try:
-            await asyncio.wait({waiter}, timeout=self.poll_seconds)
+            await asyncio.wait({waiter}, timeout=wait)
         finally:
             waiter.cancel()
+        self._wake.clear()
+
+    async def next_wait(self) -> float:
+        """How long the sender may sleep before its next round: `poll_seconds` while an
+        endpoint exists (there may be events to send), else `idle_seconds`. Whether one
+        exists is read again after `idle_seconds`, or at once after a wake."""
+        now = self.monotonic()
+        if self._endpoints_until is None or now >= self._endpoints_until:
+            try:
+                self._endpoints = await endpoints_exist(self.db)
+            except Exception:
+                log.exception("webhook_endpoints_unknown")
+                return self.poll_seconds  # read again after this wait
+            self._endpoints_until = now + self.idle_seconds
+        return self.poll_seconds if self._endpoints else self.idle_seconds
 
     def wake(self) -> None:
-        """Look for work now (a delivery was retried or replayed)."""
+        """Look for work now (a delivery was retried or replayed, an endpoint was made)."""
+        self._endpoints_until = None
         self._wake.set()
 
     async def round(self, *, wait: bool = False) -> int:

@@ -124,9 +124,14 @@ async def test_probable_attribution_after_the_lease_ended(make_client, tmp_path,
 async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
     """AMI snapshots complete the routed record once; later or unknown snapshots change nothing."""
     from gateway.metrics import Metrics
+    from gateway.store.webhooks import create_endpoint
     from gateway.telephony.call_ledger import CallLedger
     from gateway.telephony.call_lifecycle import CallUpdate
 
+    # call.started is queued only for an endpoint that asks for it (docs/webhooks.md); a
+    # loopback URL: the sender's address guard refuses it, nothing leaves the machine.
+    hook = "http://127.0.0.1:9/hook"
+    await create_endpoint(client.app[DB], "demo", hook, ["call.started"], "s" * 16, clock.now())
     variables = routed(
         await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="9.0"))
     )

@@ -1,7 +1,8 @@
 """No conversion lost to Google Ads' "too recent" refusal: a new-only file holds a call only
-once it is old enough (calls 12 h, clicks 6 h, from the call's start), leaves it unrecorded
-until then, and a later new-only file holds it exactly once; a period file holds it and says
-so. Through the admin API (the app's clock) and the daemon's daily files."""
+once it is old enough (calls 12 h, clicks 6 h, Microsoft clicks 1 h, from the call's start),
+leaves it unrecorded until then, and a later new-only file holds it exactly once; a period
+file holds it and says so. Through the admin API (the app's clock) and the daemon's daily
+files."""
 
 from __future__ import annotations
 
@@ -137,9 +138,28 @@ async def test_a_period_file_holds_a_recent_call_and_says_so(api) -> None:
     assert resp.headers["X-Conversion-Too-Recent"] == "1"
     assert resp.headers["X-Conversion-Held-Back"] == "0"
     assert await _sent(client, "google_ads_calls") == []
-    # Microsoft has no minimum age: nothing too recent there.
+    # No Microsoft click in this period: nothing too recent there.
     ms = await client.get("/v1/conversions/microsoft-ads.csv?site=demo", headers=auth)
     assert ms.headers["X-Conversion-Too-Recent"] == "0"
+
+
+async def test_microsoft_conversions_wait_an_hour_after_the_click(api) -> None:
+    """Microsoft's advice: "after an ad click you should wait an hour before uploading"."""
+    client, clock, auth = api
+    await client.app[DB].write(_call(3, NOW - timedelta(minutes=30), msclkid="MSRECENT3"))
+    await client.app[DB].write(_call(4, NOW - timedelta(hours=2), msclkid="MSOLD4"))
+    url = "/v1/conversions/microsoft-ads.csv?site=demo&new_only=true"
+    first = await client.get(url, headers=auth)
+    assert first.status == 200, await first.text()
+    assert [r[-1] for r in _rows(await first.text())] == ["MSOLD4"]
+    assert first.headers["X-Conversion-Held-Back"] == "1"
+    clock.advance(minutes=29)  # 59 min after the call began: still held back
+    early = await client.get(url, headers=auth)
+    assert _rows(await early.text()) == [] and early.headers["X-Conversion-Held-Back"] == "1"
+    clock.advance(minutes=1)
+    later = await client.get(url, headers=auth)
+    assert [r[-1] for r in _rows(await later.text())] == ["MSRECENT3"]
+    assert [c for c, _ in await _sent(client, "microsoft_ads")] == ["c3", "c4"]
 
 
 async def test_the_daily_file_after_midnight_holds_late_calls_the_next_day(

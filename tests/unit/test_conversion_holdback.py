@@ -1,5 +1,6 @@
 """How old a call must be before an ad platform takes its conversion (Google Ads refuses one
-too recent: TOO_RECENT_CALL, TOO_RECENT_EVENT), as a pure rule over one conversion and a time."""
+too recent: TOO_RECENT_CALL, TOO_RECENT_EVENT; Microsoft Advertising advises an hour after the
+click), as a pure rule over one conversion and a time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from reports.conversions import (
     GOOGLE_CALL_MIN_AGE,
     GOOGLE_CLICK_MIN_AGE,
+    MICROSOFT_CLICK_MIN_AGE,
     MIN_AGE,
     CallFacts,
     CountRule,
@@ -41,12 +43,14 @@ def _row(platform: str):
     return row
 
 
-def test_the_documented_ages_are_12_hours_for_calls_and_6_for_clicks() -> None:
+def test_the_documented_ages_are_12_hours_for_calls_6_for_clicks_1_for_microsoft() -> None:
     assert GOOGLE_CALL_MIN_AGE == timedelta(hours=12)
     assert GOOGLE_CLICK_MIN_AGE == timedelta(hours=6)
+    assert MICROSOFT_CLICK_MIN_AGE == timedelta(hours=1)
     assert dict(MIN_AGE) == {
         "google_ads_calls": GOOGLE_CALL_MIN_AGE,
         "google_ads": GOOGLE_CLICK_MIN_AGE,
+        "microsoft_ads": MICROSOFT_CLICK_MIN_AGE,
     }
 
 
@@ -59,8 +63,10 @@ def test_the_documented_ages_are_12_hours_for_calls_and_6_for_clicks() -> None:
         ("google_ads", timedelta(hours=5, minutes=59), True),
         ("google_ads", timedelta(hours=6), False),
         ("google_ads", timedelta(hours=11), False),
-        # No minimum age found for Microsoft's clicks: a row of any age goes.
-        ("microsoft_ads", timedelta(minutes=1), False),
+        # Microsoft: "wait an hour" after the click (advice; no refusal code exists).
+        ("microsoft_ads", timedelta(minutes=1), True),
+        ("microsoft_ads", timedelta(minutes=59, seconds=59), True),
+        ("microsoft_ads", timedelta(hours=1), False),
     ],
 )
 def test_a_call_is_too_recent_until_it_started_the_platform_age_before(
