@@ -217,7 +217,10 @@ def _asterisk_findings(config: Config) -> tuple[list[str], int]:
     if not etc.is_dir():
         return [f"asterisk: config folder {etc} not found (set [asterisk] config_dir); skipped"], 0
     findings = check_asterisk_config(
-        etc, username=config.ami.username, click_to_call=config.asterisk.click_to_call
+        etc,
+        username=config.ami.username,
+        click_to_call=config.asterisk.click_to_call,
+        outbound_context=config.calls.outbound_context,
     )
     lines = []
     for finding in findings:

@@ -91,9 +91,10 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
 
 
 def _after_seq(request: web.Request) -> int:
-    """The Last-Event-ID a reconnecting EventSource sends (0: none, or not ours)."""
-    text = request.headers.get("Last-Event-ID", "")
-    return int(text) if text.isdigit() and len(text) < 19 else 0
+    """The Last-Event-ID a reconnecting EventSource sends, or the `last_event_id` parameter a
+    page that opened a new EventSource (it sends none) adds (0: none, or not ours)."""
+    text = request.headers.get("Last-Event-ID", "") or request.query.get("last_event_id", "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0
 
 
 def _gone(request: web.Request) -> bool:

@@ -22,7 +22,7 @@ from gateway.telephony.click_to_call import (
     place_call,
 )
 
-__all__ = ["add_click_to_call", "call_button", "caller_id_for"]
+__all__ = ["add_click_to_call", "call_button", "caller_id_for", "task_call_button"]
 
 _MAX_ID = 128
 
@@ -43,6 +43,18 @@ def call_button(request: web.Request, contact_id: str, site: str) -> str:
         + csrf_field(request)
         + f'<input type="hidden" name="site" value="{esc(site)}">'
         + '<button type="submit">Call (rings your phone first)</button></form>\n'
+    )
+
+
+def task_call_button(request: web.Request, task_id: str) -> str:
+    """The tasks page's "Call" form for an open task (as the contact page's), or ''."""
+    if not request.app[CONFIG].calls.click_to_call or request[STAFF].role not in ENDPOINT_ROLES:
+        return ""
+    action = f"/staff/tasks/{quote(task_id, safe='')}/call"
+    return (
+        f'<form class="click-to-call" method="post" action="{esc(action)}">'
+        + csrf_field(request)
+        + '<button type="submit">Call (rings your phone first)</button></form>'
     )
 
 

@@ -16,7 +16,7 @@ from gateway.http.admin_contacts import lead_sites, who_acts
 from gateway.http.errors import ApiError
 from gateway.http.pages import STAFF, check_boxes, csrf_field, esc, page
 from gateway.http.staff_auth import staff_page, visible_sites
-from gateway.http.staff_click_to_call import add_click_to_call, call_button
+from gateway.http.staff_click_to_call import add_click_to_call, call_button, task_call_button
 from gateway.http.staff_scope import error_page, param
 from gateway.store.crm_edits import edit_lead, edit_task, known_facts, set_disposition
 from gateway.store.crm_reads import (
@@ -202,6 +202,8 @@ def _task_rows(request: web.Request, tasks: Sequence[dict[str, Any]], back: str)
             if t["open"]
             else esc(f"closed {_when(t['closed_at'])}")
         )
+        if t["open"] and back == "tasks":  # the contact's page has its own Call form
+            close = task_call_button(request, t["task_id"]) + close
         href = _contact_href(t["contact_id"], t["site"])
         who = f'<a href="{esc(href)}">{esc(t["name"] or t["number"])}</a>'
         rows.append([esc(_when(t["due_at"])), who, esc(t["site"]), esc(t["assignee"]), close])

@@ -1,5 +1,6 @@
 """The CRM's reads: leads (a contact on a site) listed and shown with their calls, tasks and
-history; tasks listed. A lead's calls, first and last touch are its site's calls only."""
+history; tasks listed. A lead's calls, first and last touch are its site's calls only, and its
+touches its inbound calls only (a click-to-call is no visit of theirs)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,15 @@ _TASKS_SQL = (
     " JOIN contacts k ON k.contact_id = t.contact_id"
     " LEFT JOIN leads l ON l.site = t.site AND l.contact_id = t.contact_id"
 )
+
+# A lead's touches are its visits: its inbound calls' attributions, never a click-to-call's.
+_TOUCH_WHERE = (
+    "SELECT * FROM calls WHERE caller = ? AND contact_id = ? AND site = ? AND direction = 'inbound'"
+)
+_TOUCH_SQL = {
+    "first": _TOUCH_WHERE + " ORDER BY started_at, call_id LIMIT 1",
+    "last": _TOUCH_WHERE + " ORDER BY started_at DESC, call_id DESC LIMIT 1",
+}
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,8 @@ async def lead_detail(db: Database, site: str, contact_id: str, number: str) -> 
         }
         for r in rows
     ]
+    first_touch = await _touch(db, site, contact_id, number, "first")
+    last_touch = await _touch(db, site, contact_id, number, "last")
     history = await db.fetchall(
         "SELECT at, who, what, before, after FROM contact_history"
         " WHERE contact_id = ? AND site = ? ORDER BY entry_id DESC LIMIT 500",
@@ -185,12 +197,19 @@ async def lead_detail(db: Database, site: str, contact_id: str, number: str) -> 
         "name": state.name,
         "spam": state.spam,
         "test": state.test,
-        "first_touch": calls[-1]["attribution"] if calls else None,
-        "last_touch": calls[0]["attribution"] if calls else None,
+        "first_touch": first_touch,
+        "last_touch": last_touch,
         "calls": calls,
         "tasks": tasks,
         "history": [{key: h[key] for key in h.keys()} for h in history],
     }
+
+
+async def _touch(db: Database, site: str, contact_id: str, number: str, which: str) -> Any:
+    """The attribution of the lead's first or latest inbound call, however many calls it has
+    (the index calls_caller walks the caller's calls in time order)."""
+    row = await db.fetchone(_TOUCH_SQL[which], (number, contact_id, site))
+    return None if row is None else call_json(record_from_row(row))["attribution"]
 
 
 async def list_tasks(db: Database, flt: TaskFilter) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """`ctgw doctor` checks of Asterisk's own config: manager.conf and extensions.conf.
 
 Warns on what makes AMI dangerous (bound beyond loopback, users with system, command or config
-rights) and on what breaks ctgw (no manager user for it, no ctgw dialplan included).
+rights) and on what breaks ctgw (no manager user for it, no ctgw dialplan included, click-to-call
+through the shipped [ctgw-outbound] without a trunk to dial through).
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from pathlib import Path
 
 from gateway.telephony.asterisk_conf import AsteriskConfig, Section, read_config
 
-__all__ = ["Finding", "check_asterisk_config", "check_extensions_conf", "check_manager_conf"]
+__all__ = [
+    "SHIPPED_OUTBOUND_CONTEXT",
+    "Finding",
+    "check_asterisk_config",
+    "check_extensions_conf",
+    "check_manager_conf",
+]
 
 # These classes let an AMI client run shell commands (system, command: `!cmd` on the CLI,
 # `System()` via Originate) or rewrite config files (config): a stolen login owns the machine.
 _DANGEROUS = ("system", "command", "config")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+SHIPPED_OUTBOUND_CONTEXT = "ctgw-outbound"  # dialplans/ctgw.conf's, dialing through the trunk
 
 
 @dataclass(frozen=True)
@@ -169,10 +177,34 @@ def _ctgw_contexts(config: AsteriskConfig) -> set[str]:
     return {s.name for s in config.sections if not s.is_template}
 
 
+def _trunk_findings(config: AsteriskConfig, path: Path) -> list[Finding]:
+    """[ctgw-outbound] dials PJSIP/<number>@${CTGW_OUTBOUND_TRUNK}: empty, nobody is reached."""
+    globals_ = config.section("globals")
+    if globals_ is not None and (globals_.get("CTGW_OUTBOUND_TRUNK") or "").strip():
+        return []
+    return [
+        Finding(
+            "error",
+            "ctgw_outbound_trunk_unset",
+            "click-to-call is on and dials through [ctgw-outbound], but CTGW_OUTBOUND_TRUNK is "
+            "empty or missing in [globals]: set it to your carrier trunk's PJSIP endpoint "
+            "(dialplans/ctgw-globals.conf)",
+            # The [globals] header: the option may sit in a file it includes.
+            str(globals_.file if globals_ is not None else path),
+            globals_.line if globals_ is not None else 0,
+        )
+    ]
+
+
 def check_extensions_conf(
-    path: Path, *, contexts: tuple[str, ...] = ("ctgw-inbound", "ctgw-lookup")
+    path: Path,
+    *,
+    contexts: tuple[str, ...] = ("ctgw-inbound", "ctgw-lookup"),
+    click_to_call: bool = False,
+    outbound_context: str = SHIPPED_OUTBOUND_CONTEXT,
 ) -> list[Finding]:
-    """Findings for extensions.conf: is the ctgw dialplan included and complete?"""
+    """Findings for extensions.conf: is the ctgw dialplan included and complete, and, with
+    click-to-call through the shipped outbound context, is its trunk set?"""
     if not path.is_file():
         return [Finding("error", "extensions_conf_missing", f"{path} not found", str(path))]
     config = read_config(path)
@@ -199,6 +231,8 @@ def check_extensions_conf(
                 str(path),
             )
         )
+    if click_to_call and outbound_context == SHIPPED_OUTBOUND_CONTEXT:
+        findings += _trunk_findings(config, path)
     return findings
 
 
@@ -207,11 +241,17 @@ def check_asterisk_config(
     *,
     username: str = "ctgw",
     click_to_call: bool = False,
+    outbound_context: str = SHIPPED_OUTBOUND_CONTEXT,
     contexts: tuple[str, ...] = ("ctgw-inbound", "ctgw-lookup"),
 ) -> list[Finding]:
     """All Asterisk config findings; an empty list of warnings and errors means all is well."""
     findings = check_manager_conf(
         etc_dir / "manager.conf", username=username, click_to_call=click_to_call
     )
-    findings += check_extensions_conf(etc_dir / "extensions.conf", contexts=contexts)
+    findings += check_extensions_conf(
+        etc_dir / "extensions.conf",
+        contexts=contexts,
+        click_to_call=click_to_call,
+        outbound_context=outbound_context,
+    )
     return findings

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.telephony.ami_protocol import AmiMessage
 from gateway.telephony.call_lifecycle import agent_endpoint
 from numberpool.calls import CallRecord
-from numberpool.visit import VisitContext
+from numberpool.visit import VisitContext, visit_from_url
 
 __all__ = ["Ring", "pop_content", "ring_of"]
 
@@ -70,11 +70,16 @@ def ring_of(event: AmiMessage, now: datetime, lookup_context: str = "ctgw-lookup
 
 
 def _pages(visit: VisitContext | None, landing_page: str) -> list[str]:
-    """The pages the visit is known to have seen: where it landed, where it asked for a number."""
+    """The pages the visit is known to have seen: where it landed, where it asked for a number.
+    One page is listed once: by its address without query, shown as last seen (with its UTM)."""
     pages = [landing_page or (visit.landing_page if visit else "")]
     if visit is not None:
         pages.append(visit.url)
-    return list(dict.fromkeys(p for p in pages if p))
+    seen: dict[str, str] = {}
+    for page in pages:
+        if page:
+            seen[visit_from_url(page).landing_page] = page
+    return list(seen.values())
 
 
 def pop_content(

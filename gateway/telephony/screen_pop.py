@@ -1,5 +1,6 @@
 """The AMI side of the screen pop: a DialBegin ringing an endpoint that an agent page watches
-becomes a pop (the call record the route wrote, its visit, the caller's contact) in the hub.
+(or watched within the hub's replay period: it may be reconnecting) becomes a pop (the call
+record the route wrote, its visit, the caller's contact) in the hub.
 
 The AMI handler only filters and queues (bounded; full = dropped and counted): the store
 lookups run in a task of their own, and nothing here ever waits for a page.

@@ -1,5 +1,6 @@
 """Click-to-call from the staff pages, short of Asterisk (tests/integration/test_click_to_call.py
-rings real phones): off, no phone, no AMI, a bad number; the contact page's Call form."""
+rings real phones): off, no phone, no AMI, a bad number; the contact page's and the tasks
+page's Call forms."""
 
 from __future__ import annotations
 
@@ -77,6 +78,45 @@ async def test_on_the_button_shows_and_a_click_needs_a_phone_and_ami(
     # Without the session's CSRF token nothing is placed.
     status, _ = await _click(client, "forged", contact_id)
     assert status == 403
+
+
+async def test_the_tasks_page_has_a_call_form_per_open_task(make_client, tmp_path, clock) -> None:
+    """Each open task has a Call form posting to its own click-to-call, with the session's CSRF
+    token; with click-to-call off, or for a marketer, there is none."""
+    client = await _crm_client(make_client, tmp_path, clock, on=True)
+    user = await add_user(client, "al@example.com", "agent", ["demo"])
+    await set_endpoints(client.app[DB], user.user_id, ["PJSIP/agent1"])
+    csrf = await log_in(client, "al@example.com")
+    task = await client.app[DB].fetchone("SELECT task_id FROM tasks")
+    action = f'action="/staff/tasks/{task["task_id"]}/call"'
+    page = await (await client.get("/staff/tasks")).text()
+    form = page.split(action, 1)[1].split("</form>", 1)[0]
+    assert f'name="csrf" value="{csrf}"' in form and "Call" in form
+    # The form's post reaches the call (these tests run without AMI: 503), a forged one not.
+    resp = await client.post(
+        f"/staff/tasks/{task['task_id']}/call", data={"csrf": csrf}, allow_redirects=False
+    )
+    assert resp.status == 503 and "not connected to AMI" in await resp.text()
+    resp = await client.post(
+        f"/staff/tasks/{task['task_id']}/call", data={"csrf": "forged"}, allow_redirects=False
+    )
+    assert resp.status == 403
+    client.session.cookie_jar.clear()
+    await add_user(client, "mo@example.com", "marketer", ["demo"])
+    await log_in(client, "mo@example.com")
+    page = await (await client.get("/staff/tasks")).text()
+    assert f'action="/staff/tasks/{task["task_id"]}/close"' in page and action not in page
+
+
+async def test_no_call_form_on_the_tasks_page_when_click_to_call_is_off(
+    make_client, tmp_path, clock
+) -> None:
+    client = await _crm_client(make_client, tmp_path, clock, on=False)
+    user = await add_user(client, "al@example.com", "agent", ["demo"])
+    await set_endpoints(client.app[DB], user.user_id, ["PJSIP/agent1"])
+    await log_in(client, "al@example.com")
+    page = await (await client.get("/staff/tasks")).text()
+    assert "close-task" in page and "/call" not in page
 
 
 def test_only_an_e164_number_is_dialed() -> None:

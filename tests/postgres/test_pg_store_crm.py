@@ -3,6 +3,7 @@ and the `INSERT OR IGNORE` writes are SQLite-only still)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,37 @@ async def test_a_lead_shown_with_its_calls_tasks_and_history(store: Any) -> None
     assert detail["calls"][0]["disposition"] == "callback"
     assert [(h["what"], h["after"]) for h in detail["history"]] == [("status", "contacted")]
     assert [t["task_id"] for t in detail["tasks"]] == ["t1"]
+
+
+async def test_a_leads_touches_are_its_first_and_latest_inbound_calls(store: Any) -> None:
+    """First touch is the lead's first call however many came since (more than the 200 calls
+    listed); last touch is its latest inbound call, not a click-to-call placed after it."""
+
+    def call(n: int, source: str) -> CallRecord:
+        return CallRecord(
+            call_id=f"c{n:03d}",
+            site="demo",
+            dialed="+14155550111",
+            started_at=ts(T0 + timedelta(minutes=n)),
+            state="answered",
+            attribution=CallAttribution("static", source=source),
+            caller=CALLER,
+            contact_id="k1",
+        )
+
+    await store.write([calls.call_write(call(0, "flyer"))])
+    await store.write([calls.call_write(call(n, "google")) for n in range(1, 201)])
+    await store.write([calls.call_write(call(201, "radio"))])
+    await store.write(calls.outbound_call_writes(replace(call(202, ""), call_id="out1")))
+    detail = await crm_reads.lead_detail(store, "demo", "k1", CALLER)
+    assert len(detail["calls"]) == 200 and detail["calls"][0]["call_id"] == "out1"
+    assert detail["first_touch"]["source"] == "flyer", detail["first_touch"]
+    assert detail["last_touch"]["source"] == "radio", detail["last_touch"]
+    # Only click-to-calls: no visit known, so no touch.
+    await store.write(calls.outbound_call_writes(replace(call(203, ""), contact_id="k2")))
+    other = await crm_reads.lead_detail(store, "demo", "k2", CALLER)
+    assert (other["first_touch"], other["last_touch"]) == (None, None)
+    assert [c["call_id"] for c in other["calls"]] == ["c203"]
 
 
 async def test_tasks_and_the_lead_of_a_call(store: Any) -> None:

@@ -121,3 +121,25 @@ def test_originate_without_click_to_call_is_a_warning(tmp_path):
     on = check_manager_conf(tmp_path / "manager.conf", click_to_call=True)
     assert "ami_user_unneeded_originate" in {f.code for f in off}
     assert "ami_user_unneeded_originate" not in {f.code for f in on}
+
+
+def test_click_to_call_through_the_shipped_context_needs_its_trunk(tmp_path):
+    """Click-to-call on, dialing through [ctgw-outbound], with CTGW_OUTBOUND_TRUNK empty (as
+    shipped) or missing is an error naming the line; set, off, or another context: nothing."""
+    shipped = Path(__file__).parents[2] / "dialplans" / "ctgw-globals.conf"
+    extensions = tmp_path / "extensions.conf"
+    extensions.write_text(f"[globals]\n#include {shipped}\n[ctgw-inbound]\n[ctgw-lookup]\n")
+    (finding,) = check_extensions_conf(extensions, click_to_call=True)
+    assert (finding.level, finding.code) == ("error", "ctgw_outbound_trunk_unset")
+    assert (finding.file, finding.line) == (str(extensions), 1)  # the [globals] it is read in
+    assert "CTGW_OUTBOUND_TRUNK=" in shipped.read_text().splitlines()
+    assert check_extensions_conf(extensions, click_to_call=False) == []
+    assert check_extensions_conf(extensions, click_to_call=True, outbound_context="my-out") == []
+    extensions.write_text("[ctgw-inbound]\n[ctgw-lookup]\n")  # no [globals] at all
+    assert {f.code for f in check_extensions_conf(extensions, click_to_call=True)} == {
+        "ctgw_outbound_trunk_unset"
+    }
+    extensions.write_text(
+        "[globals]\nCTGW_OUTBOUND_TRUNK => carrier\n[ctgw-inbound]\n[ctgw-lookup]\n"
+    )
+    assert check_extensions_conf(extensions, click_to_call=True) == []

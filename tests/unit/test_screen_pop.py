@@ -171,6 +171,19 @@ def test_the_pop_shows_caller_visit_pages_and_contact() -> None:
     assert pop["rang_at"] == "2026-05-04T12:00:00.250000Z"
 
 
+def test_a_page_seen_is_listed_once_whatever_its_query() -> None:
+    """The landing page (stored without its query) and the same page with its UTM are one."""
+    ring = ring_of(dial(), NOW)
+    assert ring is not None
+    url = "https://x.example/taps?utm_source=google&utm_campaign=spring#top"
+    visit = VisitContext(url=url, landing_page="https://x.example/taps")
+    assert pop_content(ring, _record(), None, visit)["visit"]["pages"] == [url]
+    # A URL urlsplit refuses (a broken IPv6 host) is listed, not a crash.
+    broken = VisitContext(url="http://[::1/taps?x=1", landing_page="http://[::1/taps")
+    pages = pop_content(ring, _record(), None, broken)["visit"]["pages"]
+    assert pages == ["https://x.example/taps", "http://[::1/taps?x=1"]
+
+
 def test_a_call_without_a_record_pops_with_what_ami_said() -> None:
     ring = ring_of(dial(), NOW)
     assert ring is not None
@@ -211,12 +224,39 @@ async def test_a_page_that_does_not_read_loses_its_oldest_pops_counted() -> None
 
 
 async def test_an_unsubscribed_page_costs_nothing_and_gets_nothing() -> None:
-    hub = PopHub()
+    hub = PopHub(replay_seconds=0.05)
     sub = hub.subscribe(frozenset({"PJSIP/a", "PJSIP/b"}), None)
     hub.unsubscribe(sub)
     hub.unsubscribe(sub)  # twice is harmless (a stream ending two ways)
-    assert not hub.wants("PJSIP/a") and not hub.wants("PJSIP/b") and hub.subscriptions == 0
+    assert hub.subscriptions == 0
     assert hub.publish("PJSIP/a", "demo", "pop", {}) == 0 and sub.queue.empty()
+    await asyncio.sleep(0.1)  # past the replay period: nobody is reconnecting any more
+    assert not hub.wants("PJSIP/a") and not hub.wants("PJSIP/b")
+
+
+async def test_a_left_endpoint_is_wanted_for_the_replay_period_so_a_reconnect_gets_its_ring() -> (
+    None
+):
+    hub = PopHub(replay_seconds=30)
+    page = hub.subscribe(frozenset({"PJSIP/a"}), None)
+    hub.unsubscribe(page)  # the stream was cut; the browser comes back in a few seconds
+    assert hub.wants("PJSIP/a") and not hub.wants("PJSIP/b")
+    assert hub.publish("PJSIP/a", "demo", "pop", {"n": 1}) == 0
+    back = hub.subscribe(frozenset({"PJSIP/a"}), None, after_seq=0)
+    assert back.queue.get_nowait().data == {"n": 1}
+    hub.unsubscribe(back)
+    assert hub.wants("PJSIP/a")
+
+
+async def test_left_endpoints_kept_are_bounded_oldest_forgotten_first() -> None:
+    hub = PopHub(replay_seconds=30, max_departed=3)
+    for n in range(5):
+        hub.unsubscribe(hub.subscribe(frozenset({f"PJSIP/a{n}"}), None))
+    assert [hub.wants(f"PJSIP/a{n}") for n in range(5)] == [False, False, True, True, True]
+    # A page coming back and leaving again counts as the newest departure.
+    hub.unsubscribe(hub.subscribe(frozenset({"PJSIP/a2"}), None))
+    hub.unsubscribe(hub.subscribe(frozenset({"PJSIP/a5"}), None))
+    assert [hub.wants(f"PJSIP/a{n}") for n in range(6)] == [False, False, True, False, True, True]
 
 
 async def test_a_page_opened_while_its_phone_rings_gets_the_recent_pops_it_missed() -> None:

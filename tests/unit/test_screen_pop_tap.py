@@ -81,6 +81,25 @@ async def test_a_ring_reaches_the_page_with_the_caller_even_without_a_record() -
         await tap.close()
 
 
+async def test_a_ring_while_the_page_reconnects_is_popped_for_its_replay() -> None:
+    """The page's stream was cut just before the ring: the pop is built all the same and the
+    page, back within the replay period, gets it."""
+    link, hub, db = FakeLink(), PopHub(), NoCalls()
+    hub.unsubscribe(hub.subscribe(frozenset({"PJSIP/agent1"}), frozenset({"demo"})))
+    tap = _tap(link, hub, db, retries=0)
+    tap.start()
+    try:
+        link.emit(dial())
+        async with asyncio.timeout(5):
+            while hub.published == 0:
+                await asyncio.sleep(0.01)
+        back = hub.subscribe(frozenset({"PJSIP/agent1"}), frozenset({"demo"}), after_seq=0)
+        pop = back.queue.get_nowait()
+        assert pop.kind == "pop" and pop.data["caller"] == "+12025550100"
+    finally:
+        await tap.close()
+
+
 async def test_a_burst_beyond_the_queue_is_dropped_and_counted_without_waiting() -> None:
     link, hub, db = FakeLink(), PopHub(), NoCalls()
     hub.subscribe(frozenset({"PJSIP/agent1"}), None)

@@ -1,9 +1,18 @@
 // The agent console: screen pops pushed over server-sent events (gateway/http/agent_console.py).
-// EventSource reconnects by itself (the stream's `retry:`); everything is drawn with
-// textContent, never as HTML, so nothing a caller or visitor sent can become markup.
+// EventSource reconnects by itself after a cut stream (the stream's `retry:`), but gives up for
+// good when a reconnection is answered with an HTTP error (a proxy's 502/503 while the gateway
+// restarts), and retries a gateway that is down every 2 s forever. So after its own first try
+// this page starts a new stream itself, after a growing, jittered wait (2 s, up to 30 s),
+// telling the last event id it saw. It stops only when the session is over (the stream's `bye`,
+// or a check of the page answered by the login redirect, 401 or 403) and says so.
+// Everything is drawn with textContent, never as HTML, so nothing a caller or visitor sent can
+// become markup.
 (function () {
   'use strict';
   var MAX_POPS = 20;
+  var EVENTS = '/staff/agent/events';
+  var FIRST_WAIT_MS = 2000;
+  var MAX_WAIT_MS = 30000;
   var statusLine = document.getElementById('console-status');
   var list = document.getElementById('pops');
   var ended = {}; // linkedid -> DialEnd status, for an end that arrives before its pop
@@ -131,23 +140,89 @@
     if (article) markEnded(article, end.status);
   }
 
-  var source = new EventSource('/staff/agent/events');
-  source.addEventListener('open', function () { setStatus('live', 'Live: waiting for calls.'); });
-  source.addEventListener('hello', function (event) {
-    var hello = JSON.parse(event.data);
-    if (!hello.endpoints.length) setStatus('live', 'Live, but no phone is mapped to you.');
-  });
-  source.addEventListener('pop', onPop);
-  source.addEventListener('end', onEnd);
-  source.addEventListener('bye', function () {
-    source.close();
-    setStatus('down', 'Logged out: reload the page to log in again.');
-  });
-  source.addEventListener('error', function () {
-    if (source.readyState === EventSource.CLOSED) {
-      setStatus('down', 'Disconnected: reload the page (or log in again).');
-    } else {
-      setStatus('connecting', 'Reconnecting…');
-    }
-  });
+  var source = null;
+  var lastId = ''; // the last event id seen, told to a new EventSource (it starts with none)
+  var failures = 0; // reconnections given up in a row, for the wait before the next
+  var retryTimer = null;
+
+  function remember(event) {
+    if (event.lastEventId) lastId = event.lastEventId;
+  }
+
+  function stop(text) {
+    if (source) source.close();
+    source = null;
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = null;
+    setStatus('down', text);
+  }
+
+  // Full jitter between 2 s and a cap that doubles with each failure, up to 30 s: pages cut
+  // together (a gateway restart) do not all come back in the same second.
+  function nextWait() {
+    var cap = Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * Math.pow(2, failures));
+    failures += 1;
+    return FIRST_WAIT_MS + Math.random() * (cap - FIRST_WAIT_MS);
+  }
+
+  function scheduleRetry() {
+    var wait = nextWait();
+    setStatus('connecting', 'Reconnecting in ' + Math.ceil(wait / 1000) + ' s…');
+    retryTimer = setTimeout(check, wait);
+  }
+
+  // Before a new stream: is the session still there? The page answers 200 to a logged-in
+  // agent, redirects to the login page (seen here as an opaque redirect) or says 401/403
+  // otherwise; anything else (a proxy's 5xx, no network) is worth another try later.
+  function check() {
+    retryTimer = null;
+    fetch('/staff/agent', {credentials: 'same-origin', redirect: 'manual', cache: 'no-store'})
+      .then(function (response) {
+        if (response.type === 'opaqueredirect' || response.status === 401) {
+          stop('Logged out: reload the page to log in again.');
+        } else if (response.status === 403) {
+          stop('Your account may not use the agent console any more: reload the page.');
+        } else if (response.ok) {
+          connect();
+        } else {
+          scheduleRetry();
+        }
+      }, scheduleRetry);
+  }
+
+  function connect() {
+    setStatus('connecting', 'Connecting…');
+    var url = lastId ? EVENTS + '?last_event_id=' + encodeURIComponent(lastId) : EVENTS;
+    var es = source = new EventSource(url);
+    var ownTries = 0; // EventSource's own reconnections since this stream was last open
+    es.addEventListener('open', function () {
+      failures = 0;
+      ownTries = 0;
+      setStatus('live', 'Live: waiting for calls.');
+    });
+    es.addEventListener('hello', function (event) {
+      var hello = JSON.parse(event.data);
+      if (!hello.endpoints.length) setStatus('live', 'Live, but no phone is mapped to you.');
+    });
+    es.addEventListener('pop', function (event) { remember(event); onPop(event); });
+    es.addEventListener('end', function (event) { remember(event); onEnd(event); });
+    es.addEventListener('bye', function () {
+      stop('Logged out: reload the page to log in again.');
+    });
+    es.addEventListener('error', function () {
+      if (es !== source) return; // an old stream, already replaced or stopped
+      // After a cut EventSource tries once by itself (in `retry:` ms, telling Last-Event-ID);
+      // when that fails too, or the answer was an HTTP error, the waits below take over.
+      if (es.readyState !== EventSource.CLOSED && ownTries < 1) {
+        ownTries += 1;
+        setStatus('connecting', 'Reconnecting…');
+        return;
+      }
+      es.close();
+      source = null;
+      scheduleRetry();
+    });
+  }
+
+  connect();
 })();

@@ -1,0 +1,146 @@
+"""Click-to-call from a task, for real: Asterisk 22, the agent's baresip phone (PJSIP/agent1) and
+the customer's (PJSIP/customer1). `POST /staff/tasks/{id}/call` rings the agent first, then the
+task's contact; the record is outbound with the agent; the task is closed by the answered call
+and the history says so. An agent of another site may not call that task's contact."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.appkeys import AMI, DB
+from gateway.config import parse_config
+from gateway.store.staff import create_user
+from tests.api.conftest import demo_config
+from tests.integration.test_click_to_call import (  # noqa: F401 - a fixture
+    NUMBER,
+    PASSWORD,
+    customer_phone,
+    login,
+    seed_contact,
+)
+from tests.lab.ami import TestAmi
+from tests.lab.asterisk import (
+    C2C_AMI_USER,
+    CTGW_AMI_SECRET,
+    CUSTOMER,
+    OUTBOUND_CONTEXT,
+    AsteriskLab,
+)
+from tests.lab.phone import AgentPhone
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
+    """As test_click_to_call's, with a second site, `shop`, whose agent may not call."""
+    raw = demo_config(tmp_path)
+    raw["sites"].append({"key": "shop", "destination": "PJSIP/agent1", "static_numbers": []})
+    raw["ami"] = {
+        "enabled": True,
+        "port": asterisk.ports.ami,
+        "username": C2C_AMI_USER,
+        "secret": CTGW_AMI_SECRET,
+    }
+    raw["calls"] = {
+        "click_to_call": True,
+        "outbound_context": OUTBOUND_CONTEXT,
+        "outbound_caller_id": "+14155550100",
+    }
+    client = await aiohttp_client(create_app(parse_config(raw, source="test")))
+    async with asyncio.timeout(15):
+        while not (AMI in client.app and client.app[AMI].connected):
+            await asyncio.sleep(0.05)
+    return client
+
+
+async def test_a_task_is_called_back_agent_first_and_the_answer_closes_it(
+    gateway: TestClient,
+    ami: TestAmi,
+    agent_phone: AgentPhone,
+    customer_phone: AgentPhone,  # noqa: F811
+) -> None:
+    await seed_contact(gateway)
+    db = gateway.app[DB]
+    # Someone of another site sees no such task, and nothing is dialed for them.
+    await create_user(
+        db,
+        email="shop@example.com",
+        name="S",
+        role="agent",
+        sites=["shop"],
+        password=PASSWORD,
+        at=datetime.now(UTC),
+    )
+    resp = await gateway.post(
+        "/staff/login",
+        data={"email": "shop@example.com", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    page = await (await gateway.get("/staff/tasks")).text()
+    other_csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    denied = await gateway.post(
+        "/staff/tasks/t-c0/call", data={"csrf": other_csrf}, allow_redirects=False
+    )
+    assert denied.status == 404
+    gateway.session.cookie_jar.clear()
+
+    csrf = await login(gateway, "agent@example.com")
+    resp = await gateway.post("/staff/tasks/t-c0/call", data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    assert resp.headers["Location"] == "/staff/contacts/k1?site=demo"
+    call_id = resp.headers["X-Ctgw-Call-Id"]
+    first = await ami.wait_for(
+        lambda e: e.get("Event") == "DialBegin" and e.get("DestLinkedid") == call_id, timeout=15
+    )
+    assert first.get("DestChannel", "").startswith("PJSIP/agent1-")
+    second = await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialBegin"
+            and e.get("Linkedid") == call_id
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=15,
+    )
+    assert float(first["Timestamp"]) <= float(second["Timestamp"])
+    await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialEnd"
+            and e.get("Linkedid") == call_id
+            and e.get("DialStatus") == "ANSWER"
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=15,
+    )
+    await asyncio.sleep(1)
+    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
+    async with asyncio.timeout(15):
+        while True:
+            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+            task = await db.fetchone(
+                "SELECT closed_at, closed_by FROM tasks WHERE task_id = 't-c0'"
+            )
+            if row["ended_at"] and task["closed_at"]:
+                break
+            await asyncio.sleep(0.1)
+    assert (row["direction"], row["state"], row["agent"], row["caller"]) == (
+        "outbound",
+        "answered",
+        "PJSIP/agent1",
+        NUMBER,
+    )
+    assert task["closed_by"] == "system"
+    history = await db.fetchall(
+        "SELECT who, what FROM contact_history WHERE contact_id = 'k1' AND site = 'demo'"
+    )
+    assert ("system", "task") in [(h["who"], h["what"]) for h in history]
+    # The call is listed on the contact's page like an inbound one.
+    contact = await (await gateway.get("/staff/contacts/k1?site=demo")).text()
+    assert f"/staff/calls/{call_id}" in contact
