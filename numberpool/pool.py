@@ -1,7 +1,8 @@
-"""A pool of tracking numbers leased to visits: least recently released first, with cooldown.
-Under pressure (no number rested the full cooldown) the cooldown adapts: "reuse" leases the least
-risky cooling number (numberpool/slot.py ranks them) once it has rested `min_cooldown`, rather
-than the overflow number."""
+"""A pool of tracking numbers leased to visits: the least risky number first (numberpool/slot.py
+ranks them: nobody left to call for, else a holder who called, else rested longest ago), with
+cooldown. Under pressure (no number rested the full cooldown) the cooldown adapts: "reuse" leases
+the least risky cooling number once it has rested `min_cooldown`, rather than the overflow
+number."""
 
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ class Pool:
         self._slots: dict[str, Slot] = {}
         self._last_number_of: dict[str, str] = {}
         self._by_release: list[Entry] = []
-        # Numbers whose latest holder called or never heartbeated, kept only under pressure.
+        # Numbers whose latest holder called or never heartbeated, kept only while consulted.
         self._risks: RiskHeaps | None = None
-        self._reused_seen = 0
+        self._risks_used = False  # consulted since the last heap rebuild
         self._expiry: list[tuple[datetime, int, str]] = []
         self._live: set[str] = set()
         for number in numbers:
@@ -92,13 +93,10 @@ class Pool:
         """Lease a number to a session, or None when the pool is exhausted (counted).
 
         A session that will heartbeat holds the number for the probation until its first
-        heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`. With no number
-        rested the full cooldown, "reuse" takes the least risky cooling one (counted).
+        heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`. The number is
+        the least risky (`_choose`); one that has not rested the full cooldown is counted.
         """
-        slot = self._returning_slot(visitor_id) or self._free_slot(at)
-        if slot is None and self.rules.when_exhausted == "reuse":
-            slot = self._cooling_slot(at)
-            self.reused_count += slot is not None
+        slot = self._returning_slot(visitor_id) or self._choose(at)
         if slot is None:
             self.exhausted_count += 1
             return None
@@ -287,9 +285,9 @@ class Pool:
 
     def _rebuild(self) -> None:
         # Heartbeats leave superseded heap entries behind; start afresh when they pile up. The
-        # risk heaps cost a push a change: kept only if a reuse happened since the last rebuild.
-        pressed = self._risks is not None and self.reused_count != self._reused_seen
-        self._reused_seen = self.reused_count
+        # risk heaps cost a push a change: kept only if consulted since the last rebuild.
+        pressed = self._risks is not None and self._risks_used
+        self._risks_used = False
         self._by_release = [slot.entry() for slot in self._slots.values()]
         self._expiry = [(e[0], e[2], e[3]) for e in self._by_release]
         heapq.heapify(self._by_release)
@@ -317,13 +315,35 @@ class Pool:
             return slot
         return None
 
-    def _cooling_slot(self, at: datetime) -> Slot | None:
-        """Under pressure: the cooling number least likely to get its last holder's call
-        (numberpool/slot.py), rested at least `min_cooldown`, so never a live one. Heap tops:
-        O(log n) amortised (the risk heaps are made, O(n), when pressure begins)."""
+    def _choose(self, at: datetime) -> Slot | None:
+        """The least risky number (numberpool/slot.py's order; "overflow" only among rested
+        ones), a number not rested the full cooldown counted as reused; None: exhausted. O(log n)
+        amortised; the calm path (nobody left to call for the oldest) never needs the heaps."""
+        free = self._free_slot(at)
+        latest = free.latest if free is not None else None
+        if free and (not latest or latest.last_seen + self.rules.attribution_window <= at):
+            return free
+        reuse = self.rules.when_exhausted == "reuse"
+        if free is None and not reuse:
+            return None
+        rested_by = min(at, at - self.rules.min_cooldown) if reuse else at - self.rules.cooldown
+        slot = self._risk_heaps().pick_called(self._slots, rested_by) or free
+        if slot is None:
+            slot = self._cooling_slot(rested_by)
+        if slot is not None and slot.latest is not None:
+            self.reused_count += at < slot.latest.until + self.rules.cooldown
+        return slot
+
+    def _risk_heaps(self) -> RiskHeaps:
+        """The risk heaps, made (O(n)) when first needed since the last rebuild dropped them."""
         if self._risks is None:
             self._risks = RiskHeaps(self._slots.values())
-        rested_by = min(at, at - self.rules.min_cooldown)
-        return self._risks.pick(self._slots, rested_by) or pick(
+        self._risks_used = True
+        return self._risks
+
+    def _cooling_slot(self, rested_by: datetime) -> Slot | None:
+        """Under pressure: a quiet number that ended by `rested_by` (`min_cooldown` ago, so
+        never a live one), else the one released longest ago."""
+        return self._risk_heaps().pick_quiet(self._slots, rested_by) or pick(
             self._by_release, self._slots, rested_by
         )

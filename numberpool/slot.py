@@ -1,14 +1,19 @@
 """One number of a pool with its leases, and the heaps that rank cooling numbers by risk.
 
-Under pressure (no number rested the full cooldown) a pool leases the cooling number least likely
-to get a call meant for its last holder. Risk, lowest first:
+A pool leases the number least likely to get a call meant for an earlier holder. Risk, lowest
+first:
 
-1. the last holder called already: a later call of theirs comes from a phone the gateway now
-   knows, so it is told apart from the new holder's by caller id (numberpool/claims.py);
-2. the last holder never heartbeated though its page could (a bounce or a bot);
-3. any other, released longest ago (its last holder's window ends soonest).
+1. never leased, or its last holder's attribution window is over (nobody can call for them);
+2. the last holder called already: a later call of theirs comes from a phone the gateway now
+   knows, so it is told apart from the new holder's by caller id (numberpool/claims.py). Such a
+   number is taken before one that merely rested the full cooldown: the cooldown is shorter
+   than the window, and a holder who rested it silent may still call (bench/attribution.py:
+   most wrong calls were late callers on numbers re-leased just after their cooldown);
+3. rested the full cooldown, released longest ago;
+4. under pressure (none rested): the last holder never heartbeated though its page could (a
+   bounce or a bot), then any other, released longest ago (its holder's window ends soonest).
 
-The two risk heaps cost a push per change, so they exist only under pressure (`Pool`).
+The two risk heaps cost a push per change, so they exist only while they are used (`Pool`).
 """
 
 from __future__ import annotations
@@ -80,9 +85,13 @@ class RiskHeaps:
     def size(self) -> int:
         return len(self.called) + len(self.quiet)
 
-    def pick(self, slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:
-        """The least risky slot whose latest lease ended by `rested_by`, from the risk heaps."""
-        return pick(self.called, slots, rested_by) or pick(self.quiet, slots, rested_by)
+    def pick_called(self, slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:
+        """The slot released longest ago by `rested_by` whose latest holder called."""
+        return pick(self.called, slots, rested_by)
+
+    def pick_quiet(self, slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:
+        """The slot released longest ago by `rested_by` whose latest holder never heartbeated."""
+        return pick(self.quiet, slots, rested_by)
 
 
 def pick(heap: list[Entry], slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:

@@ -167,8 +167,9 @@ def test_a_returning_visitor_gets_its_own_number_first_under_pressure(clock: Fak
 def _expected_choice(
     pool: Pool, now: datetime, amp: set[str], tiers: list[str] | None = None
 ) -> str | None:
-    """The reuse choice by a scan of every number (the oracle of the heaps); the tier it came
-    from is added to `tiers`."""
+    """The choice by a scan of every number (the oracle of the heaps): rested longest ago if
+    nobody can call for its holder any more, else a holder who called, else rested longest
+    ago, else (pressure) quiet, else oldest cooling. The tier it came from goes to `tiers`."""
     latest = {n: None for n in pool.numbers} | {
         lease.number: lease for lease in sorted(pool.leases(), key=lambda x: x.started_at)
     }
@@ -178,8 +179,10 @@ def _expected_choice(
         for n, lease in latest.items()
         if lease is None or now >= lease.until + pool.rules.cooldown
     )
-    if free:
-        return free[0][2]
+    tier, choice = "", None
+    first = latest[free[0][2]] if free else None
+    if free and (first is None or first.last_seen + pool.rules.attribution_window <= now):
+        tier, choice = "safe", free[0][2]
     rested = [
         (lease, order[n], n)
         for n, lease in latest.items()
@@ -192,16 +195,21 @@ def _expected_choice(
         if r[0].last_seen == r[0].started_at and r[0].lease_id not in amp and r not in called
     ]
     best = sorted(called or quiet or rested, key=lambda r: (r[0].until, r[1]))
-    if tiers is not None and best:
-        tiers.append("called" if called else "quiet" if quiet else "oldest")
-    return best[0][2] if best else None
+    if choice is None and called:
+        tier, choice = "called" if not free else "called before rested", best[0][2]
+    elif choice is None and free:
+        tier, choice = "rested", free[0][2]
+    elif choice is None and best:
+        tier, choice = "quiet" if quiet else "oldest", best[0][2]
+    if tiers is not None and tier:
+        tiers.append(tier)
+    return choice
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_heaps_choose_what_a_full_scan_would(clock: FakeClock, seed: int) -> None:
     """Across calm and pressure, leases, heartbeats, calls and releases, the O(log n) choice
-    equals the scan: rested longest ago, else a cooling number whose holder called, else a
-    quiet one, else the oldest cooling one."""
+    equals the scan (`_expected_choice`)."""
     rng = random.Random(seed)
     numbers = [f"+1415555{i:04d}" for i in range(200, 212)]
     pool = make_pool(numbers, min_cooldown=timedelta(seconds=5))
@@ -232,7 +240,56 @@ def test_the_heaps_choose_what_a_full_scan_would(clock: FakeClock, seed: int) ->
             session = rng.choice(list(holders))
             pool.release(holders.pop(session), session, now)
     assert pool.reused_count > 0
-    assert {"called", "quiet", "oldest"} <= set(tiers), "every tier of the choice was tried"
+    # "called before rested" needs a call at the right moment: its own test below.
+    every = {"safe", "rested", "called", "quiet", "oldest"}
+    assert every <= set(tiers), "every tier of the choice was tried"
+
+
+def test_a_holder_who_called_goes_before_one_who_rested_silent(clock: FakeClock) -> None:
+    """A number rested the full cooldown is not safe while its silent holder may still call
+    (the window outlasts the cooldown): a number whose holder called is leased first, even
+    before its cooldown (counted as reused); a late call of the silent one stays theirs."""
+    pool = make_pool(NUMBERS[:2])
+    site = Site("demo", pools=[pool])
+    silent = end(pool, held(pool, clock, "silent"), clock, 3)
+    caller = held(pool, clock, "caller")
+    note = CallNote("+12025550111", "v-caller", "", 1.0)
+    pool.note_call(caller.number, note, clock.now())
+    end(pool, caller, clock, 10)
+    clock.advance(seconds=25)  # the silent holder's number rested 35 s: past the 30 s cooldown
+    got = pool.lease("l-new", "s-new", "v-new", clock.now())
+    assert got is not None and got.number == caller.number
+    assert (pool.reused_count, pool.exhausted_count) == (1, 0)
+    clock.advance(seconds=5)
+    late = site.attribute(silent.number, clock.now(), caller="+12025550122")
+    assert late.visitor_id == "v-silent"
+
+
+def test_a_number_nobody_can_call_for_goes_first(clock: FakeClock) -> None:
+    """Past its last holder's window a number is safe: it goes before one whose holder called,
+    and it is not a reuse."""
+    pool = make_pool(NUMBERS[:2])
+    gone = end(pool, held(pool, clock, "gone"), clock, 3)
+    clock.advance(seconds=50)
+    caller = held(pool, clock, "caller")
+    pool.note_call(caller.number, CallNote("+12025550111", "v-caller", "", 1.0), clock.now())
+    end(pool, caller, clock, 10)
+    assert clock.now() >= gone.last_seen + RULES.attribution_window
+    got = pool.lease("l-new", "s-new", "v-new", clock.now())
+    assert got is not None and got.number == gone.number and pool.reused_count == 0
+
+
+def test_overflow_policy_takes_a_holder_who_called_only_once_rested(clock: FakeClock) -> None:
+    """ "overflow" never leases a cooling number: the holder-who-called rule applies only among
+    numbers that rested the full cooldown."""
+    pool = make_pool(NUMBERS[:2], when_exhausted="overflow")
+    silent = end(pool, held(pool, clock, "silent"), clock, 3)
+    caller = held(pool, clock, "caller")
+    pool.note_call(caller.number, CallNote("+12025550111", "v-caller", "", 1.0), clock.now())
+    end(pool, caller, clock, 10)
+    clock.advance(seconds=25)
+    got = pool.lease("l-new", "s-new", "v-new", clock.now())
+    assert got is not None and got.number == silent.number and pool.reused_count == 0
 
 
 # -- the probable decision ---------------------------------------------------------------------
