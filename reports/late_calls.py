@@ -2,11 +2,13 @@
 already leased again, is credited to the next holder and looks like any other call. The sizing
 replay counts how much of each ended lease's attribution window the next lease covered, and
 learns from the late calls it can see (on numbers still resting) how often callers call late at
-each age; together they give the wrong calls to expect. Pure: no I/O."""
+each age; together they give the wrong calls to expect. Only a caller whose phone has not yet
+reached their visitor counts: a known phone finds its visitor whoever holds the number then
+(the gateway's known_visitors). Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,30 +36,41 @@ def age_slice(age: timedelta, window: timedelta) -> int | None:
 
 
 def late_windows(
-    leases: Iterable[tuple[str, datetime, datetime, str]], window: timedelta
+    leases: Iterable[tuple[str, datetime, datetime, str]],
+    window: timedelta,
+    called: Mapping[str, datetime] | None = None,
 ) -> LateWindows:
     """For leases (number, started_at, until, visitor_id), how much of each slice of each
     one's window after `until` the number's next lease covered (from its start on); the same
-    visitor's next lease covers nothing (a late call of theirs still finds them)."""
+    visitor's next lease covers nothing (a late call of theirs still finds them).
+
+    `called`: when each visitor's phone first reached them. A window counts only until then:
+    after that, a late call of theirs comes from a phone the gateway knows, and finds them
+    whoever holds the number."""
     by_number: dict[str, list[tuple[datetime, datetime, str]]] = {}
     for number, started, until, visitor in leases:
         by_number.setdefault(number, []).append((started, until, visitor))
     open_ = [0.0] * AGE_SLICES
     covered = [0.0] * AGE_SLICES
     width = window / AGE_SLICES if window else timedelta(0)
+    first_calls = called or {}
     for spans in by_number.values():
         spans.sort()
         nexts: list[tuple[datetime, datetime, str] | None] = [*spans[1:], None]
         for (_, until, visitor), after in zip(spans, nexts, strict=True):
             following = None if after is None or after[2] == visitor else after[0]
+            known_from = first_calls.get(visitor)
             for k in range(AGE_SLICES):
                 if not width:
                     break
                 begin = until + k * width
-                share = 0.0 if following is None else (begin + width - following) / width
-                share = min(max(share, 0.0), 1.0)
+                # The part of the slice before their phone became known.
+                end = begin + width if known_from is None else min(begin + width, known_from)
+                exposed = min(max((end - begin) / width, 0.0), 1.0)
+                share = 0.0 if following is None else (end - max(begin, following)) / width
+                share = min(max(share, 0.0), exposed)
                 covered[k] += share
-                open_[k] += 1.0 - share
+                open_[k] += exposed - share
     return LateWindows(tuple(open_), tuple(covered))
 
 

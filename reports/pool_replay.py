@@ -70,9 +70,11 @@ class SizeFigures:
     peak_live: int
     peak_busy: int  # live and cooling numbers at the busiest instant
     # Late calls (reports/late_calls.py): the windows after leases ended, open or covered by
-    # the number's next lease; the late calls the history shows, by age, and how many of them
-    # this replay judged wrong; and the wrong calls to expect beyond those (set by the sizing:
-    # all late calls expected in covered windows, less the ones judged here).
+    # the number's next lease, each until its holder's phone first reached them (a late call
+    # from a known phone finds its visitor); the first calls after a lease ended the history
+    # shows, by age, and how many of them this replay judged wrong; and the wrong calls to
+    # expect beyond those (set by the sizing: all late calls expected in covered windows, less
+    # the ones judged here).
     late: LateWindows = field(default_factory=LateWindows, repr=False)
     late_seen: tuple[int, ...] = field(default=(0,) * AGE_SLICES, repr=False)
     late_seen_wrong: int = 0
@@ -214,6 +216,9 @@ def replay(
     shown: dict[int, str] = {}  # session index -> its number; absent when it saw the overflow
     held: dict[int, _Held] = {}  # session index -> its lease's number, start and end
     known: dict[str, set[str]] = {}  # caller -> visitors the replay credited their calls to
+    # Visitor -> when the replay first credited them a call from a real phone: from then on
+    # that phone finds them, so a late call of theirs goes to nobody else.
+    called: dict[str, datetime] = {}
     right = wrong = unattributed = 0
     late_seen = [0] * AGE_SLICES
     late_seen_wrong = 0
@@ -239,7 +244,9 @@ def replay(
                 held[i] = held[i]._replace(until=renewed.until)
         else:
             session = sessions[index[truth[i]]]
-            late = _count_late(late_seen, calls[i], held.get(index[truth[i]]), at, rules)
+            # Only a visitor's first call can be one from a phone nobody knows yet.
+            mine = None if session.visitor_id in called else held.get(index[truth[i]])
+            late = _count_late(late_seen, calls[i], mine, at, rules)
             number = shown.get(index[truth[i]])
             # As the gateway does: the visitors this caller's earlier calls went to.
             reached = known.setdefault(calls[i].caller, set())
@@ -253,6 +260,8 @@ def replay(
                 unattributed += 1
             elif found.visitor_id == session.visitor_id:
                 right += 1
+                if phone:
+                    called.setdefault(session.visitor_id, at)
             else:
                 wrong += 1
                 late_seen_wrong += late
@@ -267,7 +276,7 @@ def replay(
         reused=pool.reused_count,
         peak_live=_peak(held.values(), timedelta(0)),
         peak_busy=_peak(held.values(), rules.cooldown),
-        late=late_windows(held.values(), rules.attribution_window),
+        late=late_windows(held.values(), rules.attribution_window, called),
         late_seen=tuple(late_seen),
         late_seen_wrong=late_seen_wrong,
     )

@@ -42,3 +42,30 @@ def test_ages_outside_the_window_have_no_slice() -> None:
     assert age_slice(W, W) is None
     assert age_slice(0 * S, W) == 0
     assert age_slice(59 * S, W) == AGE_SLICES - 1
+
+
+def test_a_holder_who_called_before_the_next_lease_leaves_no_window() -> None:
+    """A holder whose phone reached them before the number's next lease: a late call of theirs
+    comes from a known phone and still finds them, so their window is neither open nor covered.
+    """
+    leases = [
+        ("n1", T0 - 100 * S, T0, "va"),
+        ("n1", T0 + 30 * S, T0 + 200 * S, "vb"),
+    ]
+    assert late_windows(leases, W).covered == (0.0,) * 6 + (1.0,) * 6
+    for called_at in (T0 - 50 * S, T0 + 29 * S):  # on the page, or late on the resting number
+        windows = late_windows(leases, W, {"va": called_at})
+        assert windows.covered == (0.0,) * AGE_SLICES
+        assert windows.open[6:] == (1.0,) * 6  # B's window alone (nobody leased n1 after B)
+
+
+def test_a_window_counts_until_the_holder_first_called() -> None:
+    """The slices after a holder's first call are no one's risk; those before count as ever."""
+    leases = [("n1", T0 - 100 * S, T0, "va"), ("n1", T0 + 30 * S, T0 + 200 * S, "vb")]
+    late_on_the_rest = late_windows(leases, W, {"va": T0 + 12.5 * S, "vb": T0})
+    assert late_on_the_rest.open == (1.0, 1.0, 0.5) + (0.0,) * 9
+    assert late_on_the_rest.covered == (0.0,) * AGE_SLICES
+    # A called 45 s after leaving, on B's lease: covered from 30 s to 45 s, nothing after.
+    late_on_the_next = late_windows(leases, W, {"va": T0 + 45 * S, "vb": T0})
+    assert late_on_the_next.open == (1.0,) * 6 + (0.0,) * 6
+    assert late_on_the_next.covered == (0.0,) * 6 + (1.0,) * 3 + (0.0,) * 3
