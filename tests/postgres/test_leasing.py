@@ -70,7 +70,8 @@ async def test_migrations_apply_once_even_from_two_gateways_at_once(pg_db: str) 
     try:
         assert await apply_migrations(first) == []  # pg_db migrated already
         await first.execute(
-            "DROP SCHEMA leasing CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public"
+            "DROP SCHEMA leasing CASCADE; DROP SCHEMA cluster CASCADE;"
+            " DROP SCHEMA public CASCADE; CREATE SCHEMA public"
         )
         results = await asyncio.gather(apply_migrations(first), apply_migrations(second))
         assert sorted(results)[0] == []
