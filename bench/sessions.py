@@ -12,6 +12,12 @@ compared with the previous runs at the same settings: a run whose CPU per sessio
 3x (or under a third of) their median gets a warning. The `machine` line says what the machine
 did meanwhile (idle, time stolen by the host, sessions answered that wrk did not count), to tell
 a busy or starved machine from a change in the gateway.
+
+`--store postgresql[://user@host:port/db] [--gateways 1 2 4] [--repeats 5]` measures instead
+one gateway on SQLite and 1, 2 and 4 gateways on one PostgreSQL (a cluster), eight sites,
+wrk on every gateway at once: sessions/s, p99, FastAGI route p99, what was stored
+(bench/cluster_sessions.py). `postgresql` alone starts a private PostgreSQL for the run
+(tests/lab/postgres.py); with a URL, each run gets a new database on that server, dropped after.
 """
 
 from __future__ import annotations
@@ -280,9 +286,37 @@ def main() -> None:
         default=str(Path(tempfile.gettempdir()) / "ctgw-bench-sessions.json"),
         help="where each run's CPU per session is kept to compare runs ('' keeps none)",
     )
+    parser.add_argument(
+        "--store",
+        default="",
+        help="postgresql or postgresql://...: SQLite against 1..N gateways on PostgreSQL instead",
+    )
+    parser.add_argument(
+        "--gateways", type=int, nargs="+", default=[1, 2, 4], help="with --store: gateway counts"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="with --store: runs of each")
+    parser.add_argument("--route-rate", type=float, default=200, help="with --store: routes/s")
+    parser.add_argument("--route-seconds", type=float, default=3, help="with --store")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
+    if args.store:
+        if not args.store.startswith("postgresql"):
+            raise SystemExit("--store: postgresql or a postgresql:// URL")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bench.cluster_sessions import run
+
+        run(
+            args.store,
+            args.gateways,
+            args.repeats,
+            args.seconds,
+            max(args.connections),
+            args.workers,
+            args.route_rate,
+            args.route_seconds,
+        )
+        return
     levels: list[int] = args.connections
     results: dict[tuple[str, int], dict[str, float]] = {}
     cpu: dict[int, dict[str, float]] = {}

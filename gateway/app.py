@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.appkeys import AGI, AMI, CLOCK, CONFIG, DB, DESK, LEDGER, METRICS, SCREEN_POPS
+from gateway.cluster.leader import LeaderDuties, LeaderSink
 from gateway.config import Config, ConfigError
 from gateway.http.admin import add_admin_routes
 from gateway.http.admin_contacts import add_contact_routes
@@ -23,16 +24,17 @@ from gateway.http.public import add_public_routes
 from gateway.http.staff import add_staff_routes
 from gateway.http.swapjs import add_routes as add_swapjs_routes
 from gateway.leasing.desk import SessionDesk
+from gateway.leasing.restore import restore_sessions
 from gateway.leasing.site_book import SiteBook
 from gateway.metrics import Metrics
 from gateway.redact import redact_url
 from gateway.store.database import Database
 from gateway.store.pg.database import PgDatabase
-from gateway.store.pg.single_gateway import hold_single_gateway
+from gateway.store.pg.single_gateway import hold_cluster_share, hold_single_gateway
 from gateway.store.sites import seed_sites
 from gateway.tasks import cancel_and_wait
-from gateway.telephony.agi import start_agi_server
-from gateway.telephony.call_follower import following_calls
+from gateway.telephony.agi import RouteDecider, start_agi_server
+from gateway.telephony.call_follower import CallSink, following_calls
 from gateway.telephony.call_ledger import CallLedger
 from gateway.telephony.pop_hub import PopHub
 from gateway.telephony.route import CallRouter
@@ -46,6 +48,14 @@ __all__ = ["create_app"]
 log = structlog.get_logger()
 
 _HOUSEKEEPING_SECONDS = 30.0
+# The one call router (FastAGI and the cluster's peers both route through it), and the FastAGI
+# decider when it is not the router's own (the cluster forwards calls of sites held elsewhere).
+_ROUTER: web.AppKey[CallRouter] = web.AppKey("router")
+# What only one gateway of a cluster runs: the outbox's sender (after the store: it sends the
+# outbox) and the conversion worker (Baidu OCPC uploads, daily files).
+_LEADER_DUTIES = (webhook_sender, conversion_worker)
+_LEADER: web.AppKey[LeaderDuties] = web.AppKey("leader")
+_DECIDER: web.AppKey[RouteDecider] = web.AppKey("decider")
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -59,10 +69,14 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_housekeeping)
     app.cleanup_ctx.append(_ami)
+    app.cleanup_ctx.append(_router)  # after AMI: its ledger follows routed calls up
+    app.cleanup_ctx.append(_cluster)  # after the router: peers' calls are routed with it
     app.cleanup_ctx.append(_fastagi)
     app.cleanup_ctx.append(_screen_pops)  # after AMI: the agent console's pops
-    app.cleanup_ctx.append(webhook_sender)  # after the store: it sends the outbox
-    app.cleanup_ctx.append(conversion_worker)  # Baidu OCPC uploads, daily files
+    if config.cluster.enabled:  # a cluster's leader runs them (_cluster)
+        app[_LEADER] = LeaderDuties(app, _LEADER_DUTIES)
+    else:
+        app.cleanup_ctx.extend(_LEADER_DUTIES)
     add_public_routes(app)
     add_admin_routes(app)
     add_report_routes(app)
@@ -82,12 +96,16 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     serving = None
     try:
         if isinstance(db, PgDatabase):
-            serving = await hold_single_gateway(db)
+            hold = hold_cluster_share if config.cluster.enabled else hold_single_gateway
+            serving = await hold(db)
         await seed_sites(db, config, clock.now())
         book = SiteBook(db, clock)
+        if config.cluster.enabled:
+            book.serve_held()  # each site's leases restored as it is taken (gateway/cluster)
         await book.reload_if_changed()  # loads the sites and records their fingerprint
         desk = SessionDesk(db, book, clock, metrics)
-        await desk.restore(await book.restore())  # the leases into their pools, then sessions
+        if not config.cluster.enabled:
+            await restore_sessions(desk, await book.restore())  # leases into pools, then sessions
     except BaseException:
         if serving is not None:
             await serving.close()
@@ -134,9 +152,38 @@ async def _ami(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     ledger = app[LEDGER] = CallLedger(app[DB], app[METRICS], config.crm.rules())
-    async with following_calls(config.ami, ledger, app[CLOCK]) as client:
+    leader = app.get(_LEADER)
+    sink: CallSink = ledger if leader is None else LeaderSink(ledger, lambda: leader.active)
+    async with following_calls(config.ami, sink, app[CLOCK]) as client:
         app[AMI] = client
         log.info("ami_following", host=config.ami.host, port=config.ami.port)
+        yield
+
+
+async def _router(app: web.Application) -> AsyncIterator[None]:
+    """The call router over the sites served here (nothing to open or close)."""
+    ledger = app.get(LEDGER)
+    app[_ROUTER] = CallRouter(
+        app[DB],
+        app[DESK].book,
+        app[CLOCK],
+        app[METRICS],
+        app[CONFIG].phone.default_region,
+        follow_up=ledger.writes_for_new_call if ledger is not None else None,
+    )
+    yield
+
+
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    """With `[cluster]` on: this gateway as one node of several on the database."""
+    config, db = app[CONFIG], app[DB]
+    if not config.cluster.enabled or not isinstance(db, PgDatabase):
+        yield
+        return
+    from gateway.cluster.serving import serving_cluster  # loaded only by a cluster's node
+
+    async with serving_cluster(config, db, app[DESK], app[_ROUTER], app[_LEADER]) as decide:
+        app[_DECIDER] = decide
         yield
 
 
@@ -146,18 +193,10 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     if not config.agi.enabled:
         yield
         return
-    ledger = app.get(LEDGER)
-    router = CallRouter(
-        app[DB],
-        app[DESK].book,
-        app[CLOCK],
-        app[METRICS],
-        config.phone.default_region,
-        follow_up=ledger.writes_for_new_call if ledger is not None else None,
-    )
+    decide = app.get(_DECIDER) or app[_ROUTER].decide
     try:
         server = await start_agi_server(
-            config.agi.host, config.agi.port, router.decide, config.agi.deadline_ms
+            config.agi.host, config.agi.port, decide, config.agi.deadline_ms
         )
     except OSError as exc:
         raise ConfigError(

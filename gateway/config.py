@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config_cluster import CLUSTER_SECRET_ENV, check_cluster
 from gateway.config_error import ConfigError
 from gateway.config_sites import SiteCheck, check_conversions, check_sites
 from gateway.settings import (
@@ -22,6 +23,7 @@ from gateway.settings import (
     AmiSettings,
     AsteriskSettings,
     CallsSettings,
+    ClusterSettings,
     Config,
     CrmSettings,
     DispositionSettings,
@@ -43,6 +45,7 @@ __all__ = [
     "AmiSettings",
     "AsteriskSettings",
     "CallsSettings",
+    "ClusterSettings",
     "Config",
     "ConfigError",
     "CrmSettings",
@@ -61,7 +64,9 @@ __all__ = [
 ]
 
 
-_SCALAR_SECTIONS = ("http", "store", "agi", "ami", "asterisk", "log", "phone", "crm", "calls")
+_SCALAR_SECTIONS = (
+    "http", "store", "agi", "ami", "asterisk", "log", "phone", "crm", "calls", "cluster",
+)  # fmt: skip
 # A dialplan context name Originate may be sent to (no comma, quote or line break).
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}")
 
@@ -105,12 +110,20 @@ def parse_config(
     asterisk = dataclasses.replace(config.asterisk, click_to_call=on)
     config = dataclasses.replace(config, source=source, asterisk=asterisk)
     _check_semantics(config)
+    check_cluster(
+        config.cluster,
+        config.source,
+        config.store.url,
+        {"http.port": config.http.port, "agi.port": config.agi.port},
+        os.environ if environ is None else environ,
+    )
     return config
 
 
 # Variables of the CTGW_ prefix that are not config keys: the PostgreSQL store reads its
-# password itself (gateway/store/pg/database.py), so it is in no Config a log could show.
-_NOT_OVERRIDES = frozenset({"CTGW_STORE_PASSWORD"})
+# password itself (gateway/store/pg/database.py), and the peer link its shared secret
+# (gateway/config_cluster.py), so neither is in a Config a log could show.
+_NOT_OVERRIDES = frozenset({"CTGW_STORE_PASSWORD", CLUSTER_SECRET_ENV})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from gateway.config_cluster import ClusterSettings
 from gateway.conversion_settings import ConversionSettings
 from gateway.webhook_settings import WebhookEndpointSettings, WebhookSettings
 from numberpool.crm import DEFAULT_DISPOSITIONS, CrmRules, Disposition
@@ -19,6 +20,7 @@ __all__ = [
     "AmiSettings",
     "AsteriskSettings",
     "CallsSettings",
+    "ClusterSettings",
     "Config",
     "CrmSettings",
     "DispositionSettings",
@@ -324,5 +326,6 @@ class Config:
     crm: CrmSettings = field(default_factory=CrmSettings)
     calls: CallsSettings = field(default_factory=CallsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     sites: list[SiteSettings] = field(default_factory=list)
     source: str = field(default="<defaults>", metadata={"internal": True})

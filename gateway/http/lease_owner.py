@@ -22,6 +22,9 @@ __all__ = ["answer_batch", "answer_frame", "serving_lease_channel"]
 
 log = structlog.get_logger()
 
+# Frames answered but not yet written, per front: the front sends more only as replies come.
+_FRAMES_IN_HAND = 64
+
 _INTERNAL = ApiError(500, "internal", "internal error; the gateway logged the details")
 
 
@@ -35,7 +38,11 @@ def answer_batch(desk: SessionDesk, requests: list[SessionRequest]) -> list[Sess
 
 async def answer_frame(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
     """`answer_batch` on any store: SQLite commits within `settle()`; PostgreSQL's commit is a
-    round trip, so the batch's jobs are awaited before they are answered."""
+    round trip, so the batch's jobs are awaited before they are answered. With several
+    gateways on the database, the sessions of sites another one holds are answered there."""
+    elsewhere = desk.elsewhere
+    if elsewhere is not None and not all(elsewhere.here(r.site) for r in requests):
+        return await _answer_split(desk, requests)
     replies, started, settled = _begin_batch(desk, requests)
     # After a settle() that raised, a job may never have been queued: it answers 500 below.
     waiting = [job.done for _, job, _ in started if not job.done.done()]
@@ -45,6 +52,29 @@ async def answer_frame(desk: SessionDesk, requests: list[SessionRequest]) -> lis
 
 
 _Started = list[tuple[int, Opening, SiteEntry]]
+
+
+async def _answer_split(desk: SessionDesk, requests: list[SessionRequest]) -> list[SessionReply]:
+    """The frame's sessions of held sites answered here, the others by their sites' holders,
+    side by side; the answers in the order of the requests."""
+    assert desk.elsewhere is not None
+    held = [desk.elsewhere.here(r.site) for r in requests]
+    here = [i for i, h in enumerate(held) if h]
+    there = [i for i, h in enumerate(held) if not h]
+    local, remote = await asyncio.gather(
+        answer_frame(desk, [requests[i] for i in here]) if here else _nothing(),
+        desk.elsewhere.sessions([requests[i] for i in there]),
+    )
+    replies: list[SessionReply | None] = [None] * len(requests)
+    for i, reply in zip(here, local, strict=True):
+        replies[i] = reply
+    for i, reply in zip(there, remote, strict=True):
+        replies[i] = reply
+    return [reply for reply in replies if reply is not None]
+
+
+async def _nothing() -> list[SessionReply]:
+    return []
 
 
 def _begin_batch(
@@ -96,19 +126,55 @@ def _finish_batch(
 async def _serve_front(
     desk: SessionDesk, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """One front's connection: each frame answered as soon as it is read, so the front gets
-    the answers of one frame while the next is decided (answering frames that came together
-    as one batch made the two processes take turns)."""
+    """One front's connection: each frame answered in a task of its own as soon as it is read,
+    the replies written in frame order. On SQLite a frame is decided and committed within its
+    task's first step, as before; on PostgreSQL the frames read while a commit is in flight join
+    the desk's next group commit instead of waiting their turn one round trip each (bench:
+    1,535-1,570 sessions/s with one front before, 7,309-7,416 after; helper H3, session 9)."""
+    answers: asyncio.Queue[asyncio.Task[list[SessionReply]] | None] = asyncio.Queue(
+        maxsize=_FRAMES_IN_HAND
+    )
+    replier = asyncio.create_task(_write_replies(answers, writer))
     try:
         while True:
             requests = read_requests(await read_payload(reader))
-            writer.write(reply_frame(await answer_frame(desk, requests)))
+            await answers.put(asyncio.create_task(answer_frame(desk, requests)))
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # the front stopped
     except ValueError as exc:
         log.error("lease_channel_bad_frame", error=str(exc))
     finally:
-        writer.close()
+        try:
+            await _end_replies(answers, replier)
+        except asyncio.CancelledError:
+            replier.cancel()  # the gateway is stopping: no reply is awaited any more
+            raise
+        finally:
+            writer.close()
+
+
+async def _write_replies(
+    answers: asyncio.Queue[asyncio.Task[list[SessionReply]] | None], writer: asyncio.StreamWriter
+) -> None:
+    """Write each frame's replies, in the order the frames came, until told to stop (None)."""
+    while (task := await answers.get()) is not None:
+        try:
+            writer.write(reply_frame(await task))
+        except Exception:  # a bug in answering: the front's waiters fail, not the gateway
+            log.exception("lease_channel_answer_failed")
+            writer.close()
+            return
+
+
+async def _end_replies(
+    answers: asyncio.Queue[asyncio.Task[list[SessionReply]] | None],
+    replier: asyncio.Task[None],
+) -> None:
+    """Let the frames in hand be answered (their sessions may be committed already), then stop."""
+    if replier.done():
+        return
+    await answers.put(None)
+    await replier
 
 
 @contextlib.asynccontextmanager

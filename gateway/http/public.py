@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.appkeys import CONFIG, CORS_ORIGIN, DB, DESK, METRICS
 from gateway.http.client_address import request_client
 from gateway.http.errors import ApiError, error_cors, error_response
+from gateway.http.heartbeats import NO_STORE, heartbeat, refuse_origin, seconds_left
 from gateway.http.input import header_text, query_text
 from gateway.http.session_request import (
     MAX_UA,
@@ -27,20 +28,23 @@ from gateway.leasing.desk import (
     Opening,
     SessionAnswer,
     SessionDesk,
-    SessionEnded,
-    UnknownSession,
 )
+from gateway.leasing.elsewhere import RETRY_AFTER_S, AmpAnswer, AmpAsk
 from gateway.leasing.site_book import UnknownSite
 from gateway.store.database import StoreError
 from gateway.store.sites import SiteEntry
-from gateway.store.times import ts
-from numberpool.visit import VisitContext, url_problem, visit_from_url
+from numberpool.visit import url_problem, visit_from_url
 
-__all__ = ["add_public_routes", "answer_session", "begin_session", "finish_session"]
+__all__ = [
+    "add_public_routes",
+    "amp_answer",
+    "answer_session",
+    "begin_session",
+    "finish_session",
+    "session_elsewhere_error",
+]
 
 log = structlog.get_logger()
-
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def add_public_routes(app: web.Application) -> None:
@@ -53,32 +57,31 @@ def add_public_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
-def _refuse_origin(origin: str | None, entry: SiteEntry) -> None:
-    """403 for a browser origin the site does not allow (no Origin: CORS does not apply)."""
-    if origin is not None and origin not in entry.allowed_origins:
-        raise ApiError(
-            403, "origin_not_allowed", f"origin {origin[:200]} is not allowed for this site"
-        )
-
-
 def _unknown_site(key: str) -> ApiError:
     return ApiError(404, "unknown_site", f"no site has the key {key[:64]!r}")
 
 
-def _check_origin(request: web.Request, entry: SiteEntry) -> dict[str, str]:
-    """CORS headers for an allowed origin; 403 for a browser origin the site does not allow."""
-    origin = request.headers.get("Origin")
-    _refuse_origin(origin, entry)
-    if origin is None:
-        return {}
-    request[CORS_ORIGIN] = origin
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+def session_elsewhere_error(req: SessionRequest, entry: SiteEntry | None) -> SessionReply:
+    """The answer to a session whose site no gateway can take now (`entry`: the site as known
+    here; None: no site has the key): 404, or 503 with Retry-After (the page keeps its own
+    number meanwhile)."""
+    if entry is None:
+        return session_error(_unknown_site(req.site), req, allowed=False)
+    allowed = req.origin is not None and req.origin in entry.allowed_origins
+    reply = session_error(_SITE_UNAVAILABLE, req, allowed=allowed)
+    reply.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return reply
+
+
+_SITE_UNAVAILABLE = ApiError(
+    503, "site_unavailable", "no gateway serves this site right now; try again shortly"
+)
 
 
 async def preflight(request: web.Request) -> web.Response:
     origin = request.headers.get("Origin", "")
     desk = request.app[DESK]
-    if not any(origin in e.allowed_origins for e in desk.book.sites.values()):
+    if not any(origin in e.allowed_origins for e in desk.book.known.values()):
         raise ApiError(403, "origin_not_allowed", f"origin {origin[:200]!r} is not allowed")
     return web.Response(
         status=204,
@@ -92,11 +95,6 @@ async def preflight(request: web.Request) -> web.Response:
     )
 
 
-def _seconds_left(until: datetime, now: datetime) -> float:
-    """Seconds until `until`, for clients whose clock may be wrong."""
-    return round(max(0.0, (until - now).total_seconds()), 3)
-
-
 def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str:
     """The answer to POST /v1/sessions, assembled from pieces that are JSON already: the
     session id is generated hex, each number entry comes JSON-encoded from the site's cache."""
@@ -106,14 +104,22 @@ def _session_body(answer: SessionAnswer, entry: SiteEntry, now: datetime) -> str
         f'{{"session_id": "{session.session_id}", "visitor_id": {json.dumps(session.visitor_id)},'
         f' "numbers": [{numbers}], "heartbeat_seconds": {int(answer.heartbeat_seconds)},'
         f' "expires_at": "{answer.expires_text}",'
-        f' "expires_in": {_seconds_left(session.expires_at, now)!r}}}'
+        f' "expires_in": {seconds_left(session.expires_at, now)!r}}}'
     )
 
 
 async def open_session(request: web.Request) -> web.Response:
     """Step 1 of the session path (all steps: gateway/leasing/desk.py): POST /v1/sessions,
-    answered by `answer_session` against the app's desk."""
-    return await answer_session(request, request.app[DESK])
+    answered by `answer_session` against the app's desk (or, for a site another gateway of
+    the cluster holds, by that gateway)."""
+    desk = request.app[DESK]
+    if desk.elsewhere is None:
+        return await answer_session(request, desk)
+    req = await read_session_request(request)
+    if desk.elsewhere.here(req.site):
+        return await answer_session(request, desk, req)
+    (reply,) = await desk.elsewhere.sessions([req])
+    return reply.response()
 
 
 def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, SiteEntry]:
@@ -123,7 +129,7 @@ def begin_session(desk: SessionDesk, req: SessionRequest) -> tuple[Opening, Site
     entry = desk.book.sites.get(req.site)
     if entry is None:
         raise _unknown_site(req.site)
-    _refuse_origin(req.origin, entry)
+    refuse_origin(req.origin, entry)
     visit = visit_from_url(req.url, req.referrer, req.user_agent)
     try:
         desk.admit(req.site, req.client, req.visitor_id or None)
@@ -146,17 +152,21 @@ def finish_session(
     except StoreError:
         raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
     log.debug("session_opened", session_id=answer.session.session_id, site=req.site)
-    headers = dict(_NO_STORE)
+    headers = dict(NO_STORE)
     if req.origin is not None:
         headers["Access-Control-Allow-Origin"] = req.origin
         headers["Vary"] = "Origin"
     return SessionReply(201, _session_body(answer, entry, desk.clock.now()), headers)
 
 
-async def answer_session(request: web.Request, desk: SessionDesk) -> web.Response:
+async def answer_session(
+    request: web.Request, desk: SessionDesk, req: SessionRequest | None = None
+) -> web.Response:
     """POST /v1/sessions against `desk` (bench/session_layers.py passes one without a store):
-    steps 2 and 3, a wait while the desk decides and commits its batch, then step 6."""
-    req = await read_session_request(request)
+    steps 2 and 3 (`req`: step 2 done already), a wait while the desk decides and commits its
+    batch, then step 6."""
+    if req is None:
+        req = await read_session_request(request)
     try:
         job, entry = begin_session(desk, req)
     except TooManySessions as exc:
@@ -168,37 +178,10 @@ async def answer_session(request: web.Request, desk: SessionDesk) -> web.Respons
     return finish_session(desk, req, job, entry).response()
 
 
-async def heartbeat(request: web.Request) -> web.Response:
-    session_id = request.match_info["session_id"]
-    if len(session_id) > 64:
-        raise ApiError(404, "unknown_session", "no such session")
-    desk = request.app[DESK]
-    live = desk.live.get(session_id)
-    entry = desk.book.sites.get(live.site) if live else None
-    headers = _check_origin(request, entry) if entry else {}
-    try:
-        session = await desk.heartbeat(session_id)
-    except UnknownSession:
-        raise ApiError(404, "unknown_session", "no such session") from None
-    except SessionEnded:
-        log.debug("session_ended", session_id=session_id)
-        raise ApiError(410, "session_ended", "the session has ended; open a new one") from None
-    except StoreError:
-        raise ApiError(503, "store_unavailable", "the store cannot save sessions now") from None
-    return web.json_response(
-        {
-            "session_id": session_id,
-            "expires_at": ts(session.expires_at),
-            "expires_in": _seconds_left(session.expires_at, desk.clock.now()),
-        },
-        headers={**headers, **_NO_STORE},
-    )
-
-
 def _amp_headers(request: web.Request, entry: SiteEntry) -> dict[str, str]:
     """The CORS and AMP source-origin headers of an AMP answer; 403 for an origin or source
     origin the site does not allow."""
-    headers = dict(_NO_STORE)
+    headers = dict(NO_STORE)
     origin = request.headers.get("Origin")
     if origin:
         # Credentials come with the request: only the site's own and AMP Cache origins may read.
@@ -223,27 +206,29 @@ def _amp_headers(request: web.Request, entry: SiteEntry) -> dict[str, str]:
     return headers
 
 
-def _amp_visit(request: web.Request) -> VisitContext:
-    """The visit an AMP request describes. An AMP page cannot fix what its runtime sends:
-    unreadable URLs are left out, not refused."""
+def _amp_visit(request: web.Request) -> tuple[str, str, str]:
+    """The URL, referrer and user agent of the visit an AMP request describes. An AMP page
+    cannot fix what its runtime sends: unreadable URLs are left out, not refused."""
     url = query_text(request, "url", MAX_URL)
     if not url.startswith(("http://", "https://")) or url_problem(url) is not None:
         url = request.query.get("__amp_source_origin", "") or "https://amp.invalid/"
     referrer = query_text(request, "referrer", MAX_URL)
     if url_problem(referrer) is not None:
         referrer = ""
-    return visit_from_url(url, referrer, header_text(request, "User-Agent", MAX_UA))
+    return url, referrer, header_text(request, "User-Agent", MAX_UA)
 
 
 async def amp_number(request: web.Request) -> web.Response:
     """AMP `amp-call-tracking`: one number as `{phoneNumber, formattedPhoneNumber}`."""
     site_key = request.match_info["site"]
     desk = request.app[DESK]
+    if desk.elsewhere is not None and not desk.elsewhere.here(site_key):
+        return await _amp_elsewhere(request, desk, site_key)
     entry = desk.book.sites.get(site_key)
     if entry is None:
         raise _unknown_site(site_key)
     headers = _amp_headers(request, entry)
-    visit = _amp_visit(request)
+    visit = visit_from_url(*_amp_visit(request))
     client = request_client(request, request.app[CONFIG].http.trusted_networks)
     try:
         desk.admit(site_key, client, request.query.get("visitor_id") or None)
@@ -272,6 +257,47 @@ async def amp_number(request: web.Request) -> web.Response:
     )
 
 
+async def amp_answer(desk: SessionDesk, ask: AmpAsk) -> AmpAnswer:
+    """An AMP number leased here for a peer of the cluster that received the request: the
+    limits and the lease of `amp_number`, the outcome as data."""
+    visitor_id = ask.visitor_id or None
+    try:
+        desk.admit(ask.site, ask.client, visitor_id)
+    except RateLimited as exc:
+        return AmpAnswer(429, "rate_limited", exc.message, retry_after=exc.retry_after)
+    visit = visit_from_url(ask.url, ask.referrer, ask.user_agent)
+    try:
+        answer = await desk.open(ask.site, visit, visitor_id, heartbeats=False, client=ask.client)
+    except StoreError:
+        return AmpAnswer(503, "store_unavailable", "the store cannot save sessions now")
+    if not answer.offers:
+        return AmpAnswer(404, "no_numbers", "the site has no numbers to show")
+    return AmpAnswer(200, number=answer.offers[0].number)
+
+
+async def _amp_elsewhere(request: web.Request, desk: SessionDesk, site_key: str) -> web.Response:
+    """`amp_number` for a site another gateway of the cluster holds: the checks here, the
+    lease there."""
+    assert desk.elsewhere is not None
+    entry = desk.book.known.get(site_key)
+    if entry is None:
+        raise _unknown_site(site_key)
+    headers = _amp_headers(request, entry)
+    client = request_client(request, request.app[CONFIG].http.trusted_networks)
+    visitor_id = request.query.get("visitor_id", "")[:64]
+    ask = AmpAsk(site_key, *_amp_visit(request), visitor_id, client)
+    answer = await desk.elsewhere.amp(ask)
+    if answer.retry_after:  # amp-call-tracking keeps the link's own number
+        origin = request.headers.get("Origin")
+        cors = error_cors(request.method, request.path, origin, request.get(CORS_ORIGIN))
+        waits = {**(cors or {}), "Retry-After": str(answer.retry_after)}
+        return error_response(answer.status, answer.code, answer.message, waits)
+    if answer.code:
+        raise ApiError(answer.status, answer.code, answer.message)
+    number = {"phoneNumber": answer.number, "formattedPhoneNumber": entry.display(answer.number)}
+    return web.json_response(number, headers=headers)
+
+
 async def healthz(request: web.Request) -> web.Response:
     try:
         await request.app[DB].fetchone("SELECT 1")
@@ -279,7 +305,7 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "unhealthy", "store": str(exc)}, status=503)
     return web.json_response(
         {"status": "ok", "store": "ok", "sites": len(request.app[DESK].book.sites)},
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 

@@ -6,14 +6,13 @@ it imports nothing of the leasing or store code, so a front process does not loa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
 
 from gateway.appkeys import CONFIG
 from gateway.http.client_address import request_client
 from gateway.http.errors import ApiError, error_body, error_cors, read_json_object, text_field
 from gateway.http.input import header_text
+from gateway.session_wire import SessionReply, SessionRequest
 from numberpool.visit import url_problem
 
 __all__ = [
@@ -28,37 +27,6 @@ __all__ = [
 
 MAX_URL = 2048
 MAX_UA = 512
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRequest:
-    """A checked POST /v1/sessions: what the page sent, the two headers that matter, and the
-    client's address (limits count new sessions by it)."""
-
-    site: str
-    url: str
-    referrer: str
-    visitor_id: str
-    user_agent: str
-    origin: str | None
-    client: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionReply:
-    """The answer to a POST /v1/sessions, ready to send (or to pass to an HTTP front)."""
-
-    status: int
-    body: str
-    headers: dict[str, str]
-
-    def response(self) -> web.Response:
-        return web.Response(
-            status=self.status,
-            text=self.body,
-            content_type="application/json",
-            headers=self.headers,
-        )
 
 
 class TooManySessions(ApiError):

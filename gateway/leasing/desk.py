@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from gateway.leasing.client_limits import ClientLimits, client_key
+from gateway.leasing.elsewhere import SessionsElsewhere
 from gateway.leasing.live_sessions import LiveSession, LiveSessions
-from gateway.leasing.site_book import RestoredLeases, SiteBook
+from gateway.leasing.site_book import SiteBook
 from gateway.metrics import Metrics
 from gateway.store.database import Database, StoreError, Write
 from gateway.store.ids import id_maker
@@ -38,7 +39,6 @@ from gateway.store.sessions import (
     session_known,
     session_seen_write,
     session_write,
-    sessions_live_at,
 )
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
@@ -119,6 +119,8 @@ class SessionDesk:
         self.live = LiveSessions()
         self._opening: list[Opening] = []
         self._open_scheduled = False
+        # Several gateways on one database: sites not in the book are answered by their owner.
+        self.elsewhere: SessionsElsewhere | None = None
 
     @property
     def sites(self) -> dict[str, SiteEntry]:
@@ -192,7 +194,8 @@ class SessionDesk:
             raise error
         answer = job.answer
         assert answer is not None  # set before the commit was queued
-        self.live.add(answer.session)
+        if self.elsewhere is None or job.site_key in self.book.sites:
+            self.live.add(answer.session)
         self.metrics.inc("ctgw_sessions_total", site=job.site_key)
         return answer
 
@@ -324,15 +327,9 @@ class SessionDesk:
         self.metrics.inc("ctgw_heartbeats_total", site=session.site)
         return session
 
-    async def restore(self, leases: RestoredLeases) -> None:
-        """Keep the sessions still alive after a restart, with the live leases the site book
-        restored (`SiteBook.restore`, which runs first)."""
-        for row in await sessions_live_at(self.db, self.clock.now()):
-            held = leases.live.get(row.session_id, [])
-            self.live.add(
-                LiveSession(row.session_id, row.site, row.visitor_id, row.expires_at, held)
-            )
-        log.info("leases_restored", leases=leases.read, live_sessions=len(self.live.by_id))
+    def queued_on(self, site: str) -> list[Opening]:
+        """The sessions of a site waiting for this loop pass's batch."""
+        return [job for job in self._opening if job.site_key == site]
 
     def prune(self, limit: int = _PRUNE_SLICE) -> bool:
         """Forget ended sessions and the client allowances that are whole again (the store keeps

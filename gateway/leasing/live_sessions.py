@@ -58,6 +58,13 @@ class LiveSessions:
             self._held.pop(session.holder, None)
         session.holder = ""
 
+    def forget_site(self, site: str) -> None:
+        """Forget every session of a site (another gateway serves it now); their ending
+        buckets skip the ids that are gone."""
+        for session in [s for s in self.by_id.values() if s.site == site]:
+            del self.by_id[session.session_id]
+            self.let_go(session)
+
     def prune(self, now: datetime, limit: int) -> bool:
         """Forget sessions ended at `now`, looking at `limit` at most; True when more are due.
 

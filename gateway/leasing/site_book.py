@@ -3,11 +3,15 @@
 It answers which site a number belongs to (FastAGI routes, the admin API), reloads the sites
 when the store's settings change while keeping every lease, puts the stored leases back into
 their pools after a restart, and forgets leases too old to attribute a call to.
+
+With several gateways on one database (`[cluster]`), a gateway serves only the sites it holds
+(`serve_held`): `take` loads a site fresh from the store with its leases when it gets the site,
+`drop` forgets it when it lets go; `known` is every site, for what to forward where.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -41,7 +45,19 @@ class SiteBook:
         self.db = db
         self.clock = clock
         self.sites: dict[str, SiteEntry] = {}
+        # Every site in the store as last loaded; `sites` itself unless only held ones are served.
+        self.known: dict[str, SiteEntry] = self.sites
+        self._held: set[str] | None = None  # None: every site is served here
         self._fingerprint = ""
+
+    def serve_held(self) -> None:
+        """Serve only the sites `take` gives (several gateways share the database)."""
+        self._held = set()
+        self.sites = {}
+
+    def known_site_for_number(self, number: str) -> SiteEntry | None:
+        """The site a dialed number belongs to, whichever gateway serves it."""
+        return next((e for e in self.known.values() if e.site.owns(number)), None)
 
     def entry(self, key: str) -> SiteEntry:
         """The site with this key; UnknownSite when there is none (or a reload removed it)."""
@@ -74,6 +90,9 @@ class SiteBook:
         fresh = await load_sites(self.db)
         now = self.clock.now()
         # No await from here on: the swap is atomic for every other request.
+        self.known = fresh
+        if self._held is not None:
+            fresh = {key: entry for key, entry in fresh.items() if key in self._held}
         for key, entry in fresh.items():
             old = self.sites.get(key)
             if old is None:
@@ -88,13 +107,37 @@ class SiteBook:
     async def restore(self) -> RestoredLeases:
         """Put the stored leases back into their pools after a restart: every lease a call may
         still be attributed to, and each number's newest (its cooldown)."""
+        return await self._restore([pool for _, pool in self.pools()])
+
+    async def take(self, key: str) -> RestoredLeases:
+        """Serve the site `key` from now on, loaded fresh from the store with its leases and its
+        calls' notes restored (another gateway served it until now)."""
+        assert self._held is not None, "take() is for a gateway that serves held sites"
+        fresh = await load_sites(self.db)
+        entry = fresh.get(key)
+        restored = await self._restore(entry.site.pools if entry else [])
+        # No await from here on: the site appears whole to every other request.
+        self.known = fresh
+        self._held.add(key)
+        if entry is not None:
+            self.sites = {**self.sites, key: entry}
+        return restored
+
+    def drop(self, key: str) -> None:
+        """Serve the site `key` no more (its leases stay in the store for the next holder)."""
+        if self._held is not None:
+            self._held.discard(key)
+        self.sites = {k: e for k, e in self.sites.items() if k != key}
+
+    async def _restore(self, pools_in: Iterable[Pool]) -> RestoredLeases:
+        """Restore the leases and call notes of these pools from the store."""
         now = self.clock.now()
+        pools = {p.pool_id: p for p in pools_in}
         window = max(
-            (p.rules.attribution_window + p.rules.grace for _, p in self.pools()),
+            (p.rules.attribution_window + p.rules.grace for p in pools.values()),
             default=_DEFAULT_WINDOW,
         )
         leases = await leases_since(self.db, now - window)
-        pools = {p.pool_id: p for _, p in self.pools()}
         live: dict[str, list[Lease]] = {}
         for lease in leases:
             pool = pools.get(lease.pool_id)
@@ -104,7 +147,7 @@ class SiteBook:
                 live.setdefault(lease.session_id, []).append(lease)
         # Who called whom: numbers whose holder called stay the safest to reuse, and a holder's
         # calls from another phone still count against it (numberpool/claims.py).
-        pool_of = {number: pool for _, pool in self.pools() for number in pool.numbers}
+        pool_of = {number: pool for pool in pools.values() for number in pool.numbers}
         for dialed, note in await calls_since(self.db, now - window):
             if (pool := pool_of.get(dialed)) is not None:
                 pool.note_call(dialed, note, now)

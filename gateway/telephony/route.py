@@ -152,7 +152,7 @@ class CallRouter:
 
     def _target(self, request: AgiRequest) -> _Target | None:
         """The dialed number's site and dial string; None (logged) when it has none."""
-        dialed = self._dialed_number(request)
+        dialed = self.dialed_number(request)
         if dialed is None:
             return None
         entry = self.sites.site_for_number(dialed)
@@ -166,7 +166,7 @@ class CallRouter:
             return None
         return _Target(dialed, entry, route)
 
-    def _dialed_number(self, request: AgiRequest) -> str | None:
+    def dialed_number(self, request: AgiRequest) -> str | None:
         """The dialed number as E.164; None (logged) when it is not a phone number."""
         dialed = self._dialed.get(request.dialed)
         if dialed is not None:
