@@ -127,6 +127,10 @@ def _calls(store: Path) -> list[dict[str, Any]]:
 def _check_call(pbx: dict[str, Any], store: Path) -> dict[str, Any]:
     """Asterisk up, the gateway logged in to AMI, then one call through the ctgw dialplan."""
     out: dict[str, Any] = {"booted": _run(pbx, ["asterisk", "-rx", "core waitfullybooted"]).stdout}
+    shown_globals = _run(pbx, ["asterisk", "-rx", "dialplan show globals"]).stdout
+    out["globals"] = dict(
+        line.strip().split("=", 1) for line in shown_globals.splitlines() if "=" in line
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         shown = _run(pbx, ["asterisk", "-rx", "manager show connected"]).stdout

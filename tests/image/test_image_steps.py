@@ -198,12 +198,17 @@ def test_gateway_image_builds_and_serves_as_its_user_with_both_volumes(
 
 
 def _service(
-    compose: dict[str, Any], name: str, image: tuple[Stage, BuiltStage], env: dict[str, str]
+    compose: dict[str, Any],
+    name: str,
+    image: tuple[Stage, BuiltStage],
+    env: dict[str, str],
+    box: str = "",
 ) -> dict[str, Any]:
+    """A compose service as a container; `box` names its volumes and log (default: `name`)."""
     service = compose["services"][name]
     service_env = {k: _interpolate(str(v), env) for k, v in service.get("environment", {}).items()}
     volumes = [str(v).split(":")[1] for v in service.get("volumes", [])]
-    return _container(image, name, service_env, volumes)
+    return _container(image, box or name, service_env, volumes)
 
 
 def test_compose_pair_routes_a_call_through_the_gateway_service(
@@ -232,5 +237,47 @@ def test_compose_pair_routes_a_call_through_the_gateway_service(
     assert call["dialed"] == "+14155550101", call
     assert call["route"] == "PJSIP/agent1", (call, logs)  # the gateway's route, not the fallback
     assert call["state"] != "ringing", (call, logs)  # AMI followed the call to its end
+    # The entrypoint wrote the AGI hosts from the environment: one gateway, the service.
+    assert pbx["globals"].get("CTGW_AGI_HOST") == "gateway", pbx["globals"]
+    assert pbx["globals"].get("CTGW_AGI_HOST2") == "", pbx["globals"]
     assert found["asterisk_exit_code"] == 0, (found, logs)
     assert found["gateway_exit_code"] == 0, (found, logs)
+
+
+def test_cluster_asterisk_asks_the_second_gateway_when_the_first_refuses(
+    gateway_image: tuple[Stage, BuiltStage], asterisk_image: tuple[Stage, BuiltStage]
+) -> None:
+    """compose.cluster.yaml's Asterisk service (its environment as that file sets it) with
+    its first gateway down: gateway-a's name leads to an address where nothing listens, and a
+    gateway answers as gateway-b. The call is routed by gateway-b, not the fallback. (Both
+    gateways on PostgreSQL need a network namespace each: not run here; tests/postgres runs
+    the cluster itself.)"""
+    cluster = yaml.safe_load((PROJECT / "compose.cluster.yaml").read_text())
+    single = yaml.safe_load((PROJECT / "compose.yaml").read_text())
+    env = {"CTGW_AMI_SECRET": AMI_SECRET, "CTGW_SUBNET": "127.0.0.0/8"}
+    # The one-gateway service (SQLite), its FastAGI on 127.0.0.1 only, so 127.0.0.2 refuses.
+    gateway = _service(single, "gateway", gateway_image, env, box="cluster-gateway")
+    gateway["env"]["CTGW_AGI_HOST"] = "127.0.0.1"
+    asterisk = _service(cluster, "asterisk", asterisk_image, env, box="cluster-asterisk")
+    work = gateway_image[1].root.parent
+    hosts = work / "hosts-cluster"
+    hosts.write_text(
+        "127.0.0.1 localhost gateway gateway-b asterisk postgres\n127.0.0.2 gateway-a\n"
+    )
+    hosts.chmod(0o644)
+    spec = {
+        "containers": {"gateway": gateway, "asterisk": asterisk},
+        "hosts": str(hosts),
+        "store": str(_store_volume(gateway) / "ctgw.db"),
+    }
+    found = serve_images(spec, timeout=300)
+    print("cluster dialplan findings:", json.dumps(found, default=str)[:3000])
+    logs = f"gateway:\n{_log_tail(gateway)}\nasterisk:\n{_log_tail(asterisk)}"
+    assert found["health_status"] == 200, (found, logs)
+    pbx = found["asterisk"]
+    assert len(pbx["calls"]) == 1, (pbx, logs)  # a gateway was reached: gateway-b
+    call = pbx["calls"][0]
+    assert call["route"] == "PJSIP/agent1", (call, logs)  # gateway-b's route, not the fallback
+    assert pbx["globals"].get("CTGW_AGI_HOST") == "gateway-a", pbx["globals"]
+    assert pbx["globals"].get("CTGW_AGI_HOST2") == "gateway-b", pbx["globals"]
+    assert found["asterisk_exit_code"] == 0, (found, logs)
