@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -39,11 +40,14 @@ PASSWORD = "correct horse battery staple"
 NUMBER = "+14155550177"
 
 
-@pytest.fixture(scope="module")
-def customer_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
+def registered_customer(
+    asterisk: AsteriskLab, phone_class: type[AgentPhone] = AgentPhone
+) -> Iterator[AgentPhone]:
+    """The customer's baresip phone (PJSIP/customer1), registered, stopped afterwards (the body
+    of each click-to-call test file's `customer_phone` fixture)."""
     if baresip_path() is None:
         _missing("baresip is not installed: run tests/lab/setup.sh as root")
-    phone = AgentPhone(
+    phone = phone_class(
         CUSTOMER,
         CUSTOMER_SECRET,
         sip_port=asterisk.ports.sip,
@@ -58,8 +62,10 @@ def customer_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
         phone.stop()
 
 
-@pytest.fixture
-async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
+def click_to_call_config(
+    tmp_path: Path, asterisk: AsteriskLab, context: str = OUTBOUND_CONTEXT
+) -> dict[str, Any]:
+    """The demo config with AMI on the lab's Asterisk and click-to-call through `context`."""
     raw = demo_config(tmp_path)
     raw["ami"] = {
         "enabled": True,
@@ -69,14 +75,29 @@ async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> Test
     }
     raw["calls"] = {
         "click_to_call": True,
-        "outbound_context": OUTBOUND_CONTEXT,
+        "outbound_context": context,
         "outbound_caller_id": "+14155550100",
     }
+    return raw
+
+
+async def following_gateway(aiohttp_client: Any, raw: dict[str, Any]) -> TestClient:
+    """A gateway on `raw`, once its AMI connection is up."""
     client = await aiohttp_client(create_app(parse_config(raw, source="test")))
     async with asyncio.timeout(15):
         while not (AMI in client.app and client.app[AMI].connected):
             await asyncio.sleep(0.05)
     return client
+
+
+@pytest.fixture(scope="module")
+def customer_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
+    yield from registered_customer(asterisk)
+
+
+@pytest.fixture
+async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
+    return await following_gateway(aiohttp_client, click_to_call_config(tmp_path, asterisk))
 
 
 async def seed_contact(client: TestClient) -> None:

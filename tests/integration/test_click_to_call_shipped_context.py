@@ -7,7 +7,6 @@ inbound one does (tests/integration/test_routing.py): "recorded like an inbound 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,21 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
-from gateway.appkeys import AMI, DB
-from gateway.config import parse_config
-from tests.api.conftest import demo_config
-from tests.integration.conftest import _missing
-from tests.integration.test_click_to_call import NUMBER, login, seed_contact
+from gateway.appkeys import DB
+from tests.integration.test_click_to_call import (
+    NUMBER,
+    click_to_call_config,
+    following_gateway,
+    login,
+    registered_customer,
+    seed_contact,
+)
 from tests.lab.ami import TestAmi
 from tests.lab.asterisk import (
-    C2C_AMI_USER,
-    CTGW_AMI_SECRET,
     CUSTOMER,
-    CUSTOMER_SECRET,
     AsteriskLab,
-    free_port,
 )
-from tests.lab.phone import AgentPhone, baresip_path
+from tests.lab.phone import AgentPhone
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(90)]
 
@@ -48,42 +46,14 @@ class CarrierPhone(AgentPhone):
 
 @pytest.fixture(scope="module")
 def customer_phone(asterisk: AsteriskLab) -> Iterator[AgentPhone]:
-    if baresip_path() is None:
-        _missing("baresip is not installed: run tests/lab/setup.sh as root")
-    phone = CarrierPhone(
-        CUSTOMER,
-        CUSTOMER_SECRET,
-        sip_port=asterisk.ports.sip,
-        local_port=free_port(socket.SOCK_DGRAM),
-        ctrl_port=free_port(),
-    )
-    try:
-        phone.start()
-        phone.wait_registered(lambda: asterisk.rx("pjsip show contacts"))
-        yield phone
-    finally:
-        phone.stop()
+    yield from registered_customer(asterisk, CarrierPhone)
 
 
 @pytest.fixture
 async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
-    raw = demo_config(tmp_path)
-    raw["ami"] = {
-        "enabled": True,
-        "port": asterisk.ports.ami,
-        "username": C2C_AMI_USER,
-        "secret": CTGW_AMI_SECRET,
-    }
-    raw["calls"] = {
-        "click_to_call": True,
-        "outbound_context": "ctgw-outbound",  # the shipped context and default
-        "outbound_caller_id": "+14155550100",
-    }
-    client = await aiohttp_client(create_app(parse_config(raw, source="test")))
-    async with asyncio.timeout(15):
-        while not (AMI in client.app and client.app[AMI].connected):
-            await asyncio.sleep(0.05)
-    return client
+    # the shipped context, also the default
+    raw = click_to_call_config(tmp_path, asterisk, context="ctgw-outbound")
+    return await following_gateway(aiohttp_client, raw)
 
 
 @pytest.fixture

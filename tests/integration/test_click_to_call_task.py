@@ -12,24 +12,20 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
-from gateway.appkeys import AMI, DB
-from gateway.config import parse_config
+from gateway.appkeys import DB
 from gateway.store.staff import create_user
-from tests.api.conftest import demo_config
 from tests.integration.test_click_to_call import (  # noqa: F401 - a fixture
     NUMBER,
     PASSWORD,
+    click_to_call_config,
     customer_phone,
+    following_gateway,
     login,
     seed_contact,
 )
 from tests.lab.ami import TestAmi
 from tests.lab.asterisk import (
-    C2C_AMI_USER,
-    CTGW_AMI_SECRET,
     CUSTOMER,
-    OUTBOUND_CONTEXT,
     AsteriskLab,
 )
 from tests.lab.phone import AgentPhone
@@ -40,24 +36,9 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(90)]
 @pytest.fixture
 async def gateway(aiohttp_client, tmp_path: Path, asterisk: AsteriskLab) -> TestClient:
     """As test_click_to_call's, with a second site, `shop`, whose agent may not call."""
-    raw = demo_config(tmp_path)
+    raw = click_to_call_config(tmp_path, asterisk)
     raw["sites"].append({"key": "shop", "destination": "PJSIP/agent1", "static_numbers": []})
-    raw["ami"] = {
-        "enabled": True,
-        "port": asterisk.ports.ami,
-        "username": C2C_AMI_USER,
-        "secret": CTGW_AMI_SECRET,
-    }
-    raw["calls"] = {
-        "click_to_call": True,
-        "outbound_context": OUTBOUND_CONTEXT,
-        "outbound_caller_id": "+14155550100",
-    }
-    client = await aiohttp_client(create_app(parse_config(raw, source="test")))
-    async with asyncio.timeout(15):
-        while not (AMI in client.app and client.app[AMI].connected):
-            await asyncio.sleep(0.05)
-    return client
+    return await following_gateway(aiohttp_client, raw)
 
 
 async def test_a_task_is_called_back_agent_first_and_the_answer_closes_it(
