@@ -24,10 +24,9 @@ log = structlog.get_logger()
 # What became of a batch: Baidu took it; try again later; Baidu refused the data (retrying the
 # same data cannot help); Baidu refused the token (nothing can be sent until it is fixed).
 ACCEPTED, RETRY, REJECTED, TOKEN = "accepted", "retry", "rejected", "token"
-# header.status of the answer: 0 success, 1 some conversions refused, 2 all refused, 3 token
-# refused, 4 server error, to be retried. Baidu's own table was never found: every public
-# client agrees only that 0 is success, and one for Baidu's other APIs calls 3 a system error.
-# 3 is handled safely either way: retried on a later run, never rejected (docs/conversions.md).
+# header.status of the answer: 0 success and 4 a server error to retry (Baidu's sample code,
+# docs/conversions.md); 1 some conversions refused, 2 all refused; 3 a refused token or a system
+# error (unconfirmed), so retried on a later run, never rejected; any other status is retried.
 _STATUS_OUTCOME = {0: ACCEPTED, 1: REJECTED, 2: REJECTED, 3: TOKEN, 4: RETRY}
 _MAX_ANSWER = 2000
 

@@ -159,7 +159,7 @@ async def test_a_batch_over_the_limit_is_refused_before_sending(receiver) -> Non
             await _client(session, url).upload([BaiduItem("u", 1)] * 100)
 
 
-@pytest.mark.parametrize("failure", ["500", "status4", "timeout", "close", "redirect"])
+@pytest.mark.parametrize("failure", ["500", "status4", "status5", "timeout", "close", "redirect"])
 async def test_a_failure_worth_retrying_is_retried_then_succeeds(receiver, failure: str) -> None:
     got, url = receiver
     got.script = [failure, failure]
