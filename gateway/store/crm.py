@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from gateway.store.database import Database, Write
-from gateway.store.outbox import outbox_write, outbox_write_if
+from gateway.store.outbox import wanted_write
 from gateway.store.times import ts
 from numberpool.crm import (
     CallOutcome,
@@ -218,9 +218,9 @@ def _contact_event(
     data = {"contact_id": contact_id, "site": site, "changes": changes, "by": by}
     payload = {"site": site, "key": f"contact:{contact_id}", "data": data}
     if status_from is None:
-        return outbox_write("contact.updated", payload, at, _RANK)
+        return wanted_write("contact.updated", payload, at, rank=_RANK)
     where = "EXISTS (SELECT 1 FROM leads WHERE site = ? AND contact_id = ? AND status = ?)"
-    return outbox_write_if(
+    return wanted_write(
         "contact.updated", payload, at, where, (site, contact_id, status_from), _RANK
     )
 
@@ -239,7 +239,7 @@ def _task_event(
     }
     payload = {"site": site, "key": f"contact:{contact_id}", "data": data}
     where = "NOT EXISTS (SELECT 1 FROM tasks WHERE task_id = ?)"
-    return outbox_write_if("task.created", payload, at, where, (task_id,), _RANK)
+    return wanted_write("task.created", payload, at, where, (task_id,), _RANK)
 
 
 def task_writes(

@@ -30,10 +30,10 @@ __all__ = [
     "fan_out_writes",
     "new_events",
     "outbox_write",
-    "outbox_write_if",
     "prune_range",
     "prune_writes",
     "pull_forward_write",
+    "wanted_write",
 ]
 
 # Right after the call's row (calls are rank 60, AMI's updates 70): the route's call.started
@@ -101,29 +101,14 @@ def event_key(event_id: int, created_at: str) -> str:
 
 
 def outbox_write(topic: str, payload: dict[str, Any], at: datetime, rank: int = 80) -> Write:
-    """An event on `topic`, due for delivery at once (webhooks)."""
+    """An event on `topic`, due for delivery at once, queued whether or not an endpoint asks for
+    it (the gateway's own events go through `wanted_write`)."""
     return Write(_OUTBOX_SQL, (topic, json.dumps(payload), ts(at), ts(at)), rank=rank)
 
 
-def outbox_write_if(
-    topic: str,
-    payload: dict[str, Any],
-    at: datetime,
-    where: str,
-    params: Sequence[Any],
-    rank: int = 80,
-) -> Write:
-    """An event written only if `where` (SQL over the store, run in the commit) holds: for a
-    change that itself happens only if the row is still as read."""
-    values = (topic, json.dumps(payload), ts(at), ts(at), *params)
-    return Write(f"{_OUTBOX_IF_SQL} WHERE {where}", values, rank=rank)
-
-
 def call_started_write(call: CallRecord) -> Write:
-    """The route's `call.started`: the whole call as the API shows it, committed with it, and
-    only when an endpoint of the call's site asks for it (decided in the commit): no endpoint
-    is ever sent an event from before it was made, so a row nobody wants would only be pruned
-    unread, and most gateways have no endpoint at all."""
+    """The route's `call.started`: the whole call as the API shows it, committed with it (and
+    only when an endpoint of the call's site asks for it: `wanted_write`)."""
     payload = {"site": call.site, "key": call.call_id, "data": call_json(call)}
     values = ("call.started", json.dumps(payload), call.started_at, call.started_at)
     return Write(
@@ -131,6 +116,24 @@ def call_started_write(call: CallRecord) -> Write:
         (*values, call.site, _wanted_pattern("call.started")),
         CALL_STARTED_RANK,
     )
+
+
+def wanted_write(
+    topic: str,
+    payload: dict[str, Any],
+    at: datetime,
+    where: str = "",
+    params: Sequence[Any] = (),
+    rank: int = 80,
+) -> Write:
+    """An event of the site in `payload`, queued only when an endpoint of that site asks for
+    `topic` (decided in the commit), and `where` holds if given. No endpoint is ever sent an
+    event from before it was made, so a row nobody wants would only be pruned unread, and
+    most gateways have no endpoint at all: every call would queue two or three such rows."""
+    site = str(payload.get("site", ""))
+    condition = f"({where}) AND {_WANTED_SQL}" if where else _WANTED_SQL
+    values = (topic, json.dumps(payload), ts(at), ts(at), *params, site, _wanted_pattern(topic))
+    return Write(f"{_OUTBOX_IF_SQL} WHERE {condition}", values, rank=rank)
 
 
 def _wanted_pattern(topic: str) -> str:
@@ -154,13 +157,13 @@ def call_changed_write(
     first_answer: bool = False,
 ) -> Write:
     """`call.updated` or `call.completed`: written only while the call is open (and, for a
-    first answer, not yet answered), as the update it announces; the sender renders the call
-    from the store with `changes` over it."""
+    first answer, not yet answered), as the update it announces, and only when an endpoint of
+    the site asks for it; the sender renders the call from the store with `changes` over it."""
     payload = {"site": site, "key": call_id, "call_id": call_id, "changes": changes}
     column, value = ("linkedid", linkedid) if linkedid else ("call_id", call_id)
     answered = " AND answered_at IS NULL" if first_answer else ""
     where = f"EXISTS (SELECT 1 FROM calls WHERE {column} = ? AND ended_at IS NULL{answered})"  # noqa: S608 - fixed names
-    return outbox_write_if(topic, payload, at, where, (value,), rank=_CALL_CHANGED_RANK)
+    return wanted_write(topic, payload, at, where, (value,), rank=_CALL_CHANGED_RANK)
 
 
 async def new_events(db: Database, limit: int) -> list[NewEvent]:

@@ -128,10 +128,11 @@ async def test_ledger_completes_then_freezes_the_record(client, clock) -> None:
     from gateway.telephony.call_ledger import CallLedger
     from gateway.telephony.call_lifecycle import CallUpdate
 
-    # call.started is queued only for an endpoint that asks for it (docs/webhooks.md); a
+    # Events are queued only for an endpoint that asks for them (docs/webhooks.md); a
     # loopback URL: the sender's address guard refuses it, nothing leaves the machine.
     hook = "http://127.0.0.1:9/hook"
-    await create_endpoint(client.app[DB], "demo", hook, ["call.started"], "s" * 16, clock.now())
+    wanted = ["call.started", "call.completed"]
+    await create_endpoint(client.app[DB], "demo", hook, wanted, "s" * 16, clock.now())
     variables = routed(
         await fake_asterisk(client.app[AGI], call_env("+14155550150", linkedid="9.0"))
     )

@@ -20,6 +20,7 @@ from gateway.appkeys import AGI, CONFIG, DB
 from gateway.metrics import Metrics
 from gateway.store.keys import create_key
 from gateway.store.outbox import event_key
+from gateway.store.webhooks import create_endpoint
 from gateway.telephony.call_ledger import CallLedger
 from gateway.telephony.call_lifecycle import CallUpdate
 from gateway.webhooks.worker import WebhookWorker, backoff_seconds
@@ -321,6 +322,11 @@ async def test_the_running_sender_posts_each_event_once(make_client, tmp_path, r
 async def test_a_persons_edit_of_a_lead_queues_contact_updated(make_client, tmp_path) -> None:
     client = await make_client(demo_config(tmp_path))
     auth = await key_header(client)
+    # Events are queued only for an endpoint that asks for them (test_webhook_idle.py).
+    wanted = ["task.created", "contact.updated"]
+    await create_endpoint(
+        client.app[DB], "demo", "https://hooks.example/", wanted, "s" * 16, datetime.now(UTC)
+    )
     routed(await fake_asterisk(client.app[AGI], call_env("+14155550150")))
     await CallLedger(client.app[DB], Metrics()).call_updated(
         CallUpdate(
@@ -338,8 +344,8 @@ async def test_a_persons_edit_of_a_lead_queues_contact_updated(make_client, tmp_
     assert (await client.patch(f"/v1/contacts/{contact_id}", json=edit, headers=auth)).status == 200
     rows = await client.app[DB].fetchall("SELECT topic, payload FROM outbox ORDER BY event_id")
     topics = [r["topic"] for r in rows]
-    # No endpoint asks for call.started here: the route queued none (test_webhook_idle.py).
-    assert "call.started" not in topics and "task.created" in topics
+    # No endpoint asks for call.started or call.completed here: none was queued.
+    assert topics[:2] == ["task.created", "contact.updated"] and "call.completed" not in topics
     payload = json.loads(rows[-1]["payload"])
     assert rows[-1]["topic"] == "contact.updated" and payload["key"] == f"contact:{contact_id}"
     fields = {c["field"]: c["after"] for c in payload["data"]["changes"]}

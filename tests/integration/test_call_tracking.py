@@ -16,6 +16,7 @@ from gateway.appkeys import AGI, AMI, DB
 from gateway.config import parse_config
 from gateway.store.calls import find_call
 from gateway.store.keys import create_key
+from gateway.store.webhooks import create_endpoint
 from tests.api.conftest import demo_config, open_session
 from tests.conftest import FakeClock
 from tests.integration.conftest import new_call_id
@@ -119,6 +120,10 @@ async def test_call_to_a_leased_number_is_attributed_and_answered_by_the_agent(
 
 async def test_answered_call_record_has_agent_ring_and_talk_time(following, ami, agent_phone):
     """The agent's phone answers: AMI completes the record as answered with agent and times."""
+    # Events are queued only for an endpoint that asks for them (loopback: never sent).
+    wanted = ["call.updated", "call.completed"]
+    hook = "http://127.0.0.1:9/hook"
+    await create_endpoint(following.app[DB], "demo", hook, wanted, "s" * 16, datetime.now(UTC))
     session = await (await open_session(following)).json()
     call = new_call_id()
     await ami.originate(session["numbers"][0]["number"], "test-inbound", CALLER, call, 4)

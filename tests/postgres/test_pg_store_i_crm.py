@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.store import calls, contacts, crm, crm_edits, crm_reads
+from gateway.store import calls, contacts, crm, crm_edits, crm_reads, webhooks
 from gateway.store.crm_reads import LeadFilter
 from gateway.store.database import Write
 from gateway.store.times import ts
@@ -92,6 +92,9 @@ async def test_leads_listed_filtered_and_searched(store: Any) -> None:
 
 async def test_the_crm_step_after_missed_and_answered_calls(store: Any) -> None:
     await _call(store, "a1", "+14155550001", "ka", 1)
+    # Events are queued only for an endpoint that asks for them (tests/unit/test_webhook_idle.py).
+    wanted = ["task.created", "contact.updated"]
+    await webhooks.create_endpoint(store, "demo", "https://hooks.example/", wanted, "s" * 16, T0)
     ended = T0 + timedelta(minutes=2)
     step = await crm.crm_after_call(store, RULES, "a1", "missed", None, ended)
     assert step.facts_for == ("ka", "+14155550001")

@@ -1,6 +1,6 @@
-"""A gateway without webhook endpoints: the route queues no `call.started` nobody asked for,
-and the sender looks at the outbox every idle interval instead of every poll interval, back to
-polling once an endpoint exists."""
+"""A gateway without webhook endpoints: the route, AMI and the CRM queue no event nobody asked
+for, and the sender looks at the outbox every idle interval instead of every poll interval, back
+to polling once an endpoint exists."""
 
 from __future__ import annotations
 
@@ -75,6 +75,32 @@ async def test_call_started_is_queued_only_when_an_endpoint_of_the_site_wants_it
     assert '"key": "c3"' in payload
     call_rows = await db.fetchall("SELECT call_id FROM calls ORDER BY call_id")
     assert [r["call_id"] for r in call_rows] == ["c1", "c2", "c3"]  # every call is recorded
+
+
+async def test_call_changes_are_queued_only_when_an_endpoint_of_the_site_wants_them(db) -> None:
+    """call.updated and call.completed as AMI's ledger commits them (contact.updated and
+    task.created go the same way: tests/api/test_webhooks.py)."""
+    await route(db, "c1")
+
+    async def change(topic: str) -> None:
+        changes = {"state": "answered"}
+        await db.write(
+            [outbox.call_changed_write(topic, "c1", "demo", changes, T0, linkedid="Lc1")]
+        )
+
+    async def queued() -> list[str]:
+        return [str(r["topic"]) for r in await db.fetchall("SELECT topic FROM outbox")]
+
+    await change("call.updated")
+    await change("call.completed")
+    assert await queued() == []  # no endpoint: nothing nobody would read
+    await create_endpoint(db, "other", URL, ["call.completed"], "s" * 16, T0)
+    await create_endpoint(db, "demo", URL, ["call.completed"], "s" * 16, T0)
+    await change("call.updated")
+    await change("call.completed")
+    assert await queued() == ["call.completed"]
+    payload = await db.fetchone("SELECT payload FROM outbox")
+    assert payload is not None and '"key": "c1"' in payload["payload"]
 
 
 def sender(db: Database, clock: FakeClock, **kwargs: Any) -> WebhookWorker:
