@@ -161,7 +161,8 @@ async def _ami(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _router(app: web.Application) -> AsyncIterator[None]:
-    """The call router over the sites served here (nothing to open or close)."""
+    """The call router over the sites served here; at the end, the routes still in flight
+    (PostgreSQL) record their calls before the store closes."""
     ledger = app.get(LEDGER)
     app[_ROUTER] = CallRouter(
         app[DB],
@@ -172,6 +173,7 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
         follow_up=ledger.writes_for_new_call if ledger is not None else None,
     )
     yield
+    await app[_ROUTER].close()
 
 
 async def _cluster(app: web.Application) -> AsyncIterator[None]:
@@ -214,6 +216,10 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
 
 
 def _describe(metrics: Metrics, book: SiteBook) -> None:
+    metrics.describe(
+        "ctgw_routes_in_flight",
+        "Routes still looking up or recording (PostgreSQL), with those whose AGI session gave up.",
+    )
     metrics.describe("ctgw_sessions_total", "Sessions opened, by site.")
     metrics.describe("ctgw_heartbeats_total", "Heartbeats accepted, by site.")
     metrics.describe("ctgw_pool_exhausted_total", "Sessions served the overflow number.")

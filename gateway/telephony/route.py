@@ -29,6 +29,7 @@ from gateway.store.outbox import call_started_write
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from gateway.telephony.route_flights import Flight, Flights, late_reason
 from gateway.telephony.route_landed import Landed
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
@@ -109,6 +110,10 @@ class CallRouter:
         self._looking = 0
         self._landed_calls: Landed[tuple[str, str]] = Landed()
         self._landed_contacts: Landed[str] = Landed()
+        # Where lookups suspend, routes run in flight: the AGI deadline cannot cut them.
+        self._lookups_suspend = db.dialect != "sqlite"
+        self._flights = Flights()
+        metrics.gauge(lambda: [("ctgw_routes_in_flight", (), len(self._flights))])
 
     async def decide(self, request: AgiRequest) -> RouteDecision | None:
         """The route for a call, or None so the dialplan dials its fallback."""
@@ -117,31 +122,53 @@ class CallRouter:
         target = self._target(request)
         if target is None:
             return None
+        linkedid = request.linkedid[:64]
+        if not self._lookups_suspend or self._flights.full(linkedid):
+            # SQLite: no lookup suspends, the deadline cannot cut the route before its submit.
+            return await self._route(request, target, now, waited, None)
+        # A lookup may outlast the deadline: the call is recorded whether or not it is awaited.
+        return await self._flights.join(
+            linkedid, lambda flight: self._route(request, target, now, waited, flight)
+        )
+
+    async def close(self) -> None:
+        """Wait for the routes in flight: their calls are recorded before the store closes."""
+        await self._flights.close()
+
+    async def _route(
+        self,
+        request: AgiRequest,
+        target: _Target,
+        now: datetime,
+        waited: float | None,
+        flight: Flight | None,
+    ) -> RouteDecision | None:
+        """Look the call up, attribute and record it; in `flight` where lookups suspend."""
         linkedid, seen = request.linkedid[:64], self._commits
         self._looking += 1
         try:
             known = await self._known_call(linkedid)
             if known is not None:
                 return _again(target, known)
-            # The caller waited past the dialplan's timeout: it has dialed its fallback already.
-            late = waited is not None and waited >= (request.lookup_timeout_s or float("inf"))
             at = _dialed_at(now, waited)
             caller = _caller_number(request.caller, self.region)
             attribution = await self._attribute(target.entry, target.dialed, at, caller)
             stored_contact = await contact_for_number(self.db, caller) if caller else None
             # Nothing awaits from here to the submit in _record: the pending maps are checked
             # and filled in one step. With SQLite the lookups above never suspend, so the whole
-            # route is one step as before. Where they do (PostgreSQL), a retry of this call
-            # routed meanwhile is caught here (both were attributed: Pool.note_call saw it
-            # twice), and the AGI deadline cancelling a lookup leaves the call unrecorded.
+            # route is one step as before. Where they do, a route of this call that did not
+            # join this one's flight (flights full, or a commit just missed) is caught here.
             pending = self._new_calls.get(linkedid) or self._landed_calls.since(linkedid, seen)
             if linkedid and pending is not None:
                 return _again(target, pending)
             contact = self._contact(caller, stored_contact, seen)
         finally:
             self._looking -= 1
+        late = late_reason(request, waited, flight)
         route = FALLBACK_ROUTE if late else target.route
         call = self._new_call(request, target, route, at, caller, attribution, contact)
+        if flight is not None:
+            flight.call_id = call.call_id
         label = source_label(call.attribution)
         await self._record(call, label)
         self._count_and_log(call, late, waited)
@@ -277,9 +304,10 @@ class CallRouter:
         if answer is not None:
             self._landed_calls.add(linkedid, self._commits, answer)
 
-    def _count_and_log(self, call: CallRecord, late: bool, waited: float | None) -> None:
+    def _count_and_log(self, call: CallRecord, late: str, waited: float | None) -> None:
         kind = call.attribution.kind
         self.metrics.inc("ctgw_calls_total", site=call.site, kind=kind)
+        fields = {"late": late} if late else {}
         log.info(
             "call_routed_late" if late else "call_routed",
             call_id=call.call_id,
@@ -289,6 +317,7 @@ class CallRouter:
             attribution=kind,
             first_time=call.first_time,
             waited_s=round(waited, 3) if waited is not None else None,
+            **fields,
         )
         if late:
             self.metrics.inc("ctgw_calls_routed_late_total", site=call.site)
