@@ -1,15 +1,18 @@
 """Which of the visits that could claim a call on a pool number gets it, and how sure that is.
 
 Candidates are a number's live lease and the leases ended within the attribution window, newest
-first (`Pool.candidates_at`). One visitor's consecutive leases (a returning visitor's sessions)
-are one claim. The newest claim's rival is the claim before it when the number went from one to
-the other before the full cooldown (reused under pressure), the call came within the dial
-delay of the newest holder getting the number, or the newest holder has called already from
-another phone; a number that rested its full cooldown is otherwise not contested, as before
-issue 11. The decision, in order:
+first, then those the caller's repeat call may follow (`Pool.candidates_at`). One visitor's
+consecutive leases (a returning visitor's sessions) are one claim. The newest claim's rival is
+the claim before it when the number went from one to the other before the full cooldown
+(reused under pressure), the call came within the dial delay of the newest holder getting the
+number, or the newest holder has called already from another phone; a number that rested its
+full cooldown is otherwise not contested, as before issue 11. The decision, in order:
 
 1. a claim whose visitor is in `known_visitors` (the caller called before from that visit) wins,
-   confidence KNOWN (0.9);
+   confidence KNOWN (0.9). So does a lease that ended more than the window ago when this
+   caller's call on the number went to its visitor within the window (`CallNote.follows`: the
+   window restarts at each call of that phone), the newest claim as its rival; from any other
+   phone such a lease claims nothing;
 2. against a rival, the odds of the newest claim: within `dial_delay` of the new lease,
    0.5 - 0.45 * (1 - held / dial_delay) (the holder who just left is the likelier caller);
    after it, 0.5 + 0.45 * min(1, since / window), `since` how long ago the rival's lease ended
@@ -74,6 +77,19 @@ def _fraction(part: timedelta, whole: timedelta) -> float:
     return min(1.0, max(0.0, part / whole))
 
 
+def _past(lease: Lease, at: datetime, window: timedelta) -> bool:
+    """Whether the lease ended more than the attribution window before `at`."""
+    return lease.until <= at and at - lease.until > window
+
+
+def _followed(
+    lease: Lease, caller: str, at: datetime, window: timedelta, notes: Sequence[CallNote]
+) -> bool:
+    """Whether a call from `caller` at `at` repeats one of its calls that went to the lease's
+    visitor within the window (a claim past the window for that phone only)."""
+    return any(n.visitor_id == lease.visitor_id and n.follows(caller, at, window) for n in notes)
+
+
 def _called_elsewhere(visitor_id: str, caller: str, notes: Sequence[CallNote]) -> float:
     """How likely the visitor already called from another phone than `caller`'s: each earlier
     call from another phone was theirs with its confidence (or 1 - it, if they were its rival)."""
@@ -101,7 +117,12 @@ def decide(
 ) -> Claim | None:
     """The claim a call at `at` from `caller` goes to, from `Pool.candidates_at`; None when
     nobody's. `notes`: the earlier calls from known phones on the number (Pool.calls_on)."""
-    runs = _runs(candidates)
+    window = rules.attribution_window
+    runs = [
+        run
+        for run in _runs(candidates)
+        if not _past(run.lease, at, window) or _followed(run.lease, caller, at, window, notes)
+    ]
     if not runs:
         return None
     newest = runs[0]
@@ -113,12 +134,16 @@ def decide(
         or elsewhere > 0.0
     )
     rival = runs[1] if contested else None
-    known = next((run for run in runs if run.lease.visitor_id in known_visitors), None)
-    if known is not None and (known is not newest or rival is not None):
+    known = next(
+        (r for r in runs if r.lease.visitor_id in known_visitors or _past(r.lease, at, window)),
+        None,
+    )
+    if known is not None and (
+        known is not newest or rival is not None or _past(known.lease, at, window)
+    ):
         other = newest if known is not newest else rival
         other_lease = other.lease if other else None
         return Claim(known.lease, KNOWN, other_lease, other_lease, KNOWN)
-    window = rules.attribution_window
     if rival is None:
         sure = (
             1.0

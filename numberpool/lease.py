@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-__all__ = ["CallNote", "Lease", "LeaseRules"]
+__all__ = ["NO_TIME", "CallNote", "Lease", "LeaseRules"]
+
+# The time of a call note whose time is not known: too old to keep anything claimable.
+NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,17 @@ class Lease(NamedTuple):
 
 
 class CallNote(NamedTuple):
-    """A call on a number as it was decided: who it went to, from which phone, how sure, and
-    the rival visitor it could have been ('' when none). Later calls weigh it (claims.py)."""
+    """A call on a number as it was decided: who it went to, from which phone, how sure, the
+    rival visitor it could have been ('' when none), and when it came. Later calls weigh it
+    (claims.py); the same phone's next call within the window may still go to its visitor."""
 
     caller: str
     visitor_id: str
     rival_id: str
     confidence: float
+    at: datetime = NO_TIME
+
+    def follows(self, caller: str, at: datetime, window: timedelta) -> bool:
+        """Whether a call from `caller` at `at` is this one's repeat: the same known phone,
+        within `window` after it."""
+        return bool(caller) and caller == self.caller and timedelta(0) <= at - self.at <= window

@@ -168,14 +168,13 @@ class Pool:
 
     def note_call(self, number: str, note: CallNote, at: datetime) -> None:
         """Remember a call from a known phone on `number` as it was decided: the next calls are
-        weighed with it (claims.py), and a number whose holder called is safer to reuse."""
+        weighed with it (claims.py), its phone's repeats within the window may still go to its
+        visitor (`candidates_at`), and a number whose holder called is safer to reuse."""
         slot = self._slots.get(number)
-        if slot is None or not note.caller or note in slot.calls:
+        if slot is None or not note.caller:
             return
-        if all(lease.visitor_id != note.visitor_id for lease in slot.history):
-            return
-        slot.calls.append(note)
-        self._changed(slot, at)
+        if slot.add_note(note):
+            self._changed(slot, at)
 
     # -- questions -------------------------------------------------------------------------
 
@@ -209,18 +208,13 @@ class Pool:
                 return None, lease
         return None, None
 
-    def candidates_at(self, number: str, at: datetime) -> list[Lease]:
-        """The leases that could claim a call on `number` at `at`, newest first: the live one,
-        then those ended within the attribution window."""
+    def candidates_at(self, number: str, at: datetime, caller: str = "") -> list[Lease]:
+        """The leases that could claim a call on `number` at `at` from `caller`, newest first:
+        the live one, those ended within the attribution window, then the newest lease of each
+        visitor this phone's calls on the number went to within the window before `at`, however
+        long ago that lease ended (claims.py: a repeat call follows the one before)."""
         slot = self._slots.get(number)
-        found: list[Lease] = []
-        for lease in reversed(slot.history if slot else []):
-            if lease.started_at > at:
-                continue  # began after the call (a call processed late)
-            if lease.until <= at and at - lease.until > self.rules.attribution_window:
-                break  # older leases ended earlier still
-            found.append(lease)
-        return found
+        return slot.claimable(at, self.rules.attribution_window, caller) if slot else []
 
     def calls_on(self, number: str) -> list[CallNote]:
         """The calls from known phones decided on `number` while its leases are kept."""
@@ -236,13 +230,13 @@ class Pool:
             yield from slot.history
 
     def prune(self, at: datetime) -> int:
-        """Forget leases too old to attribute a call to; returns how many were dropped."""
+        """Forget leases too old to attribute a call to; returns how many were dropped. A
+        visitor's newest lease of a number stays while a call on it went to them within the
+        window (its phone's repeat may still follow: `candidates_at`)."""
         horizon = at - self.rules.attribution_window
         dropped = 0
         for slot in self._slots.values():
-            keep = [lease for lease in slot.history[:-1] if lease.until > horizon]
-            if slot.history:
-                keep.append(slot.history[-1])
+            keep = slot.kept(horizon)
             dropped += len(slot.history) - len(keep)
             slot.history = keep
             if slot.calls:

@@ -241,14 +241,14 @@ class Site:
                 return Attribution(AttributionKind.OVERFLOW, self.key, dialed)
             if dialed not in pool:
                 continue
-            candidates = pool.candidates_at(dialed, at)
+            candidates = pool.candidates_at(dialed, at, caller)
             notes = pool.calls_on(dialed)
             claim = decide(candidates, at, pool.rules, known_visitors, caller=caller, notes=notes)
             if claim is None:
                 continue
             lease, rival = claim.lease, claim.rival
             doubt = claim.doubt.visitor_id if claim.doubt else ""
-            note = CallNote(caller, lease.visitor_id, doubt, claim.odds)
+            note = CallNote(caller, lease.visitor_id, doubt, claim.odds, at)
             pool.note_call(dialed, note, at)
             alone_and_live = rival is None and lease.live_at(at)
             return Attribution(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from numberpool.lease import CallNote, Lease
 
@@ -62,6 +62,67 @@ class Slot:
         """A call went to the latest lease's visitor: their next one is known by caller id."""
         latest = self.latest
         return latest is not None and any(c.visitor_id == latest.visitor_id for c in self.calls)
+
+    def add_note(self, note: CallNote) -> bool:
+        """Keep a call from a known phone as it was decided; False when nothing changed (no
+        phone, a visitor who never held the number) or only the time of a call decided alike
+        before (weighed once by claims.py, the latest time kept)."""
+        if not note.caller:
+            return False
+        decided = note[:4]  # who, to whom, the rival, how sure: all but the time
+        for index, noted in enumerate(self.calls):
+            if noted[:4] == decided:
+                if noted.at < note.at:
+                    self.calls[index] = note
+                return False
+        if all(lease.visitor_id != note.visitor_id for lease in self.history):
+            return False
+        self.calls.append(note)
+        return True
+
+    def claimable(self, at: datetime, window: timedelta, caller: str) -> list[Lease]:
+        """The leases that could claim a call at `at` from `caller`, newest first: the live
+        one, those ended within `window`, then the newest lease of each visitor this phone's
+        calls on the number went to within `window` before `at`, however long ago that lease
+        ended (claims.py: a repeat call follows the one before)."""
+        found: list[Lease] = []
+        followed: set[str] | None = None  # visitors still to find past the window
+        for lease in reversed(self.history):
+            if lease.started_at > at:
+                continue  # began after the call (a call processed late)
+            if lease.until <= at and at - lease.until > window:
+                if followed is None:
+                    followed = {c.visitor_id for c in self.calls if c.follows(caller, at, window)}
+                    followed.difference_update(f.visitor_id for f in found)
+                if not followed:
+                    break  # older leases ended earlier still
+                if lease.visitor_id in followed:
+                    followed.discard(lease.visitor_id)
+                    found.append(lease)
+                continue
+            found.append(lease)
+        return found
+
+    def kept(self, horizon: datetime) -> list[Lease]:
+        """The leases a prune keeps, oldest first: the latest, those ended after `horizon`, and
+        each other visitor's newest while a call on the number went to them since."""
+        history = self.history
+        keep = [lease for lease in history[:-1] if lease.until > horizon] + history[-1:]
+        if len(keep) == len(history) or not self.calls:
+            return keep
+        followed = {c.visitor_id for c in self.calls if c.at > horizon}
+        followed.difference_update(lease.visitor_id for lease in keep)
+        if not followed:
+            return keep
+        keep = []
+        for lease in reversed(history):
+            if not keep or lease.until > horizon:
+                keep.append(lease)
+            elif lease.visitor_id in followed:
+                keep.append(lease)
+                followed.discard(lease.visitor_id)
+        keep.reverse()
+        return keep
 
 
 class RiskHeaps:

@@ -39,15 +39,19 @@ _LEASE_SQL = (
     " last_seen = excluded.last_seen, until = excluded.until"
 )
 _EVENT_SQL = "INSERT INTO pool_events (pool_id, kind, at, session_id) VALUES (?, ?, ?, ?)"
-# Every lease that may still be attributed to, and the newest of each number (its cooldown).
 _CALLS_SINCE_SQL = (
     "SELECT dialed, visitor_id, caller, json_extract(attribution, '$.other_visitor_id') AS rival,"
-    " json_extract(attribution, '$.confidence') AS sure FROM calls WHERE started_at >= ?"
-    " AND visitor_id != '' AND caller != '' ORDER BY started_at"
+    " json_extract(attribution, '$.confidence') AS sure, started_at FROM calls"
+    " WHERE started_at >= ? AND visitor_id != '' AND caller != '' ORDER BY started_at"
 )
+# Every lease that may still be attributed to, the newest of each number (its cooldown), and
+# each lease a call from a known phone went to since, however long ago it ended: that phone's
+# repeat call may still follow it (numberpool/claims.py).
 _LEASES_SINCE_SQL = (
     "SELECT * FROM leases WHERE until > ? OR rowid IN"
-    " (SELECT max(rowid) FROM leases GROUP BY number) ORDER BY started_at, rowid"
+    " (SELECT max(rowid) FROM leases GROUP BY number)"
+    " OR (session_id, number) IN (SELECT session_id, dialed FROM calls WHERE started_at >= ?"
+    " AND visitor_id != '' AND caller != '') ORDER BY started_at, rowid"
 )
 # PostgreSQL has no rowid: a number's newest lease is the one that started last (ties: the
 # higher lease id), and leases that started together come back in lease id order. Attribution
@@ -55,7 +59,7 @@ _LEASES_SINCE_SQL = (
 _CALLS_SINCE_PG = (
     "SELECT dialed, visitor_id, caller, a ->> 'other_visitor_id' AS rival,"
     " CASE WHEN jsonb_typeof(a -> 'confidence') = 'number'"
-    " THEN (a ->> 'confidence')::double precision END AS sure"
+    " THEN (a ->> 'confidence')::double precision END AS sure, started_at"
     " FROM (SELECT dialed, visitor_id, caller, started_at, NULLIF(attribution, '')::jsonb AS a"
     " FROM calls WHERE started_at >= ? AND visitor_id != '' AND caller != '') AS c"
     " ORDER BY started_at"
@@ -63,7 +67,9 @@ _CALLS_SINCE_PG = (
 _LEASES_SINCE_PG = (
     "SELECT * FROM leases WHERE until > ? OR lease_id IN"
     " (SELECT DISTINCT ON (number) lease_id FROM leases"
-    " ORDER BY number, started_at DESC, lease_id DESC) ORDER BY started_at, lease_id"
+    " ORDER BY number, started_at DESC, lease_id DESC)"
+    " OR (session_id, number) IN (SELECT session_id, dialed FROM calls WHERE started_at >= ?"
+    " AND visitor_id != '' AND caller != '') ORDER BY started_at, lease_id"
 )
 _LIVE_SESSIONS_SQL = (
     "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?"
@@ -170,9 +176,10 @@ async def session_known(db: Database, session_id: str) -> bool:
 
 
 async def leases_since(db: Database, since: datetime) -> list[Lease]:
-    """Leases that ended after `since` or are their number's newest, oldest first."""
+    """Leases that ended after `since`, are their number's newest, or got a call from a known
+    phone since `since` (its repeat may follow it: Pool.candidates_at), oldest first."""
     sql = _LEASES_SINCE_SQL if db.dialect == "sqlite" else _LEASES_SINCE_PG
-    rows = await db.fetchall(sql, (ts(since),))
+    rows = await db.fetchall(sql, (ts(since), ts(since)))
     return [
         Lease(
             lease_id=row["lease_id"],
@@ -189,14 +196,20 @@ async def leases_since(db: Database, since: datetime) -> list[Lease]:
 
 
 async def calls_since(db: Database, since: datetime) -> list[tuple[str, CallNote]]:
-    """(dialed, how it was decided) of each call since `since` that went to a visit from a
-    known phone, oldest first: for the pools after a restart (Pool.note_call)."""
+    """(dialed, how and when it was decided) of each call since `since` that went to a visit
+    from a known phone, oldest first: for the pools after a restart (Pool.note_call)."""
     sql = _CALLS_SINCE_SQL if db.dialect == "sqlite" else _CALLS_SINCE_PG
     rows = await db.fetchall(sql, (ts(since),))
     return [
         (
             row["dialed"],
-            CallNote(row["caller"], row["visitor_id"], row["rival"] or "", _share(row["sure"])),
+            CallNote(
+                row["caller"],
+                row["visitor_id"],
+                row["rival"] or "",
+                _share(row["sure"]),
+                from_ts(row["started_at"]),
+            ),
         )
         for row in rows
     ]

@@ -53,8 +53,8 @@ def call(call_id: str, minute: int, attribution: str) -> Write:
 
 
 async def test_calls_since_reads_rival_and_confidence(store: Any) -> None:
-    """The rival visitor and the confidence out of the attribution's JSON; a confidence that is
-    not a number in 0-1 counts as sure (1.0)."""
+    """The rival visitor and the confidence out of the attribution's JSON, the call's time; a
+    confidence that is not a number in 0-1 counts as sure (1.0)."""
     await store.write(
         [
             call("c1", 1, '{"other_visitor_id": "v2", "confidence": 0.25}'),
@@ -65,9 +65,9 @@ async def test_calls_since_reads_rival_and_confidence(store: Any) -> None:
     )
     found = await calls_since(store, T0 + timedelta(minutes=1))
     assert found == [
-        ("+14155550101", CallNote("+12025550100", "v1", "v2", 0.25)),
-        ("+14155550101", CallNote("+12025550100", "v1", "", 1.0)),
-        ("+14155550101", CallNote("+12025550100", "v1", "", 1.0)),
+        ("+14155550101", CallNote("+12025550100", "v1", "v2", 0.25, T0 + timedelta(minutes=1))),
+        ("+14155550101", CallNote("+12025550100", "v1", "", 1.0, T0 + timedelta(minutes=2))),
+        ("+14155550101", CallNote("+12025550100", "v1", "", 1.0, T0 + timedelta(minutes=3))),
     ]
 
 
