@@ -44,6 +44,11 @@ _FAILED = (NotHere, PeerUnavailable, TimeoutError, BadFrame)
 HANDOVER_WAIT_S = 2.0
 _RETRY_GAP_S = 0.2  # between tries after the first retry
 _REFRESH_GAP_S = 0.1  # directory reads, at most this often
+# A route's answer must come back before this gateway's deadline: the holder is told to give
+# up this much earlier (at most a tenth of the time left), for the request's and the reply's
+# way and both event loops' lag. A route the holder answers later is recorded with its route
+# while Asterisk dials the fallback.
+_ANSWER_TRIP_S = 0.02
 _UNAVAILABLE = "no gateway serves this site right now; try again shortly"
 # A request POST /v1/sessions let through that its site's holder would refuse (an origin too
 # long to be any site's): answered here, as its holder would.
@@ -241,7 +246,10 @@ class Forwarding:
         self, site: str, request: AgiRequest, deadline_s: float
     ) -> RouteDecision | None:
         """The call's route from the site's holder, within `deadline_s`; None (the dialplan's
-        fallback) when nobody holds the site or it does not answer in time."""
+        fallback) when nobody holds the site or it does not answer in time. The holder is told
+        how long this gateway still waits, less the answer's way back: past that it records
+        the call as gone to the fallback and answers None, so its record matches what Asterisk
+        dialed."""
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_s
         async for _ in self._tries(deadline_s):
@@ -252,7 +260,7 @@ class Forwarding:
             if client is None or left <= 0:
                 continue
             try:
-                return await client.route(request, left)
+                return await client.route(request, left, left - min(_ANSWER_TRIP_S, left / 10))
             except _FAILED as exc:
                 log.info("peer_route_failed", site=site, error=repr(exc))
         log.warning("call_site_unheld", site=site, linkedid=request.linkedid[:64])

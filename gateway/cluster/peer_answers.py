@@ -18,6 +18,7 @@ from gateway.http.public import amp_answer
 from gateway.http.session_request import SessionReply, SessionRequest
 from gateway.leasing.elsewhere import AmpAnswer, AmpAsk, HeartbeatAnswer
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from gateway.telephony.route_flights import PEER_DEADLINE
 
 __all__ = ["OwnerAnswers", "site_of_call_elsewhere"]
 
@@ -74,12 +75,26 @@ class OwnerAnswers:
             raise NotHere()
         return await amp_answer(self.desk, ask)
 
-    async def route(self, request: AgiRequest) -> RouteDecision | None:
+    async def route(
+        self, request: AgiRequest, answer_within_s: float | None
+    ) -> RouteDecision | None:
+        """The route, given up when the asker stops waiting (`answer_within_s` from now; an
+        older asker does not say: this gateway's own deadline): the call is then recorded as
+        gone to the fallback, as Asterisk dialed it (route_flights.late_reason)."""
         if site_of_call_elsewhere(self.forwarding, request) is not None:
             raise NotHere()
+        within = self.route_deadline_s if answer_within_s is None else answer_within_s
+        limit = asyncio.timeout(within)
         try:
-            async with asyncio.timeout(self.route_deadline_s):
-                return await self.router.decide(request)
+            async with limit:
+                return await self.router.decide(request, deadline=PEER_DEADLINE)
         except TimeoutError:
-            log.warning("peer_route_deadline", linkedid=request.linkedid[:64])
+            if not limit.expired():
+                raise  # the store's own timeout (a failed route), not the asker's time
+            log.warning(
+                "peer_route_deadline",
+                linkedid=request.linkedid[:64],
+                within_ms=round(within * 1000),
+                said=answer_within_s is not None,
+            )
             return None

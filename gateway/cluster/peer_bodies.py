@@ -21,6 +21,8 @@ from gateway.telephony.agi import AgiRequest, RouteDecision
 from numberpool.visit import url_problem
 
 __all__ = [
+    "ANSWER_WITHIN",
+    "MAX_ANSWER_WITHIN_MS",
     "MAX_SESSIONS",
     "decode_amp",
     "decode_amp_answer",
@@ -179,29 +181,43 @@ def decode_heartbeat_answer(body: bytes) -> HeartbeatAnswer:
 # -- routes -------------------------------------------------------------------------------
 
 _ROUTE_TEXT = ("dialed", "caller", "caller_name", "linkedid", "uniqueid", "channel")
+_ROUTE_FIELDS = frozenset({*_ROUTE_TEXT, "lookup_began", "lookup_timeout_s"})
+# How long the asker still waits for the answer (its AGI deadline's remainder), in whole
+# milliseconds. Optional: a gateway of an older version neither sends nor accepts it.
+ANSWER_WITHIN = "answer_within_ms"
+MAX_ANSWER_WITHIN_MS = 600_000  # a caller never waits 10 minutes for a route
+_ROUTE_FIELDS_NOW = _ROUTE_FIELDS | {ANSWER_WITHIN}
 
 
-def encode_route(request: AgiRequest) -> bytes:
-    """What the owner's router needs of a FastAGI request (not its whole env block)."""
+def encode_route(request: AgiRequest, answer_within_ms: int | None = None) -> bytes:
+    """What the owner's router needs of a FastAGI request (not its whole env block), and how
+    long the asker still waits for the answer (None: not said, as older gateways do)."""
     item: dict[str, Any] = {name: getattr(request, name)[:_MAX_TEXT] for name in _ROUTE_TEXT}
     item["lookup_began"] = request.lookup_began
     item["lookup_timeout_s"] = request.lookup_timeout_s
+    if answer_within_ms is not None:
+        item[ANSWER_WITHIN] = min(max(answer_within_ms, 0), MAX_ANSWER_WITHIN_MS)
     return json.dumps(item, separators=(",", ":")).encode()
 
 
-def decode_route(body: bytes) -> AgiRequest:
+def decode_route(body: bytes) -> tuple[AgiRequest, float | None]:
+    """A peer's route request and how long it still waits for the answer, in seconds (None:
+    an older gateway's request, which does not say)."""
     item = json_body(body)
-    if not isinstance(item, dict) or set(item) != {
-        *_ROUTE_TEXT,
-        "lookup_began",
-        "lookup_timeout_s",
-    }:
+    if not isinstance(item, dict) or not _ROUTE_FIELDS <= item.keys() <= _ROUTE_FIELDS_NOW:
         raise BadFrame("a route request has the wrong fields")
     for name in _ROUTE_TEXT:
         check_text(item[name], _MAX_TEXT, name)
     began = check_number(item["lookup_began"], 1e9, 1e11, "lookup_began")
     timeout = check_number(item["lookup_timeout_s"], 0.1, 600.0, "lookup_timeout_s")
-    return AgiRequest(
+    within = item.get(ANSWER_WITHIN)
+    if ANSWER_WITHIN in item and (
+        not isinstance(within, int)
+        or isinstance(within, bool)
+        or not 0 <= within <= MAX_ANSWER_WITHIN_MS
+    ):
+        raise BadFrame(f"{ANSWER_WITHIN} must be whole milliseconds, 0-{MAX_ANSWER_WITHIN_MS}")
+    request = AgiRequest(
         dialed=item["dialed"],
         caller=item["caller"],
         caller_name=item["caller_name"],
@@ -212,6 +228,7 @@ def decode_route(body: bytes) -> AgiRequest:
         lookup_began=began,
         lookup_timeout_s=timeout,
     )
+    return request, None if within is None else within / 1000
 
 
 def encode_route_answer(decision: RouteDecision | None) -> bytes:

@@ -47,6 +47,8 @@ log = structlog.get_logger()
 CONNECT_S = 2.0
 # Sessions and heartbeats wait this long for the owner (a route waits its deadline only).
 _ANSWER_S = 10.0
+# How an older gateway refuses a route request with a field it does not know.
+_WRONG_FIELDS = b"a route request has the wrong fields"
 
 
 class PeerClient:
@@ -67,6 +69,9 @@ class PeerClient:
         # and commits a frame as one batch, as it does its own requests).
         self._queued: list[tuple[SessionRequest, asyncio.Future[SessionReply | None]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        # The connection to a peer that refused a route's answer_within_ms (an older version):
+        # not sent there again. A new connection (the peer restarted, maybe upgraded) tries.
+        self._older: asyncio.StreamWriter | None = None
 
     async def sessions(self, requests: list[SessionRequest]) -> list[SessionReply | None]:
         """The owner's answers (None: it does not hold that site); PeerUnavailable, TimeoutError."""
@@ -116,8 +121,23 @@ class PeerClient:
         _expect(frame, Kind.HEARTBEAT_REPLY)
         return decode_heartbeat_answer(frame.body)
 
-    async def route(self, request: AgiRequest, timeout_s: float) -> RouteDecision | None:
-        frame = await self.ask(Kind.ROUTE, encode_route(request), timeout_s)
+    async def route(
+        self, request: AgiRequest, timeout_s: float, answer_within_s: float | None = None
+    ) -> RouteDecision | None:
+        """The owner's route, waited for at most `timeout_s`. `answer_within_s`: when the owner
+        is to give the route up (record the call as gone to the fallback and answer None),
+        sent unless this connection's peer is of a version that refuses it."""
+        within = None if answer_within_s is None else int(answer_within_s * 1000)
+        if self._writer is not None and self._writer is self._older:
+            within = None
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        frame = await self.ask(Kind.ROUTE, encode_route(request, within), timeout_s)
+        if within is not None and _refused_field(frame):
+            # An older gateway (a rolling upgrade): its own deadline applies, as before.
+            log.info("peer_route_deadline_unknown", peer=f"{self.host}:{self.port}")
+            self._older = self._writer
+            frame = await self.ask(Kind.ROUTE, encode_route(request), until - loop.time())
         _not_here(frame)
         _expect(frame, Kind.ROUTE_REPLY)
         return decode_route_answer(frame.body)
@@ -212,6 +232,11 @@ class PeerClient:
 def _not_here(frame: Frame) -> None:
     if frame.kind is Kind.NOT_HERE:
         raise NotHere()
+
+
+def _refused_field(frame: Frame) -> bool:
+    """Whether a route was refused for its fields (an older peer's answer to answer_within_ms)."""
+    return frame.kind is Kind.REFUSED and frame.body.startswith(_WRONG_FIELDS)
 
 
 def _expect(frame: Frame, kind: Kind) -> None:

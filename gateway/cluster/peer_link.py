@@ -64,13 +64,16 @@ class PeerUnavailable(ConnectionError):
 
 
 class PeerAnswers(Protocol):
-    """What the owner of a unit answers (each raises NotHere for a unit it does not hold)."""
+    """What the owner of a unit answers (each raises NotHere for a unit it does not hold). A
+    route's `answer_within_s` is how long its asker still waits (None: not said)."""
 
     async def sessions(self, requests: list[SessionRequest]) -> list[SessionReply]: ...
 
     async def heartbeat(self, session_id: str, origin: str | None) -> HeartbeatAnswer: ...
 
-    async def route(self, request: AgiRequest) -> RouteDecision | None: ...
+    async def route(
+        self, request: AgiRequest, answer_within_s: float | None
+    ) -> RouteDecision | None: ...
 
     async def amp(self, ask: AmpAsk) -> AmpAnswer: ...
 
@@ -206,7 +209,7 @@ class PeerServer:
             answer = await answers.heartbeat(*decode_heartbeat(frame.body))
             return encode(Kind.HEARTBEAT_REPLY, rid, encode_heartbeat_answer(answer))
         if frame.kind is Kind.ROUTE:
-            decision = await answers.route(decode_route(frame.body))
+            decision = await answers.route(*decode_route(frame.body))
             return encode(Kind.ROUTE_REPLY, rid, encode_route_answer(decision))
         if frame.kind is Kind.AMP:
             amp = await answers.amp(decode_amp(frame.body))

@@ -1,7 +1,5 @@
 """The call path: a dialed number in, a route out, the call recorded with its attribution.
-
-Called by the FastAGI server while the caller waits; short and bounded by the AGI deadline.
-"""
+Called by the FastAGI server while the caller waits; short and bounded by the AGI deadline."""
 
 from __future__ import annotations
 
@@ -29,7 +27,7 @@ from gateway.store.outbox import call_started_write
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
-from gateway.telephony.route_flights import Flight, Flights, late_reason
+from gateway.telephony.route_flights import AGI_DEADLINE, Flight, Flights, late_reason
 from gateway.telephony.route_landed import Landed
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
@@ -115,8 +113,11 @@ class CallRouter:
         self._flights = Flights()
         metrics.gauge(lambda: [("ctgw_routes_in_flight", (), len(self._flights))])
 
-    async def decide(self, request: AgiRequest) -> RouteDecision | None:
-        """The route for a call, or None so the dialplan dials its fallback."""
+    async def decide(
+        self, request: AgiRequest, *, deadline: str = AGI_DEADLINE
+    ) -> RouteDecision | None:
+        """The route for a call, or None so the dialplan dials its fallback. `deadline`: whose
+        deadline cancels the caller (the `late` of a route recorded once nobody waits)."""
         now = self.clock.now()
         waited = request.waited(time.time())
         target = self._target(request)
@@ -128,7 +129,7 @@ class CallRouter:
             return await self._route(request, target, now, waited, None)
         # A lookup may outlast the deadline: the call is recorded whether or not it is awaited.
         return await self._flights.join(
-            linkedid, lambda flight: self._route(request, target, now, waited, flight)
+            linkedid, lambda flight: self._route(request, target, now, waited, flight), deadline
         )
 
     async def close(self) -> None:

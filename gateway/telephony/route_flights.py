@@ -16,7 +16,7 @@ import structlog
 
 from gateway.telephony.agi import AgiRequest, RouteDecision
 
-__all__ = ["MAX_FLIGHTS", "Flight", "Flights", "late_reason"]
+__all__ = ["AGI_DEADLINE", "MAX_FLIGHTS", "PEER_DEADLINE", "Flight", "Flights", "late_reason"]
 
 log = structlog.get_logger()
 
@@ -26,18 +26,25 @@ log = structlog.get_logger()
 # many in flight (a store that has all but stopped), a route runs in its AGI session as on
 # SQLite, and the deadline may cut it.
 MAX_FLIGHTS = 10_000
+# Whose deadline passed when nobody waits for a route any more (a late route's `late`): an AGI
+# session's here, or that of the gateway Asterisk asked, which forwarded the call (the time it
+# had left travels with the request: gateway/cluster/peer_answers.py).
+AGI_DEADLINE = "agi_deadline"
+PEER_DEADLINE = "peer_deadline"
 
 
 class Flight:
-    """One call's route being decided: its task, the AGI sessions waiting for its answer and,
-    once the call's record is made, its call id (for the logs)."""
+    """One call's route being decided: its task, the AGI sessions (or peers' requests) waiting
+    for its answer, whose deadline the newest of them has and, once the call's record is made,
+    its call id (for the logs)."""
 
-    __slots__ = ("call_id", "linkedid", "task", "waiters")
+    __slots__ = ("call_id", "deadline", "linkedid", "task", "waiters")
     task: asyncio.Task[RouteDecision | None]
 
     def __init__(self, linkedid: str) -> None:
         self.linkedid = linkedid
         self.call_id = ""
+        self.deadline = AGI_DEADLINE
         self.waiters: set[asyncio.Task[Any]] = set()
 
     def awaited(self) -> bool:
@@ -64,10 +71,12 @@ class Flights:
         """Whether a new route for `linkedid` would not fit (one already in flight always does)."""
         return len(self._flights) >= self._limit and linkedid not in self._flights
 
-    async def join(self, linkedid: str, route: Route) -> RouteDecision | None:
+    async def join(
+        self, linkedid: str, route: Route, deadline: str = AGI_DEADLINE
+    ) -> RouteDecision | None:
         """The answer of the route in flight for `linkedid` (a retry of its call gets the same
-        answer), begun with `route` when there is none. Cancelling the caller (the AGI
-        deadline) leaves the route running."""
+        answer), begun with `route` when there is none. Cancelling the caller (its `deadline`)
+        leaves the route running."""
         flight = self._flights.get(linkedid) if linkedid else None
         if flight is None:
             flight = Flight(linkedid)
@@ -77,6 +86,7 @@ class Flights:
             flight.task.add_done_callback(functools.partial(self._landed, key))
         else:
             log.info("call_route_joined", linkedid=linkedid)
+        flight.deadline = deadline
         waiter = asyncio.current_task()
         if waiter is not None:
             flight.waiters.add(waiter)
@@ -109,10 +119,10 @@ class Flights:
 
 def late_reason(request: AgiRequest, waited: float | None, flight: Flight | None) -> str:
     """Why a call with a route is recorded as sent to the fallback ('' when it is not): the
-    caller waited past the dialplan's timeout (it has dialed its fallback already), or no AGI
-    session waits for the route in flight any more (the deadline passed)."""
+    caller waited past the dialplan's timeout (it has dialed its fallback already), or nobody
+    waits for the route in flight any more (its deadline passed: `Flight.deadline`)."""
     if waited is not None and waited >= (request.lookup_timeout_s or float("inf")):
         return "lookup_timeout"
     if flight is not None and not flight.awaited():
-        return "agi_deadline"
+        return flight.deadline
     return ""

@@ -5,6 +5,7 @@ proves the shared secret both ways, the request kinds (sessions, heartbeat, rout
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from structlog.testing import capture_logs
 from gateway.cluster.forwarding import HANDOVER_WAIT_S, Forwarding
 from gateway.cluster.membership import site_unit
 from gateway.cluster.nodes import Peer
+from gateway.cluster.peer_answers import OwnerAnswers
+from gateway.cluster.peer_bodies import encode_route, encode_route_answer
 from gateway.cluster.peer_client import PeerClient
 from gateway.cluster.peer_frames import (
     HEADER,
@@ -65,6 +68,7 @@ class FakeOwner:
         self.held = {"mine"}
         self.frames: list[list[SessionRequest]] = []
         self.slow = asyncio.Event()
+        self.withins: list[float | None] = []  # each route's answer_within_s
 
     async def sessions(self, requests: list[SessionRequest]) -> list[SessionReply]:
         self.frames.append(requests)
@@ -89,7 +93,10 @@ class FakeOwner:
             return AmpAnswer(429, "rate_limited", "too many", retry_after=7)
         return AmpAnswer(200, number="+14155550101")
 
-    async def route(self, request: AgiRequest) -> RouteDecision | None:
+    async def route(
+        self, request: AgiRequest, answer_within_s: float | None
+    ) -> RouteDecision | None:
+        self.withins.append(answer_within_s)
         if request.dialed == "elsewhere":
             raise NotHere()
         if request.dialed == "slow":
@@ -489,3 +496,113 @@ async def test_a_peer_answering_garbage_fails_only_its_requests() -> None:
     finally:
         await peer.close()
         server.close()
+
+
+# -- a route's time left -----------------------------------------------------------------
+
+
+def route_body(**extra: object) -> bytes:
+    item = json.loads(encode_route(call("+14155550101")))
+    return json.dumps({**item, **extra}).encode()
+
+
+async def test_a_route_says_how_long_its_asker_waits_and_a_bad_value_is_refused(
+    owner: tuple[FakeOwner, PeerServer], client: PeerClient
+) -> None:
+    """The asker's time left reaches the owner in seconds; a request without it (an older
+    gateway's) is answered too, with None. A value that is not whole milliseconds in 0-600,000
+    is refused on its own (REFUSED, with what is wrong) and the link goes on."""
+    fake, server = owner
+    assert await client.route(call("+14155550101"), 2.0, 0.25) is not None
+    assert await client.route(call("+14155550101"), 2.0) is not None
+    assert fake.withins == [0.25, None]
+    reader, writer = await raw_hello(server.port)
+    bad: list[object] = [-1, "250", True, None, 2.5, 600_001, 10**20, float("nan"), [250]]
+    try:
+        for rid, value in enumerate(bad, start=1):
+            writer.write(encode(Kind.ROUTE, rid, route_body(answer_within_ms=value)))
+        refused = {}
+        for _ in bad:
+            kind, rid, body = await read_reply(reader)
+            refused[rid] = (kind, body.startswith(b"answer_within_ms"))
+        assert refused == {rid: (Kind.REFUSED, True) for rid in range(1, len(bad) + 1)}
+        writer.write(encode(Kind.ROUTE, 99, route_body(answer_within_ms=600_000)))
+        writer.write(encode(Kind.ROUTE, 100, route_body(answer_within_ms=0)))
+        answered = {(await read_reply(reader))[:2] for _ in range(2)}
+        assert answered == {(Kind.ROUTE_REPLY, 99), (Kind.ROUTE_REPLY, 100)}
+        assert sorted(fake.withins[2:]) == [0.0, 600.0]
+    finally:
+        writer.close()
+
+
+async def test_an_older_owner_is_asked_again_without_the_time_left() -> None:
+    """An owner of the previous version refuses a route with the time left ("wrong fields"):
+    the route is asked again without it (the owner's own deadline, as before), and not sent
+    with it again on that connection; a new connection (the owner restarted, perhaps
+    upgraded) tries it again."""
+    seen: list[bool] = []
+    links: list[asyncio.StreamWriter] = []
+
+    async def older(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        links.append(writer)
+        nonce = os.urandom(NONCE_BYTES)
+        writer.write(encode(Kind.CHALLENGE, 0, nonce))
+        size, _, _ = HEADER.unpack(await reader.readexactly(HEADER.size))
+        hello = await reader.readexactly(size - 5)
+        writer.write(encode(Kind.WELCOME, 0, welcome_mac(SECRET, nonce, hello[32:48])))
+        try:
+            while True:
+                _, rid, body = await read_reply(reader)
+                with_time = "answer_within_ms" in json.loads(body)
+                seen.append(with_time)
+                if with_time:  # what gateway/cluster/peer_bodies.py said before
+                    writer.write(encode(Kind.REFUSED, rid, b"a route request has the wrong fields"))
+                else:
+                    answer = RouteDecision("PJSIP/agent1", f"call-{rid}", "google", "")
+                    writer.write(encode(Kind.ROUTE_REPLY, rid, encode_route_answer(answer)))
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    server = await asyncio.start_server(older, "127.0.0.1", 0)
+    peer = PeerClient("127.0.0.1", server.sockets[0].getsockname()[1], SECRET, "node-b")
+    try:
+        for _ in range(2):
+            decision = await peer.route(call("+14155550101"), 5.0, 0.3)
+            assert decision is not None and decision.route == "PJSIP/agent1"
+        assert seen == [True, False, False]
+        links[0].close()  # the owner restarts
+        for _ in range(20):
+            try:
+                await peer.route(call("+14155550101"), 5.0, 0.3)
+                break
+            except PeerUnavailable:
+                await asyncio.sleep(0.05)  # the link's end not seen yet
+        assert seen[3:] == [True, False]
+    finally:
+        await peer.close()
+        server.close()
+
+
+class HoldingDirectory(FakeDirectory):
+    def holds(self, unit: str) -> bool:
+        return True
+
+
+async def test_a_store_timeout_is_not_taken_for_the_askers_time(
+    asker: tuple[SessionDesk, CallRouter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A route that fails with the store's own timeout (asyncpg's command_timeout raises
+    TimeoutError) fails as the error it is (the peer link refuses it, logged), not as a route
+    whose asker stopped waiting."""
+    desk, router = asker
+    desk.book.sites = dict(desk.book.known)  # this gateway serves the site
+    answers = OwnerAnswers(forwarding(asker, HoldingDirectory(None)), 5.0)
+
+    async def store_timed_out(request: AgiRequest, **_: object) -> RouteDecision | None:
+        raise TimeoutError
+
+    monkeypatch.setattr(router, "decide", store_timed_out)
+    with capture_logs() as logs:
+        with pytest.raises(TimeoutError):
+            await answers.route(call(POOL[0]), 2.0)
+    assert not [e for e in logs if e["event"] == "peer_route_deadline"]
