@@ -21,7 +21,8 @@ full cooldown is otherwise not contested, as before issue 11. The decision, in o
    earlier calls count with the confidence they were decided with): a visitor who surely did
    keeps SECOND_PHONE of its odds. The heavier side wins, confidence its share;
 3. alone and live, 1.0 (`active`); alone and ended, 0.95 - 0.45 * since / window (0.95 as it
-   ends, 0.5 at the window's edge).
+   ends, 0.5 at the window's edge), at least KNOWN when the caller's earlier call went to it
+   (as just past the window: the confidence does not drop at the window's edge).
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ def decide(
     )
     rival = runs[1] if contested else None
     known = next(
-        (r for r in runs if r.lease.visitor_id in known_visitors or _past(r.lease, at, window)),
+        (
+            r
+            for r in runs
+            if r.lease.visitor_id in known_visitors or _followed(r.lease, caller, at, window, notes)
+        ),
         None,
     )
     if known is not None and (
@@ -150,6 +155,8 @@ def decide(
             if newest.lease.live_at(at)
             else 0.95 - 0.45 * _fraction(at - newest.lease.until, window)
         )
+        if known is newest:
+            sure = max(sure, KNOWN)  # the caller's own earlier call points at it too
         if len(runs) == 1:
             return Claim(newest.lease, sure, odds=sure)
         # Rested its cooldown: not contested, yet the holder before may still call within the

@@ -190,3 +190,15 @@ def test_the_same_decision_noted_again_keeps_one_note_with_the_latest_time(
     pool.note_call(gone.number, later, clock.now())
     pool.note_call(gone.number, first, clock.now())  # an older copy (a reload) changes nothing
     assert pool.calls_on(gone.number) == [later]
+
+
+def test_a_repeat_just_inside_the_window_is_as_sure_as_one_just_past_it(clock: FakeClock) -> None:
+    """Ada's repeat 58 s after v's lease ended (inside the window, nobody took the number) is
+    v's with at least KNOWN confidence, as her repeat 70 s after it is: not the 0.5-0.95 ramp
+    of a caller nothing points at."""
+    site, _, gone = called_then_left(clock)
+    inside = site.attribute(gone.number, clock.advance(seconds=8), caller=ADA)
+    assert inside.visitor_id == "v-v" and clock.now() - gone.until < WINDOW
+    assert inside.confidence >= KNOWN
+    stranger = site.attribute(gone.number, clock.now(), caller=EVE)
+    assert stranger.visitor_id == "v-v" and stranger.confidence < 0.6  # the ramp at 58 s
