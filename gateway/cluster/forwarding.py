@@ -49,6 +49,7 @@ _REFRESH_GAP_S = 0.1  # directory reads, at most this often
 # way and both event loops' lag. A route the holder answers later is recorded with its route
 # while Asterisk dials the fallback.
 _ANSWER_TRIP_S = 0.02
+_UNHELD = ("call_site_unheld", "site_unheld")  # a call's log event and unrouted reason
 _UNAVAILABLE = "no gateway serves this site right now; try again shortly"
 # A request POST /v1/sessions let through that its site's holder would refuse (an origin too
 # long to be any site's): answered here, as its holder would.
@@ -252,19 +253,24 @@ class Forwarding:
         dialed."""
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_s
+        late = False  # the last holder asked did not answer in time
         async for _ in self._tries(deadline_s):
             if self.here(site):
                 return await self.router.decide(request)
             client = self._client_for(site)
             left = until - loop.time()
             if client is None or left <= 0:
+                late = late and client is not None
                 continue
             try:
                 return await client.route(request, left, left - min(_ANSWER_TRIP_S, left / 10))
             except _FAILED as exc:
+                late = isinstance(exc, TimeoutError)
                 log.info("peer_route_failed", site=site, error=repr(exc))
-        log.warning("call_site_unheld", site=site, linkedid=request.linkedid[:64])
-        self.router.metrics.inc("ctgw_calls_unrouted_total", reason="site_unheld")
+        # Late: the holder was asked, but neither connected nor answered before this deadline.
+        event, reason = ("call_holder_late", "holder_late") if late else _UNHELD
+        log.warning(event, site=site, linkedid=request.linkedid[:64])
+        self.router.metrics.inc("ctgw_calls_unrouted_total", reason=reason)
         return None
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "LinkedCall",
     "attributed_visit",
     "call_closed_write",
+    "call_fallback_write",
     "call_for_linkedid",
     "call_json",
     "call_progress_write",
@@ -51,6 +52,10 @@ _PROGRESS_SQL = (
     " talk_seconds = ?, recording = ?, hangup_cause = ?, route = coalesce(?, route)"
     " WHERE linkedid = ? AND ended_at IS NULL"
 )
+# A route decided while its caller waited, whose caller was cut off (its deadline) before the
+# answer reached it: Asterisk dialed its fallback. Only while the record still holds that route:
+# AMI's dial string, once written, is what Asterisk really dialed, and stays.
+_FALLBACK_SQL = "UPDATE calls SET route = ? WHERE call_id = ? AND route = ?"
 _CLOSED_SQL = (
     "UPDATE calls SET state = ?, ended_at = ?, hangup_cause = 'closed on resync'"
     " WHERE call_id = ? AND ended_at IS NULL"
@@ -288,6 +293,12 @@ def call_progress_write(
         ),
         rank=70,
     )
+
+
+def call_fallback_write(call_id: str, route: str, fallback: str) -> Write:
+    """The record of a call routed to `route` whose caller never got that answer set to
+    `fallback` (what the dialplan dialed), unless its route has changed since (AMI)."""
+    return Write(_FALLBACK_SQL, (fallback, call_id, route), rank=70)
 
 
 async def open_calls(db: Database, started_before: datetime) -> list[CallRecord]:

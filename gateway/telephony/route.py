@@ -27,8 +27,15 @@ from gateway.store.outbox import call_started_write
 from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from gateway.telephony.agi import AgiRequest, RouteDecision
+from gateway.telephony.caller_id import caller_number, clean_name
 from gateway.telephony.route_flights import AGI_DEADLINE, Flight, Flights, late_reason
 from gateway.telephony.route_landed import Landed
+from gateway.telephony.route_outcome import (
+    FALLBACK_ROUTE,
+    count_and_log,
+    late_in_commit,
+    recorded_when_cut,
+)
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
 from numberpool.clock import Clock
@@ -39,9 +46,6 @@ __all__ = ["FALLBACK_ROUTE", "CallRouter", "FollowUp", "SitesByNumber", "source_
 
 log = structlog.get_logger()
 
-_MAX_NAME = 80
-# The route recorded for a call the dialplan sent to its own fallback (CTGW_FALLBACK).
-FALLBACK_ROUTE = "fallback"
 _SLOW_LOOKUP_S = 0.5
 _DIALED_CACHE = 4096
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._/()-]+")
@@ -126,10 +130,12 @@ class CallRouter:
         linkedid = request.linkedid[:64]
         if not self._lookups_suspend or self._flights.full(linkedid):
             # SQLite: no lookup suspends, the deadline cannot cut the route before its submit.
-            return await self._route(request, target, now, waited, None)
+            return await self._route(request, target, now, waited, deadline, None)
         # A lookup may outlast the deadline: the call is recorded whether or not it is awaited.
         return await self._flights.join(
-            linkedid, lambda flight: self._route(request, target, now, waited, flight), deadline
+            linkedid,
+            lambda flight: self._route(request, target, now, waited, deadline, flight),
+            deadline,
         )
 
     async def close(self) -> None:
@@ -142,6 +148,7 @@ class CallRouter:
         target: _Target,
         now: datetime,
         waited: float | None,
+        deadline: str,
         flight: Flight | None,
     ) -> RouteDecision | None:
         """Look the call up, attribute and record it; in `flight` where lookups suspend."""
@@ -152,7 +159,7 @@ class CallRouter:
             if known is not None:
                 return _again(target, known)
             at = _dialed_at(now, waited)
-            caller = _caller_number(request.caller, self.region)
+            caller = caller_number(request.caller, self.region)
             attribution = await self._attribute(target.entry, target.dialed, at, caller)
             stored_contact = await contact_for_number(self.db, caller) if caller else None
             # Nothing awaits from here to the submit in _record: the pending maps are checked
@@ -171,8 +178,25 @@ class CallRouter:
         if flight is not None:
             flight.call_id = call.call_id
         label = source_label(call.attribution)
-        await self._record(call, label)
-        self._count_and_log(call, late, waited)
+        committed = self._record(call, label)
+        try:
+            await asyncio.shield(committed)
+        except asyncio.CancelledError:
+            # The caller's deadline passed during the commit (SQLite, or no flight): the rows
+            # are still written; once they are, the record says what Asterisk dialed.
+            cut = late or late_in_commit(deadline)
+            committed.add_done_callback(
+                lambda done: recorded_when_cut(self.db, self.metrics, done, call, cut, waited)
+            )
+            raise
+        if not late and flight is not None and not flight.awaited():
+            # The same where routes fly: nobody gets this route (Asterisk dials the fallback).
+            late = late_in_commit(flight.deadline)
+            fixed = recorded_when_cut(self.db, self.metrics, committed, call, late, waited)
+            if fixed is not None:
+                await asyncio.wait([fixed])  # the flight lasts until the record is corrected
+            return None
+        count_and_log(self.metrics, call, late, waited)
         if late:
             return None
         whisper = whisper_for(target.entry.whisper, label)
@@ -239,7 +263,7 @@ class CallRouter:
             state="ringing",
             attribution=attribution,
             caller=caller,
-            caller_name=_clean_name(request.caller_name),
+            caller_name=clean_name(request.caller_name),
             linkedid=request.linkedid[:64],
             route=route,
             first_time=first_time,
@@ -277,8 +301,8 @@ class CallRouter:
         contact_id = self._new_contacts[caller] = secrets.token_hex(8)
         return contact_id, True
 
-    async def _record(self, call: CallRecord, label: str) -> None:
-        """Commit the call, its contact and AMI's view of it in one group commit."""
+    def _record(self, call: CallRecord, label: str) -> asyncio.Future[None]:
+        """Submit the call, its contact and AMI's view of it to one group commit."""
         writes = [call_write(call), call_started_write(call)]
         if call.caller and call.contact_id:
             writes.append(contact_call_write(call))
@@ -286,12 +310,12 @@ class CallRouter:
             writes += self.follow_up(call.linkedid, call.call_id, call.site)
         if call.linkedid:
             self._new_calls[call.linkedid] = (call.call_id, label)
-        # The AGI deadline cancels this coroutine; the record is still written in full (the
-        # rows are in the group commit already; the shield keeps our future from being cancelled).
+        # The AGI deadline may cancel the route's await of this future: the record is still
+        # written in full (the rows are in the group commit already; it is awaited shielded).
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         committed.add_done_callback(lambda done: self._committed(done, call.caller, call.linkedid))
         self.db.submit(writes, committed)
-        await asyncio.shield(committed)
+        return committed
 
     def _committed(self, done: asyncio.Future[None], caller: str, linkedid: str) -> None:
         """The call's rows are in the store (or failed): lookups answer from the store again."""
@@ -305,24 +329,6 @@ class CallRouter:
         if answer is not None:
             self._landed_calls.add(linkedid, self._commits, answer)
 
-    def _count_and_log(self, call: CallRecord, late: str, waited: float | None) -> None:
-        kind = call.attribution.kind
-        self.metrics.inc("ctgw_calls_total", site=call.site, kind=kind)
-        fields = {"late": late} if late else {}
-        log.info(
-            "call_routed_late" if late else "call_routed",
-            call_id=call.call_id,
-            site=call.site,
-            dialed=call.dialed,
-            route=call.route,
-            attribution=kind,
-            first_time=call.first_time,
-            waited_s=round(waited, 3) if waited is not None else None,
-            **fields,
-        )
-        if late:
-            self.metrics.inc("ctgw_calls_routed_late_total", site=call.site)
-
 
 def _again(target: _Target, known: tuple[str, str]) -> RouteDecision:
     """Asterisk asked again for a call already routed (a retried lookup): the same answer."""
@@ -333,18 +339,3 @@ def _dialed_at(now: datetime, waited: float | None) -> datetime:
     """When the caller dialed: attribute by that, not by when a slow or frozen gateway got to
     it (a lookup answered in its usual milliseconds keeps the gateway's own clock)."""
     return now - timedelta(seconds=waited) if waited and waited >= _SLOW_LOOKUP_S else now
-
-
-def _caller_number(text: str, region: str) -> str:
-    """The caller as E.164, or '' for anonymous or unreadable caller ids."""
-    try:
-        return normalise(text, region) if text else ""
-    except InvalidNumber:
-        return ""
-
-
-def _clean_name(text: str) -> str:
-    """The caller name as stored: line breaks and tabs as spaces, other control characters
-    removed, bounded length."""
-    spaced = "".join(ch if ch.isprintable() else " " if ch in "\r\n\t" else "" for ch in text)
-    return " ".join(spaced.split())[:_MAX_NAME]

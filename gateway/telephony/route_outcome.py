@@ -1,0 +1,80 @@
+"""How a routed call is counted and logged (`call_routed`, or `call_routed_late` when the
+caller was sent to the fallback), and a record corrected when its caller's deadline passed
+while it was being committed: the route was decided, but nobody received it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import structlog
+
+from gateway.metrics import Metrics
+from gateway.store.calls import call_fallback_write
+from gateway.store.database import Database, StoreError
+from numberpool.calls import CallRecord
+
+__all__ = ["FALLBACK_ROUTE", "count_and_log", "late_in_commit", "recorded_when_cut"]
+
+log = structlog.get_logger()
+
+# The route recorded for a call the dialplan sent to its own fallback (CTGW_FALLBACK).
+FALLBACK_ROUTE = "fallback"
+
+
+def late_in_commit(deadline: str) -> str:
+    """The `late` of a route whose caller's deadline (`agi_deadline`, `peer_deadline`) passed
+    while its record was being committed: recorded with the route, then set to the fallback."""
+    return f"{deadline}_in_commit"
+
+
+def count_and_log(metrics: Metrics, call: CallRecord, late: str, waited: float | None) -> None:
+    """One count and one line per routed call, as its record says it went."""
+    kind = call.attribution.kind
+    metrics.inc("ctgw_calls_total", site=call.site, kind=kind)
+    fields = {"late": late} if late else {}
+    log.info(
+        "call_routed_late" if late else "call_routed",
+        call_id=call.call_id,
+        site=call.site,
+        dialed=call.dialed,
+        route=call.route,
+        attribution=kind,
+        first_time=call.first_time,
+        waited_s=round(waited, 3) if waited is not None else None,
+        **fields,
+    )
+    if late:
+        metrics.inc("ctgw_calls_routed_late_total", site=call.site)
+
+
+def recorded_when_cut(
+    db: Database,
+    metrics: Metrics,
+    committed: asyncio.Future[None],
+    call: CallRecord,
+    late: str,
+    waited: float | None,
+) -> asyncio.Future[None] | None:
+    """Once `committed` (the record of `call`) has landed: the record set to the fallback
+    unless it says so already (the write's future, answered when that lands), the call counted
+    and logged late. A failed commit left no record (the store logged it)."""
+    if committed.cancelled() or committed.exception() is not None:
+        return None
+    written: asyncio.Future[None] | None = None
+    if call.route != FALLBACK_ROUTE:
+        written = asyncio.get_running_loop().create_future()
+        try:
+            db.submit([call_fallback_write(call.call_id, call.route, FALLBACK_ROUTE)], written)
+        except StoreError as exc:  # closed meanwhile: answered all the same, logged once below
+            written.set_exception(exc)
+        written.add_done_callback(lambda done: _unless_failed(done, call))
+        call = replace(call, route=FALLBACK_ROUTE)
+    count_and_log(metrics, call, late, waited)
+    return written
+
+
+def _unless_failed(written: asyncio.Future[None], call: CallRecord) -> None:
+    """The record could not be set to the fallback: it keeps the route nobody received."""
+    if not written.cancelled() and (exc := written.exception()) is not None:
+        log.error("call_route_failed", linkedid=call.linkedid, call_id=call.call_id, error=str(exc))
