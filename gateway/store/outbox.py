@@ -110,12 +110,7 @@ def call_started_write(call: CallRecord) -> Write:
     """The route's `call.started`: the whole call as the API shows it, committed with it (and
     only when an endpoint of the call's site asks for it: `wanted_write`)."""
     payload = {"site": call.site, "key": call.call_id, "data": call_json(call)}
-    values = ("call.started", json.dumps(payload), call.started_at, call.started_at)
-    return Write(
-        f"{_OUTBOX_IF_SQL} WHERE {_WANTED_SQL}",
-        (*values, call.site, _wanted_pattern("call.started")),
-        CALL_STARTED_RANK,
-    )
+    return _wanted("call.started", payload, call.started_at, "", (), CALL_STARTED_RANK)
 
 
 def wanted_write(
@@ -130,9 +125,16 @@ def wanted_write(
     `topic` (decided in the commit), and `where` holds if given. No endpoint is ever sent an
     event from before it was made, so a row nobody wants would only be pruned unread, and
     most gateways have no endpoint at all: every call would queue two or three such rows."""
+    return _wanted(topic, payload, ts(at), where, params, rank)
+
+
+def _wanted(
+    topic: str, payload: dict[str, Any], stamp: str, where: str, params: Sequence[Any], rank: int
+) -> Write:
+    """`wanted_write` with the event's time as the store writes it."""
     site = str(payload.get("site", ""))
     condition = f"({where}) AND {_WANTED_SQL}" if where else _WANTED_SQL
-    values = (topic, json.dumps(payload), ts(at), ts(at), *params, site, _wanted_pattern(topic))
+    values = (topic, json.dumps(payload), stamp, stamp, *params, site, _wanted_pattern(topic))
     return Write(f"{_OUTBOX_IF_SQL} WHERE {condition}", values, rank=rank)
 
 
