@@ -142,6 +142,59 @@ async def login(client: TestClient, email: str) -> str:
     return page.split('name="csrf" value="')[1].split('"')[0]
 
 
+async def dial_begins(ami: TestAmi, call_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The click-to-call's two DialBegins: the agent's phone first, then the customer's."""
+    first = await ami.wait_for(
+        lambda e: e.get("Event") == "DialBegin" and e.get("DestLinkedid") == call_id, timeout=15
+    )
+    second = await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialBegin"
+            and e.get("Linkedid") == call_id
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=15,
+    )
+    return first, second
+
+
+async def hang_up_when_answered(
+    client: TestClient, ami: TestAmi, call_id: str, *, timeout: float = 15, talk: float = 1
+) -> dict[str, Any]:
+    """Once the customer answered (within `timeout`), talk `talk` s, hang the agent up: the
+    call's record once it has ended."""
+    await ami.wait_for(
+        lambda e: (
+            e.get("Event") == "DialEnd"
+            and e.get("Linkedid") == call_id
+            and e.get("DialStatus") == "ANSWER"
+            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
+        ),
+        timeout=timeout,
+    )
+    await asyncio.sleep(talk)
+    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
+    db = client.app[DB]
+    async with asyncio.timeout(15):
+        while True:
+            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+            if row["ended_at"]:
+                return dict(row)
+            await asyncio.sleep(0.1)
+
+
+async def closed_task(client: TestClient, task_id: str) -> dict[str, Any]:
+    """The task once it is closed (a call's answer closes it)."""
+    async with asyncio.timeout(15):
+        while True:
+            task = await client.app[DB].fetchone(
+                "SELECT closed_at, closed_by FROM tasks WHERE task_id = ?", (task_id,)
+            )
+            if task["closed_at"]:
+                return dict(task)
+            await asyncio.sleep(0.1)
+
+
 async def test_click_rings_agent_then_customer_and_closes_the_task(
     gateway: TestClient, ami: TestAmi, agent_phone: AgentPhone, customer_phone: AgentPhone
 ) -> None:
@@ -152,38 +205,11 @@ async def test_click_rings_agent_then_customer_and_closes_the_task(
     )
     assert resp.status == 303, await resp.text()
     call_id = resp.headers["X-Ctgw-Call-Id"]
-    first = await ami.wait_for(
-        lambda e: e.get("Event") == "DialBegin" and e.get("DestLinkedid") == call_id, timeout=15
-    )
+    first, second = await dial_begins(ami, call_id)
     assert first.get("DestChannel", "").startswith("PJSIP/agent1-")
-    second = await ami.wait_for(
-        lambda e: (
-            e.get("Event") == "DialBegin"
-            and e.get("Linkedid") == call_id
-            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
-        ),
-        timeout=15,
-    )
     assert second.get("Channel", "").startswith("PJSIP/agent1-")
-    await ami.wait_for(
-        lambda e: (
-            e.get("Event") == "DialEnd"
-            and e.get("Linkedid") == call_id
-            and e.get("DialStatus") == "ANSWER"
-            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
-        ),
-        timeout=15,
-    )
-    await asyncio.sleep(1)
-    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
-    db = gateway.app[DB]
-    async with asyncio.timeout(15):
-        while True:
-            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-            task = await db.fetchone("SELECT closed_at FROM tasks WHERE task_id = 't-c0'")
-            if row["ended_at"] and task["closed_at"]:
-                break
-            await asyncio.sleep(0.1)
+    row = await hang_up_when_answered(gateway, ami, call_id)
+    await closed_task(gateway, "t-c0")
     assert row["direction"] == "outbound" and row["state"] == "answered"
     assert row["agent"] == "PJSIP/agent1" and row["caller"] == NUMBER
     assert row["attribution_kind"] == "outbound"

@@ -19,6 +19,7 @@ from tests.integration.test_click_to_call import (
     NUMBER,
     click_to_call_config,
     following_gateway,
+    hang_up_when_answered,
     login,
     registered_customer,
     seed_contact,
@@ -76,25 +77,9 @@ async def _click_and_finish(client: TestClient, ami: TestAmi) -> dict[str, Any]:
         "/staff/contacts/k1/call", data={"site": "demo", "csrf": csrf}, allow_redirects=False
     )
     assert resp.status == 303, await resp.text()
-    call_id = resp.headers["X-Ctgw-Call-Id"]
-    await ami.wait_for(
-        lambda e: (
-            e.get("Event") == "DialEnd"
-            and e.get("Linkedid") == call_id
-            and e.get("DialStatus") == "ANSWER"
-            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
-        ),
-        timeout=20,
+    return await hang_up_when_answered(
+        client, ami, resp.headers["X-Ctgw-Call-Id"], timeout=20, talk=1.5
     )
-    await asyncio.sleep(1.5)
-    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
-    db = client.app[DB]
-    async with asyncio.timeout(15):
-        while True:
-            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-            if row["ended_at"]:
-                return dict(row)
-            await asyncio.sleep(0.1)
 
 
 async def test_the_shipped_outbound_context_dials_the_contact_through_the_trunk(

@@ -5,7 +5,6 @@ and the history says so. An agent of another site may not call that task's conta
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,14 +17,16 @@ from tests.integration.test_click_to_call import (  # noqa: F401 - a fixture
     NUMBER,
     PASSWORD,
     click_to_call_config,
+    closed_task,
     customer_phone,
+    dial_begins,
     following_gateway,
+    hang_up_when_answered,
     login,
     seed_contact,
 )
 from tests.lab.ami import TestAmi
 from tests.lab.asterisk import (
-    CUSTOMER,
     AsteriskLab,
 )
 from tests.lab.phone import AgentPhone
@@ -78,39 +79,11 @@ async def test_a_task_is_called_back_agent_first_and_the_answer_closes_it(
     assert resp.status == 303, await resp.text()
     assert resp.headers["Location"] == "/staff/contacts/k1?site=demo"
     call_id = resp.headers["X-Ctgw-Call-Id"]
-    first = await ami.wait_for(
-        lambda e: e.get("Event") == "DialBegin" and e.get("DestLinkedid") == call_id, timeout=15
-    )
+    first, second = await dial_begins(ami, call_id)
     assert first.get("DestChannel", "").startswith("PJSIP/agent1-")
-    second = await ami.wait_for(
-        lambda e: (
-            e.get("Event") == "DialBegin"
-            and e.get("Linkedid") == call_id
-            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
-        ),
-        timeout=15,
-    )
     assert float(first["Timestamp"]) <= float(second["Timestamp"])
-    await ami.wait_for(
-        lambda e: (
-            e.get("Event") == "DialEnd"
-            and e.get("Linkedid") == call_id
-            and e.get("DialStatus") == "ANSWER"
-            and e.get("DestChannel", "").startswith(f"PJSIP/{CUSTOMER}-")
-        ),
-        timeout=15,
-    )
-    await asyncio.sleep(1)
-    await ami.action("Hangup", Channel="/^PJSIP/agent1-.*$/")
-    async with asyncio.timeout(15):
-        while True:
-            row = await db.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-            task = await db.fetchone(
-                "SELECT closed_at, closed_by FROM tasks WHERE task_id = 't-c0'"
-            )
-            if row["ended_at"] and task["closed_at"]:
-                break
-            await asyncio.sleep(0.1)
+    row = await hang_up_when_answered(gateway, ami, call_id)
+    task = await closed_task(gateway, "t-c0")
     assert (row["direction"], row["state"], row["agent"], row["caller"]) == (
         "outbound",
         "answered",
