@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ENV = (
@@ -192,14 +192,21 @@ async def paced(port: int, rate: float, seconds: float) -> tuple[list[float], in
             errors += 1
 
     began = time.perf_counter()
+    await open_loop(rate, seconds, lambda _: call())
+    return latencies, errors, time.perf_counter() - began
+
+
+async def open_loop(rate: float, seconds: float, call: Callable[[int], Awaitable[None]]) -> None:
+    """Start call(n) for n = 0, 1, ... at `rate` per second for `seconds`, each on time whether
+    or not the earlier ones have finished; return once all have."""
+    began = time.perf_counter()
     tasks = []
     for n in range(int(rate * seconds)):
         delay = began + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(call()))
+        tasks.append(asyncio.create_task(call(n)))
     await asyncio.gather(*tasks)
-    return latencies, errors, time.perf_counter() - began
 
 
 def cpu_seconds(pid: int) -> float:

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: bench/sessions.py
     sys.path.insert(0, str(ROOT))
 
-from bench.agi import ENV  # noqa: E402
+from bench.agi import ENV, open_loop  # noqa: E402
+from bench.sessions import pool_toml  # noqa: E402
 from tests.postgres.gateways import Gateways  # noqa: E402
 
 AREAS = (415, 212, 312, 213, 617, 206, 305, 404)
@@ -82,18 +83,7 @@ def sites_toml() -> str:
 key = "{site}"
 destination = "PJSIP/agent-{site}"
 bot_user_agents = ["bot"]
-[[sites.pools]]
-target = "+1{area}5550100"
-numbers = {json.dumps(pool_numbers(area))}
-heartbeat_seconds = 1
-grace_seconds = 1
-probation_seconds = 1
-cooldown_seconds = 0
-# wrk is one address asking as fast as it can: no limit per client.
-[sites.limits]
-client_per_minute = 0
-client_live_numbers = 0
-"""
+{pool_toml(f"+1{area}5550100", pool_numbers(area))}"""
         )
     return "".join(parts)
 
@@ -240,14 +230,7 @@ async def paced_routes(
         latencies.append(took)
         unrouted += not routed
 
-    began = time.perf_counter()
-    tasks = []
-    for n in range(int(rate * seconds)):
-        delay = began + n / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(call(n)))
-    await asyncio.gather(*tasks)
+    await open_loop(rate, seconds, call)
     return latencies, unrouted, failed
 
 

@@ -95,6 +95,23 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def pool_toml(target: str, numbers: list[str]) -> str:
+    """A site's pool as the benches configure it (TOML, after the site's own keys): leases
+    that end a second after their last heartbeat and rest not at all, no limit per client."""
+    return f"""[[sites.pools]]
+target = "{target}"
+numbers = {json.dumps(numbers)}
+heartbeat_seconds = 1
+grace_seconds = 1
+probation_seconds = 1
+cooldown_seconds = 0
+# wrk is one address asking as fast as it can: no limit per client.
+[sites.limits]
+client_per_minute = 0
+client_live_numbers = 0
+"""
+
+
 def write_config(tmp: Path, port: int, workers: int = 0) -> Path:
     numbers = [f"+1{area}555{i:04d}" for area in (415, 212, 312) for i in range(0, 3000)]
     path = tmp / "bench.toml"
@@ -110,18 +127,7 @@ level = "warning"
 [[sites]]
 key = "bench"
 bot_user_agents = ["bot"]
-[[sites.pools]]
-target = "+13125550100"
-numbers = {json.dumps(numbers)}
-heartbeat_seconds = 1
-grace_seconds = 1
-probation_seconds = 1
-cooldown_seconds = 0
-# wrk is one address asking as fast as it can: no limit per client.
-[sites.limits]
-client_per_minute = 0
-client_live_numbers = 0
-""",
+{pool_toml("+13125550100", numbers)}""",
         encoding="utf-8",
     )
     return path
