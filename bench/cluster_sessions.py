@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench/sessions.py
     sys.path.insert(0, str(ROOT))
 
 from bench.agi import ENV, open_loop  # noqa: E402
-from bench.sessions import pool_toml  # noqa: E402
+from bench.bench_sites import pool_toml  # noqa: E402
 from tests.postgres.gateways import Gateways  # noqa: E402
 
 AREAS = (415, 212, 312, 213, 617, 206, 305, 404)

@@ -38,6 +38,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script, or imported beside bench/session_layers.py
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_sites import pool_toml  # noqa: E402
+
 BODY = json.dumps(
     {"site": "bench", "url": "https://shop.example/landing?utm_source=google&gclid=abc"}
 )
@@ -93,23 +99,6 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def pool_toml(target: str, numbers: list[str]) -> str:
-    """A site's pool as the benches configure it (TOML, after the site's own keys): leases
-    that end a second after their last heartbeat and rest not at all, no limit per client."""
-    return f"""[[sites.pools]]
-target = "{target}"
-numbers = {json.dumps(numbers)}
-heartbeat_seconds = 1
-grace_seconds = 1
-probation_seconds = 1
-cooldown_seconds = 0
-# wrk is one address asking as fast as it can: no limit per client.
-[sites.limits]
-client_per_minute = 0
-client_live_numbers = 0
-"""
 
 
 def write_config(tmp: Path, port: int, workers: int = 0) -> Path:
@@ -309,7 +298,6 @@ def main() -> None:
     if args.store:
         if not args.store.startswith("postgresql"):
             raise SystemExit("--store: postgresql or a postgresql:// URL")
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from bench.cluster_sessions import run
 
         run(
