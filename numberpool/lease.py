@@ -38,6 +38,10 @@ class LeaseRules:
     # needs time to read the number and dial it). Off by default: bench/attribution.py measured
     # 10 s costing far more on-page calls than it saved late ones (docs/decisions.md).
     dial_delay: timedelta = timedelta(0)
+    # With "reuse": a number whose live holder already called may be leased to a second visitor
+    # before a number whose silent last holder may still call (the holder's later calls come
+    # from a phone the gateway knows; numberpool/slot.py). Off: never a live number.
+    share_called: bool = True
 
 
 class Lease(NamedTuple):

@@ -1,8 +1,8 @@
 """A pool of tracking numbers leased to visits: the least risky number first (numberpool/slot.py
-ranks them: nobody left to call for, else a holder who called, else rested longest ago), with
-cooldown. Under pressure (no number rested the full cooldown) the cooldown adapts: "reuse" leases
-the least risky cooling number once it has rested `min_cooldown`, rather than the overflow
-number."""
+ranks them: nobody left to call for, else a holder who called, else one shared with a live holder
+who called, else rested longest ago), with cooldown. Under pressure (no number rested the full
+cooldown) the cooldown adapts: "reuse" leases the least risky cooling number once it has rested
+`min_cooldown`, rather than the overflow number."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ class Pool:
     """The in-memory truth of one pool's leases; the caller persists what it returns.
 
     All methods are synchronous and take the time explicitly, so one event loop thread serialises
-    them: no number can be leased to two live sessions. Choosing a number is O(log n): a heap
-    orders slots by when their latest lease ends (never-leased first, then by position); under
-    pressure two more order those whose latest holder called or never heartbeated (RiskHeaps).
+    them: a number gets a second live lease only as a share (its one live holder called). Choosing
+    is O(log n): a heap orders slots by when their last live lease ends (never-leased first, then
+    by position); two more order those whose latest holder called or never heartbeated (RiskHeaps).
     """
 
     def __init__(
@@ -41,6 +41,7 @@ class Pool:
         self.rules = rules or LeaseRules()
         self.exhausted_count = 0  # leases refused: the overflow number was served
         self.reused_count = 0  # leases of a number cooling less than the full cooldown
+        self.shared_count = 0  # leases of a number whose live holder called (share_called)
         self.peak_live = 0
         self._slots: dict[str, Slot] = {}
         self._last_number_of: dict[str, str] = {}
@@ -73,7 +74,7 @@ class Pool:
         slot = self._slots.get(number)
         if slot is None:
             return False
-        if slot.latest is not None and slot.latest.live_at(at):
+        if slot.live(at):
             return False
         del self._slots[number]
         self._live.discard(number)
@@ -96,14 +97,14 @@ class Pool:
         heartbeat; one that cannot (an AMP page) holds it for `rules.amp_lease`. The number is
         the least risky (`_choose`); one that has not rested the full cooldown is counted.
         """
-        slot = self._returning_slot(visitor_id) or self._choose(at)
+        slot = self._returning_slot(visitor_id, at) or self._choose(at)
         if slot is None:
             self.exhausted_count += 1
             return None
-        previous = slot.latest
-        if previous is not None and previous.live_at(at):
-            # Only a returning visitor gets here: their old lease ends as the new one starts.
-            slot.history[-1] = previous._replace(until=at)
+        mine = slot.holder_index(visitor_id, at)
+        if mine is not None and slot.history[mine].live_at(at):
+            # A returning visitor's old lease ends as the new one starts.
+            slot.history[mine] = slot.history[mine]._replace(until=at)
         lease = Lease(
             lease_id=lease_id,
             pool_id=self.pool_id,
@@ -125,22 +126,22 @@ class Pool:
     def heartbeat(self, number: str, session_id: str, at: datetime) -> Lease | None:
         """Extend a live lease of `session_id` on `number`; None when it has ended."""
         slot = self._slots.get(number)
-        lease = slot.latest if slot else None
-        if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
+        index = slot.index_of(session_id) if slot else None
+        if slot is None or index is None or not slot.history[index].live_at(at):
             return None
-        renewed = lease._replace(last_seen=at, until=at + self.rules.grace)
-        slot.history[-1] = renewed
+        renewed = slot.history[index]._replace(last_seen=at, until=at + self.rules.grace)
+        slot.history[index] = renewed
         self._changed(slot, at)
         return renewed
 
     def release(self, number: str, session_id: str, at: datetime) -> Lease | None:
         """End a session's live lease now (e.g. its write failed); returns the ended lease."""
         slot = self._slots.get(number)
-        lease = slot.latest if slot else None
-        if slot is None or lease is None or lease.session_id != session_id or not lease.live_at(at):
+        index = slot.index_of(session_id) if slot else None
+        if slot is None or index is None or not slot.history[index].live_at(at):
             return None
-        ended = lease._replace(until=at)
-        slot.history[-1] = ended
+        ended = slot.history[index]._replace(until=at)
+        slot.history[index] = ended
         self._changed(slot, at)
         return ended
 
@@ -164,6 +165,7 @@ class Pool:
                 self.note_call(number, note, now)
         self.exhausted_count = older.exhausted_count
         self.reused_count = older.reused_count
+        self.shared_count = older.shared_count
         self.peak_live = older.peak_live
 
     def note_call(self, number: str, note: CallNote, at: datetime) -> None:
@@ -183,18 +185,20 @@ class Pool:
         slot = self._slots.get(lease.number)
         if slot is None or len(slot.history) < 2 or slot.history[-1] != lease:
             return None
-        previous = slot.history[-2]
-        if previous.visitor_id == lease.visitor_id and previous.until == lease.started_at:
-            return previous
-        return None
+        # Their newest lease before it (the lease of a visitor they share with may lie between).
+        mine = (x for x in reversed(slot.history[:-1]) if x.visitor_id == lease.visitor_id)
+        previous = next(mine, None)
+        return previous if previous is not None and previous.until == lease.started_at else None
 
     def holds(self, visitor_id: str, at: datetime) -> bool:
         """Whether `visitor_id` holds a live lease here (its next session gets that number)."""
-        slot = self._returning_slot(visitor_id)
-        return slot is not None and slot.latest is not None and slot.latest.live_at(at)
+        slot = self._returning_slot(visitor_id, at)
+        index = slot.holder_index(visitor_id, at) if slot else None
+        return slot is not None and index is not None and slot.history[index].live_at(at)
 
     def live_count(self, at: datetime) -> int:
-        return sum(1 for s in self._slots.values() if s.latest is not None and s.latest.live_at(at))
+        """Live leases (a shared number has two)."""
+        return sum(len(slot.live(at)) for slot in self._slots.values())
 
     def holder_at(self, number: str, at: datetime) -> tuple[Lease | None, Lease | None]:
         """(lease live at `at`, else the last lease ended before `at`) on `number`."""
@@ -242,12 +246,13 @@ class Pool:
             if slot.calls:
                 holders = {lease.visitor_id for lease in keep}
                 slot.calls = [c for c in slot.calls if c.visitor_id in holders]
-        # Only the latest holder of a number can get it back: forget every other visitor, so
-        # this map stays as small as the pool however many visitors come.
+        # Only the latest holder of a number (and one sharing it, while live) can get it back:
+        # forget every other visitor, so this map stays as small as the pool.
         self._last_number_of = {
-            slot.latest.visitor_id: number
+            lease.visitor_id: number
             for number, slot in self._slots.items()
-            if slot.latest is not None
+            for lease in slot.history[-2:]
+            if lease is slot.history[-1] or lease.live_at(at)
         }
         return dropped
 
@@ -288,10 +293,10 @@ class Pool:
         heapq.heapify(self._expiry)
         self._risks = RiskHeaps(self._slots.values()) if pressed else None
 
-    def _returning_slot(self, visitor_id: str) -> Slot | None:
+    def _returning_slot(self, visitor_id: str, at: datetime) -> Slot | None:
         number = self._last_number_of.get(visitor_id)
         slot = self._slots.get(number) if number else None
-        if slot is None or slot.latest is None or slot.latest.visitor_id != visitor_id:
+        if slot is None or slot.holder_index(visitor_id, at) is None:
             return None
         # Cooldown protects the next visitor from the last one's calls; the same visitor needs none.
         return slot
@@ -321,9 +326,17 @@ class Pool:
         if free is None and not reuse:
             return None
         rested_by = min(at, at - self.rules.min_cooldown) if reuse else at - self.rules.cooldown
-        slot = self._risk_heaps().pick_called(self._slots, rested_by) or free
-        if slot is None:
-            slot = self._cooling_slot(rested_by)
+        heaps = self._risk_heaps()
+        slot = heaps.pick_called(self._slots, rested_by)
+        if slot is None and reuse and self.rules.share_called:
+            slot = heaps.pick_shareable(self._slots, at)
+            if slot is not None:
+                self.shared_count += 1
+                return slot
+        # Under pressure: a quiet number that ended by `rested_by` (`min_cooldown` ago, so never a
+        # live one), else the one released longest ago.
+        slot = slot or free or heaps.pick_quiet(self._slots, rested_by)
+        slot = slot or pick(self._by_release, self._slots, rested_by)
         if slot is not None and slot.latest is not None:
             self.reused_count += at < slot.latest.until + self.rules.cooldown
         return slot
@@ -334,10 +347,3 @@ class Pool:
             self._risks = RiskHeaps(self._slots.values())
         self._risks_used = True
         return self._risks
-
-    def _cooling_slot(self, rested_by: datetime) -> Slot | None:
-        """Under pressure: a quiet number that ended by `rested_by` (`min_cooldown` ago, so
-        never a live one), else the one released longest ago."""
-        return self._risk_heaps().pick_quiet(self._slots, rested_by) or pick(
-            self._by_release, self._slots, rested_by
-        )

@@ -9,8 +9,11 @@ first:
    number is taken before one that merely rested the full cooldown: the cooldown is shorter
    than the window, and a holder who rested it silent may still call (bench/attribution.py:
    most wrong calls were late callers on numbers re-leased just after their cooldown);
-3. rested the full cooldown, released longest ago;
-4. under pressure (none rested): the last holder never heartbeated though its page could (a
+3. with `share_called`, a live number whose one holder called already: the holder keeps it
+   (their calls come from a phone the gateway knows) and a second visitor shares it, before a
+   number whose silent last holder may still make a first call;
+4. rested the full cooldown, released longest ago;
+5. under pressure (none rested): the last holder never heartbeated though its page could (a
    bounce or a bot), then any other, released longest ago (its holder's window ends soonest).
 
 The two risk heaps cost a push per change, so they exist only while they are used (`Pool`).
@@ -29,8 +32,11 @@ __all__ = ["NEVER", "Entry", "RiskHeaps", "Slot"]
 
 # Sorts before every real time: numbers never leased are the least recently released.
 NEVER = datetime.min.replace(tzinfo=UTC)
-# A heap entry: (when the slot's latest lease ends, its position, its version, its number).
+# A heap entry: (when the slot's last live lease ends, its position, its version, its number).
 Entry = tuple[datetime, int, int, str]
+# How many numbers that cannot be shared a share looks past (those ending soonest) before it
+# gives up: they are numbers whose holder called and whose lease just ended, or shared ones.
+SHARE_LOOKS = 16
 
 
 @dataclass
@@ -47,9 +53,64 @@ class Slot:
     def latest(self) -> Lease | None:
         return self.history[-1] if self.history else None
 
+    def heads(self) -> tuple[Lease, ...]:
+        """The latest lease and the newest lease of the visitor before it: the only two that
+        can be live. A second live lease is a share (`shareable`: its other holder called), a
+        returning visitor's new lease ends their old one, so a third visitor never holds it."""
+        history = self.history
+        if not history:
+            return ()
+        latest = history[-1]
+        for lease in reversed(history):
+            if lease.visitor_id != latest.visitor_id:
+                return latest, lease
+        return (latest,)
+
+    @property
+    def busy_until(self) -> datetime:
+        """When the number's last live lease ends (NEVER: never leased)."""
+        return max((lease.until for lease in self.heads()), default=NEVER)
+
     def entry(self) -> Entry:
-        latest = self.latest
-        return (latest.until if latest else NEVER, self.order, self.version, self.number)
+        return (self.busy_until, self.order, self.version, self.number)
+
+    def live(self, at: datetime) -> list[Lease]:
+        """The leases live at `at`, newest first (two only when the number is shared)."""
+        return [lease for lease in self.heads() if lease.live_at(at)]
+
+    def index_of(self, session_id: str) -> int | None:
+        """Where in `history` `session_id`'s lease is if it is one of the `heads`, else None."""
+        for lease in self.heads():
+            if lease.session_id == session_id:
+                return self._index(lease)
+        return None
+
+    def holder_index(self, visitor_id: str, at: datetime) -> int | None:
+        """Where `visitor_id`'s lease is if the number is still theirs at `at`: the latest
+        lease (live or not: a returning visitor needs no cooldown), or the other head while it
+        is live (they share the number with a newer holder)."""
+        history = self.history
+        if history and history[-1].visitor_id == visitor_id:
+            return len(history) - 1
+        heads = self.heads()
+        if len(heads) == 2 and heads[1].visitor_id == visitor_id and heads[1].live_at(at):
+            return self._index(heads[1])
+        return None
+
+    def shareable(self, at: datetime) -> bool:
+        """Its one live lease's visitor called already (a call on it went to them from a known
+        phone), so a second visitor may share it: the first one's later calls are told apart by
+        caller id (numberpool/claims.py). Never a number with two live leases."""
+        heads = self.heads()
+        if not heads or not heads[0].live_at(at) or not self.called:
+            return False
+        return len(heads) < 2 or not heads[1].live_at(at)
+
+    def _index(self, lease: Lease) -> int:
+        for index in range(len(self.history) - 1, -1, -1):
+            if self.history[index] is lease:
+                return index
+        raise ValueError(lease)
 
     @property
     def quiet(self) -> bool:
@@ -94,12 +155,10 @@ class Slot:
                 if followed is None:
                     followed = {c.visitor_id for c in self.calls if c.follows(caller, at, window)}
                     followed.difference_update(f.visitor_id for f in found)
-                if not followed:
-                    break  # older leases ended earlier still
                 if lease.visitor_id in followed:
                     followed.discard(lease.visitor_id)
                     found.append(lease)
-                continue
+                continue  # no break: a shared number's older lease may still be in its window
             found.append(lease)
         return found
 
@@ -153,6 +212,27 @@ class RiskHeaps:
     def pick_quiet(self, slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:
         """The slot released longest ago by `rested_by` whose latest holder never heartbeated."""
         return pick(self.quiet, slots, rested_by)
+
+    def pick_shareable(self, slots: Mapping[str, Slot], at: datetime) -> Slot | None:
+        """The live number whose holder called and ends soonest (heard from longest ago), if
+        one is shareable at `at`; entries of numbers that are not (cooling, already shared)
+        are set aside and put back, at most SHARE_LOOKS of them."""
+        heap = self.called
+        aside: list[Entry] = []
+        found = None
+        while heap and len(aside) < SHARE_LOOKS:
+            entry = heap[0]
+            slot = slots.get(entry[3])
+            if slot is None or slot.version != entry[2]:
+                heapq.heappop(heap)
+            elif slot.shareable(at):
+                found = slot
+                break
+            else:
+                aside.append(heapq.heappop(heap))
+        for entry in aside:
+            heapq.heappush(heap, entry)
+        return found
 
 
 def pick(heap: list[Entry], slots: Mapping[str, Slot], rested_by: datetime) -> Slot | None:

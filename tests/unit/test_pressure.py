@@ -168,16 +168,20 @@ def _expected_choice(
     pool: Pool, now: datetime, amp: set[str], tiers: list[str] | None = None
 ) -> str | None:
     """The choice by a scan of every number (the oracle of the heaps): rested longest ago if
-    nobody can call for its holder any more, else a holder who called, else rested longest
-    ago, else (pressure) quiet, else oldest cooling. The tier it came from goes to `tiers`."""
-    latest = {n: None for n in pool.numbers} | {
-        lease.number: lease for lease in sorted(pool.leases(), key=lambda x: x.started_at)
-    }
+    nobody can call for its holder any more, else a holder who called, else (share_called) a
+    live number whose one live holder called, ending soonest, else rested longest ago, else
+    (pressure) quiet, else oldest cooling. A number is busy until the later end of its last two
+    leases (a shared number has two live). The tier it came from goes to `tiers`."""
+    history: dict[str, list[Lease]] = {n: [] for n in pool.numbers}
+    for lease in sorted(pool.leases(), key=lambda x: x.started_at):
+        history[lease.number].append(lease)
+    latest = {n: h[-1] if h else None for n, h in history.items()}
+    busy = {n: max(lease.until for lease in h[-2:]) for n, h in history.items() if h}
     order = {n: i for i, n in enumerate(pool.numbers)}
     free = sorted(
-        (lease.until if lease else datetime.min.replace(tzinfo=now.tzinfo), order[n], n)
+        (busy[n] if lease else datetime.min.replace(tzinfo=now.tzinfo), order[n], n)
         for n, lease in latest.items()
-        if lease is None or now >= lease.until + pool.rules.cooldown
+        if lease is None or now >= busy[n] + pool.rules.cooldown
     )
     tier, choice = "", None
     first = latest[free[0][2]] if free else None
@@ -186,7 +190,7 @@ def _expected_choice(
     rested = [
         (lease, order[n], n)
         for n, lease in latest.items()
-        if lease is not None and lease.until <= now - pool.rules.min_cooldown
+        if lease is not None and busy[n] <= now - pool.rules.min_cooldown
     ]
     called = [r for r in rested if pool.callers_of(r[2], r[0].visitor_id)]
     quiet = [
@@ -194,9 +198,20 @@ def _expected_choice(
         for r in rested
         if r[0].last_seen == r[0].started_at and r[0].lease_id not in amp and r not in called
     ]
-    best = sorted(called or quiet or rested, key=lambda r: (r[0].until, r[1]))
+    shareable = sorted(
+        (busy[n], order[n], n)
+        for n, lease in latest.items()
+        if lease is not None
+        and lease.live_at(now)
+        and pool.callers_of(n, lease.visitor_id)
+        and not (len(history[n]) > 1 and history[n][-2].live_at(now))
+    )
+    best = sorted(called or quiet or rested, key=lambda r: (busy[r[2]], r[1]))
+    sharing = pool.rules.when_exhausted == "reuse" and pool.rules.share_called
     if choice is None and called:
         tier, choice = "called" if not free else "called before rested", best[0][2]
+    elif choice is None and sharing and shareable:
+        tier, choice = "shared", shareable[0][2]
     elif choice is None and free:
         tier, choice = "rested", free[0][2]
     elif choice is None and best:
@@ -241,7 +256,7 @@ def test_the_heaps_choose_what_a_full_scan_would(clock: FakeClock, seed: int) ->
             pool.release(holders.pop(session), session, now)
     assert pool.reused_count > 0
     # "called before rested" needs a call at the right moment: its own test below.
-    every = {"safe", "rested", "called", "quiet", "oldest"}
+    every = {"safe", "rested", "called", "shared", "quiet", "oldest"}
     assert every <= set(tiers), "every tier of the choice was tried"
 
 
