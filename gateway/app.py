@@ -227,6 +227,10 @@ def _describe(metrics: Metrics, book: SiteBook) -> None:
         "ctgw_pool_reused_total",
         "Sessions leased a cooling number because no number had rested (when_exhausted = reuse).",
     )
+    metrics.describe(
+        "ctgw_pool_shared_total",
+        "Sessions leased a number whose live holder had called (share_called_numbers = true).",
+    )
     metrics.describe("ctgw_pool_numbers", "Tracking numbers in each pool.")
     metrics.describe("ctgw_pool_live_leases", "Leases live now in each pool.")
 

@@ -9,7 +9,7 @@ import zoneinfo
 from gateway.config_error import ConfigError
 from gateway.conversion_settings import ConversionSettings, conversions_problem
 from gateway.settings import Config, PoolSettings, SiteSettings
-from numberpool.lease_timing import TIMING_DEFAULTS, timing_problem
+from numberpool.lease_timing import CHOICES, TIMING_DEFAULTS, timing_problem
 from numberpool.phone import InvalidNumber, normalise
 
 __all__ = [
@@ -64,7 +64,7 @@ class SiteCheck:
         if pool.overflow:
             self.unique(pool.overflow, f"{pat}.overflow")
         self.destination(pool.destination, f"{pat}.destination")
-        rules = {k: getattr(pool, k) for k in (*TIMING_DEFAULTS, "when_exhausted")}
+        rules = {k: getattr(pool, k) for k in (*TIMING_DEFAULTS, *CHOICES)}
         problem = timing_problem(rules)
         if problem:
             key, reason = problem

@@ -187,6 +187,14 @@ class PoolSettings:
         default=0,
         metadata={"help": "a call this soon after a new lease goes to the old holder (0: off)"},
     )
+    share_called_numbers: bool = field(
+        default=True,
+        metadata={
+            "help": "lease a number whose live holder already called to a second visitor before"
+            " a number whose silent last holder may still call (only with when_exhausted ="
+            " 'reuse')"
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TIMING_DEFAULTS", "WHEN_EXHAUSTED", "timing_problem"]
+__all__ = ["CHOICES", "TIMING_DEFAULTS", "WHEN_EXHAUSTED", "timing_problem"]
 
 TIMING_DEFAULTS: Mapping[str, int] = {
     "heartbeat_seconds": 60,
@@ -26,6 +26,9 @@ TIMING_DEFAULTS: Mapping[str, int] = {
 # What a pool with no rested number does; the first is the default (LeaseRules.when_exhausted).
 WHEN_EXHAUSTED = ("reuse", "overflow")
 
+# The pool's keys that are choices, not durations; timing_problem checks them too.
+CHOICES = ("when_exhausted", "share_called_numbers")
+
 # Ten years: longer is a typo, and lease times past the calendar's end fail every load.
 _MAX_SECONDS = 10 * 365 * 24 * 3600
 # swap.js times heartbeats with setTimeout, which fires at once past 2**31 ms (24.8 days).
@@ -38,6 +41,10 @@ def timing_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
     choice = values.get("when_exhausted", WHEN_EXHAUSTED[0])
     if choice not in WHEN_EXHAUSTED:
         return "when_exhausted", f"must be 'reuse' or 'overflow', got {choice!r}"
+    # LeaseRules.share_called; a pool stored by hand may hold any JSON value here.
+    share = values.get("share_called_numbers", True)
+    if not isinstance(share, bool):
+        return "share_called_numbers", f"must be true or false, got {share!r}"
     timing: dict[str, int] = {}
     for key, default in TIMING_DEFAULTS.items():
         value = values.get(key, default)

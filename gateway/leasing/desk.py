@@ -228,7 +228,7 @@ class SessionDesk:
         session_id = self.new_id()
         lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
         holder = f"{job.site_key} {client_key(job.client)}" if job.client else ""
-        reused = [pool.reused_count for pool in entry.site.pools]
+        before = [(pool.reused_count, pool.shared_count) for pool in entry.site.pools]
         offers = entry.site.offer(
             job.visit,
             session_id,
@@ -250,7 +250,7 @@ class SessionDesk:
             *(lease_write(lease, stamps) for lease in leases),
         ]
         self._end_superseded(entry, leases, writes)
-        self._note_pressure(entry, offers, reused, (stamp, session_id), writes)
+        self._note_pressure(entry, offers, before, (stamp, session_id), writes)
         job.answer = SessionAnswer(session, offers, entry.heartbeat_seconds(), expires)
         return writes
 
@@ -283,22 +283,24 @@ class SessionDesk:
         self,
         entry: SiteEntry,
         offers: list[NumberOffer],
-        reused: list[int],
+        before: list[tuple[int, int]],
         event: tuple[str, str],
         writes: list[Write],
     ) -> None:
         """Count and store each overflow number shown (its pool was exhausted, or capped), and
-        count the leases taken from cooling numbers (`reused`: the pools' counts before)."""
+        count the leases reused or shared with a caller (`before`: the pools' counts before)."""
         site = entry.site.key
         for offer in offers:
             if offer.kind is OfferKind.OVERFLOW:
                 pool = next(p for p in entry.site.pools if p.target == offer.target)
                 writes.append(pool_exhausted_write(pool.pool_id, *event))
                 self.metrics.inc("ctgw_pool_exhausted_total", site=site, pool=pool.pool_id)
-        for pool, before in zip(entry.site.pools, reused, strict=True):
-            if pool.reused_count > before:
-                taken = pool.reused_count - before
-                self.metrics.inc("ctgw_pool_reused_total", taken, site=site, pool=pool.pool_id)
+        for pool, (reused, shared) in zip(entry.site.pools, before, strict=True):
+            labels = {"site": site, "pool": pool.pool_id}
+            if pool.reused_count > reused:
+                self.metrics.inc("ctgw_pool_reused_total", pool.reused_count - reused, **labels)
+            if pool.shared_count > shared:
+                self.metrics.inc("ctgw_pool_shared_total", pool.shared_count - shared, **labels)
 
     async def heartbeat(self, session_id: str) -> LiveSession:
         """Renew a session's leases; SessionEnded once they have ended."""

@@ -116,6 +116,7 @@ def _pool_settings(pool: PoolSettings) -> dict[str, Any]:
         "when_exhausted": pool.when_exhausted,
         "min_cooldown_seconds": pool.min_cooldown_seconds,
         "dial_delay_seconds": pool.dial_delay_seconds,
+        "share_called_numbers": pool.share_called_numbers,
     }
 
 
@@ -246,6 +247,7 @@ def _pool(row: Row, settings: dict[str, Any], numbers: list[str]) -> Pool:
         when_exhausted=settings.get("when_exhausted", WHEN_EXHAUSTED[0]),
         min_cooldown=timedelta(seconds=settings.get("min_cooldown_seconds", 0)),
         dial_delay=timedelta(seconds=settings.get("dial_delay_seconds", 0)),
+        share_called=settings.get("share_called_numbers", True),
     )
     return Pool(
         row["pool_id"],

@@ -91,6 +91,7 @@ async def test_admin_api_refuses_a_pool_whose_grace_is_shorter_than_its_heartbea
         ({"cooldown_seconds": -300}, "cooldown_seconds"),
         ({"attribution_window_seconds": 10**18}, "attribution_window_seconds"),
         ({"grace_seconds": "900"}, "grace_seconds"),
+        ({"share_called_numbers": "false"}, "share_called_numbers"),
     ],
 )
 def test_bad_pool_timing_in_the_store_is_one_line_naming_pool_and_key(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.appkeys import AGI, DB, DESK
@@ -145,6 +146,29 @@ async def test_when_exhausted_overflow_keeps_the_overflow_number(
     assert attribution["other_session_id"] is None and attribution["other_visitor_id"] is None
 
 
+@pytest.mark.parametrize("share", [True, False])
+async def test_a_called_number_is_shared_and_counted_only_when_the_pool_shares(
+    make_client: Client, tmp_path: Path, clock: FakeClock, share: bool
+) -> None:
+    """One number, its live holder has called: the next visitor shares it, counted in
+    `ctgw_pool_shared_total` with the pool's labels; with `share_called_numbers = false` the
+    visitor gets the overflow number and nothing is counted as shared."""
+    client = await pressed(make_client, tmp_path, 1, share_called_numbers=share)
+    admin_key = await _key(client)
+    holder = await visit(client, "visitor-aaaa")
+    called = await call(client, admin_key, holder["number"], "+12025550106", "1.0")
+    assert called["attribution"]["session_id"] == holder["session_id"]
+    clock.advance(seconds=2)
+    second = await visit(client, "visitor-bbbb")
+    shared = await metric(client, "ctgw_pool_shared_total")
+    if share:
+        assert (second["kind"], second["number"]) == ("pool", holder["number"])
+        assert shared == 'ctgw_pool_shared_total{pool="demo:+14155550100",site="demo"} 1'
+    else:
+        assert (second["kind"], second["number"]) == ("overflow", OVERFLOW)
+        assert shared == ""
+
+
 async def test_static_and_overflow_calls_have_no_confidence(
     client: TestClient, admin_key: str
 ) -> None:
@@ -170,12 +194,19 @@ async def test_pressure_settings_through_the_admin_api_and_the_store(
         ({"min_cooldown_seconds": 61}, "min_cooldown_seconds"),
         ({"dial_delay_seconds": -1}, "dial_delay_seconds"),
         ({"dial_delay_seconds": 10**15}, "dial_delay_seconds"),
+        ({"share_called_numbers": 1}, "share_called_numbers"),
+        ({"share_called_numbers": "false"}, "share_called_numbers"),
     ):
         site = {"key": "shop", "pools": [{**pool, **bad}]}
         resp = await client.post("/v1/sites", json=site, headers=auth)
         assert resp.status == 400, bad
         assert f"'pools[0].{key}'" in (await resp.json())["error"]["message"]
-    given = {"when_exhausted": "overflow", "min_cooldown_seconds": 20, "dial_delay_seconds": 4}
+    given = {
+        "when_exhausted": "overflow",
+        "min_cooldown_seconds": 20,
+        "dial_delay_seconds": 4,
+        "share_called_numbers": False,
+    }
     site = {"key": "shop", "pools": [{**pool, **given}]}
     assert (await client.post("/v1/sites", json=site, headers=auth)).status == 201
     row = await client.app[DB].fetchone("SELECT settings FROM pools WHERE site = 'shop'")
@@ -184,6 +215,7 @@ async def test_pressure_settings_through_the_admin_api_and_the_store(
     rules = client.app[DESK].sites["shop"].site.pools[0].rules
     assert rules.when_exhausted == "overflow"
     assert (rules.min_cooldown.total_seconds(), rules.dial_delay.total_seconds()) == (20, 4)
+    assert rules.share_called is False
 
 
 async def test_a_pool_stored_before_the_pressure_keys_takes_their_defaults(
@@ -192,11 +224,10 @@ async def test_a_pool_stored_before_the_pressure_keys_takes_their_defaults(
     """A pool row written by an older version (no pressure keys) loads with the defaults."""
     db = client.app[DB]
     row = await db.fetchone("SELECT settings FROM pools WHERE pool_id = ?", (POOL_ID,))
-    old = {
-        k: v
-        for k, v in json.loads(row["settings"]).items()
-        if k not in ("when_exhausted", "min_cooldown_seconds", "dial_delay_seconds")
-    }
+    new = json.loads(row["settings"])
+    assert new["share_called_numbers"] is True  # the config's default, written out
+    pressure = ("when_exhausted", "min_cooldown_seconds", "dial_delay_seconds")
+    old = {k: v for k, v in new.items() if k not in (*pressure, "share_called_numbers")}
     await db.write(
         [Write("UPDATE pools SET settings = ? WHERE pool_id = ?", (json.dumps(old), POOL_ID))]
     )
@@ -204,3 +235,4 @@ async def test_a_pool_stored_before_the_pressure_keys_takes_their_defaults(
     rules = client.app[DESK].sites["demo"].site.pools[0].rules
     assert rules.when_exhausted == "reuse"
     assert (rules.min_cooldown.total_seconds(), rules.dial_delay.total_seconds()) == (0, 0)
+    assert rules.share_called is True

@@ -92,17 +92,25 @@ POOL_TOML = (
 )
 
 
-def _pressure_keys(path: Path) -> tuple[str, int, int]:
+def _pressure_keys(path: Path) -> tuple[str, int, int, bool]:
     (pool,) = load_config(path, environ={}).sites[0].pools
-    return pool.when_exhausted, pool.min_cooldown_seconds, pool.dial_delay_seconds
+    return (
+        pool.when_exhausted,
+        pool.min_cooldown_seconds,
+        pool.dial_delay_seconds,
+        pool.share_called_numbers,
+    )
 
 
 def test_pool_pressure_keys_default_and_read(tmp_path: Path) -> None:
     """A pool without the pressure keys reuses cooling numbers, rests them at least 0 s under
-    pressure and has no dial delay; each key, given, is read as written."""
-    assert _pressure_keys(write(tmp_path, POOL_TOML)) == ("reuse", 0, 0)
+    pressure, has no dial delay and shares called numbers; each key, given, is read as written."""
+    assert _pressure_keys(write(tmp_path, POOL_TOML)) == ("reuse", 0, 0, True)
     given = "when_exhausted = 'overflow'\nmin_cooldown_seconds = 300\ndial_delay_seconds = 10\n"
-    assert _pressure_keys(write(tmp_path, POOL_TOML + given)) == ("overflow", 300, 10)
+    given += "share_called_numbers = false\n"
+    assert _pressure_keys(write(tmp_path, POOL_TOML + given)) == ("overflow", 300, 10, False)
+    shared = _pressure_keys(write(tmp_path, POOL_TOML + "share_called_numbers = true\n"))
+    assert shared == ("reuse", 0, 0, True)
 
 
 @pytest.mark.parametrize(
@@ -122,14 +130,16 @@ def test_pool_pressure_keys_default_and_read(tmp_path: Path) -> None:
         ("dial_delay_seconds = -10\n", "dial_delay_seconds", "must not be negative"),
         ("dial_delay_seconds = 10.5\n", "dial_delay_seconds", "must be an integer"),
         ("dial_delay_seconds = 1000000000000\n", "dial_delay_seconds", "ten years"),
+        ("share_called_numbers = 1\n", "share_called_numbers", "must be true or false"),
+        ("share_called_numbers = 'false'\n", "share_called_numbers", "got a string"),
         ("when_exhaused = 'reuse'\n", "when_exhaused", "unknown key"),
     ],
 )
 def test_bad_pool_pressure_key_is_named(
     tmp_path: Path, lines: str, key: str, fragment: str
 ) -> None:
-    """An unknown choice, a negative or non-integer time, a minimum cooldown past the cooldown:
-    the error names the file and the pool's key."""
+    """An unknown choice, a negative or non-integer time, a minimum cooldown past the cooldown,
+    a share setting that is not true or false: the error names the file and the pool's key."""
     path = write(tmp_path, POOL_TOML + lines)
     with pytest.raises(ConfigError) as err:
         load_config(path, environ={})
