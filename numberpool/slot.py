@@ -68,8 +68,16 @@ class Slot:
 
     @property
     def busy_until(self) -> datetime:
-        """When the number's last live lease ends (NEVER: never leased)."""
-        return max((lease.until for lease in self.heads()), default=NEVER)
+        """When the number's last live lease ends (NEVER: never leased). On every heartbeat:
+        the heads are walked only when the latest holder has more than one lease here."""
+        history = self.history
+        if len(history) < 2:
+            return history[-1].until if history else NEVER
+        latest, before = history[-1], history[-2]
+        if before.visitor_id == latest.visitor_id:
+            heads = self.heads()
+            before = heads[-1]
+        return latest.until if latest.until >= before.until else before.until
 
     def entry(self) -> Entry:
         return (self.busy_until, self.order, self.version, self.number)
@@ -80,6 +88,8 @@ class Slot:
 
     def index_of(self, session_id: str) -> int | None:
         """Where in `history` `session_id`'s lease is if it is one of the `heads`, else None."""
+        if self.history and self.history[-1].session_id == session_id:
+            return len(self.history) - 1  # the latest: most heartbeats
         for lease in self.heads():
             if lease.session_id == session_id:
                 return self._index(lease)
