@@ -6,7 +6,8 @@ commit replaces its section).
 Run by hand from the project folder (`make accuracy`); the daemon part takes about seven
 minutes per `--jobs` batch of configurations and loads every CPU:
   .venv/bin/python bench/accuracy_release.py [--seeds 1-6] [--sizes 1.2,1.4] [--jobs 6]
-      [--sim-seeds 1-40] [--sim-sizes 1.2,1.3,1.4,1.5] [--sim-only] [--out docs/accuracy.md]
+      [--sim-seeds 1-40] [--sim-sizes 1.2,1.3,1.4,1.5] [--sim-policies reuse,reuse-noshare]
+      [--sim-only] [--out docs/accuracy.md]
 
 The goal (issue 11): at least 99 % of calls to the right visit and at most 0.5 % wrong. A row
 meets it or not; the sim counts the seeds that do.
@@ -67,6 +68,7 @@ def sim_rows(seeds: list[int], sizes: list[float], policy: str) -> list[dict[str
             naive.update(right=score.right, wrong=score.wrong, unattributed=score.unattributed)
         rows.append(
             {
+                "policy": policy,
                 "multiple": multiple,
                 "seeds": len(seeds),
                 "met": met,
@@ -131,14 +133,15 @@ def render(meta: dict[str, str], daemon: list[dict[str, Any]], sim: list[dict[st
             f"In-process (bench/attribution_sim.py, the same rules as the daemon), {seeds} seeds,"
             " every call of every seed:",
             "",
-            "| pool (x peak live) | ctgw right / wrong / unattributed % | seeds meeting the goal"
-            " | naive right / wrong % |",
-            "|---|---|---|---|",
+            "| policy | pool (x peak live) | ctgw right / wrong / unattributed % |"
+            " seeds meeting the goal | naive right / wrong % |",
+            "|---|---|---|---|---|",
         ]
         for row in sim:
             c, n = row["ctgw"], row["naive"]
             lines.append(
-                f"| {row['multiple']}x | {c['right']} / {c['wrong']} / {c['unattributed']} |"
+                f"| {row['policy']} | {row['multiple']}x |"
+                f" {c['right']} / {c['wrong']} / {c['unattributed']} |"
                 f" {row['met']} of {row['seeds']} | {n['right']} / {n['wrong']} |"
             )
         lines.append("")
@@ -180,12 +183,22 @@ def main() -> None:
     parser.add_argument("--sim-seeds", default="1-40")
     parser.add_argument("--sim-sizes", default="1.2,1.3,1.4,1.5")
     parser.add_argument("--policy", default="reuse")
+    parser.add_argument(
+        "--sim-policies",
+        default="reuse,reuse-noshare",
+        help="the sim's policies (reuse-noshare: share_called_numbers off, for comparison)",
+    )
     parser.add_argument("--jobs", type=int, default=6, help="daemons run side by side")
     parser.add_argument("--sim-only", action="store_true", help="no daemon runs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "accuracy.md")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sim_sizes.split(",") if s]
-    sim = sim_rows(seeds_arg(args.sim_seeds), sizes, args.policy)
+    sim = [
+        row
+        for policy in args.sim_policies.split(",")
+        if policy
+        for row in sim_rows(seeds_arg(args.sim_seeds), sizes, policy)
+    ]
     daemon = [] if args.sim_only else daemon_rows(args)
     section = render(release_meta(args.policy), daemon, sim)
     existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""

@@ -38,6 +38,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attribution_daemon import (
+    NO_SHARE,
     OVERFLOW,
     SITE,
     Daemon,
@@ -224,8 +225,9 @@ def _policies(args: argparse.Namespace) -> list[PoolPolicy]:
         if given and not known and name != "overflow":
             raise SystemExit("this tree's config has no per-pool policy keys (when_exhausted)")
         # Without the keys, `overflow` is what the pool does anyway: write nothing.
-        policy = name if known else ""
-        policies.append(PoolPolicy(policy, args.min_cooldown, args.dial_delay))
+        policy = name.removesuffix(NO_SHARE) if known else ""
+        share = False if name.endswith(NO_SHARE) else None
+        policies.append(PoolPolicy(policy, args.min_cooldown, args.dial_delay, share))
     return policies
 
 
@@ -257,7 +259,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", default="1", help="comma-separated seeds")
     parser.add_argument("--sizes", default="0.8,1.0,1.2,2.0", help="pool sizes, x peak live")
-    parser.add_argument("--policy", default="", help="when_exhausted: reuse, overflow or both")
+    parser.add_argument(
+        "--policy",
+        default="",
+        help="when_exhausted: reuse, overflow, reuse-noshare (share_called_numbers off), or several",
+    )
     parser.add_argument("--min-cooldown", type=int, help="min_cooldown_seconds (when given)")
     parser.add_argument("--dial-delay", type=int, help="dial_delay_seconds (when given)")
     parser.add_argument("--minutes", type=float, default=4.0, help="minutes of arrivals")

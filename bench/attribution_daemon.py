@@ -21,6 +21,7 @@ import aiohttp
 from bench.attribution_traffic import COOLDOWN, GRACE, HEARTBEAT, WINDOW
 
 __all__ = [
+    "NO_SHARE",
     "OVERFLOW",
     "SITE",
     "TARGET",
@@ -38,6 +39,8 @@ SITE = "bench"
 TARGET = "+13125550100"
 OVERFLOW = "+13125550199"
 DESTINATION = "PJSIP/agent1"
+# A bench policy name ending so writes share_called_numbers = false ("reuse-noshare").
+NO_SHARE = "-noshare"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PoolPolicy:
     when_exhausted: str = ""
     min_cooldown_seconds: int | None = None
     dial_delay_seconds: int | None = None
+    share_called_numbers: bool | None = None
 
     @property
     def label(self) -> str:
@@ -55,6 +59,8 @@ class PoolPolicy:
             parts.append(f"min_cd={self.min_cooldown_seconds}")
         if self.dial_delay_seconds is not None:
             parts.append(f"delay={self.dial_delay_seconds}")
+        if self.share_called_numbers is False:
+            parts.append("noshare")
         return ",".join(parts)
 
     def toml(self) -> str:
@@ -65,6 +71,8 @@ class PoolPolicy:
             lines.append(f"min_cooldown_seconds = {self.min_cooldown_seconds}")
         if self.dial_delay_seconds is not None:
             lines.append(f"dial_delay_seconds = {self.dial_delay_seconds}")
+        if self.share_called_numbers is not None:
+            lines.append(f"share_called_numbers = {str(self.share_called_numbers).lower()}")
         return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.attribution_daemon import OVERFLOW, TARGET, pool_numbers
+from bench.attribution_daemon import NO_SHARE, OVERFLOW, TARGET, pool_numbers
 from bench.attribution_score import score_naive
 from bench.attribution_traffic import (
     COOLDOWN,
@@ -48,14 +48,16 @@ _KNOWN_CALLS = 5  # route.py: the visitors of the caller's latest 5 attributed c
 
 
 def rules_for(policy: str = "reuse") -> LeaseRules:
-    """The bench's pool config (attribution_daemon._config) as LeaseRules."""
+    """The bench's pool config (attribution_daemon._config) as LeaseRules; a policy ending in
+    "-noshare" turns share_called off."""
     return LeaseRules(
         heartbeat=timedelta(seconds=HEARTBEAT),
         grace=timedelta(seconds=GRACE),
         probation=timedelta(seconds=GRACE),
         cooldown=timedelta(seconds=COOLDOWN),
         attribution_window=timedelta(seconds=WINDOW),
-        when_exhausted=policy,
+        when_exhausted=policy.removesuffix(NO_SHARE),
+        share_called=not policy.endswith(NO_SHARE),
     )
 
 

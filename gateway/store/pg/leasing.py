@@ -1,6 +1,8 @@
 """Leases taken atomically across gateways on one PostgreSQL: the choice of numberpool's Pool
 (a returning visitor's own number, else least recently released past the cooldown, else under
 pressure the least risky cooling number) made by one statement that locks the row it takes.
+Not used by the gateway (a site's holder leases in memory: gateway/cluster) and without the
+Pool's later tiers (a holder who called; sharing a live number whose holder called).
 
 Two designs, measured by bench/pg_leasing.py (docs/postgresql.md):
 - "skip_locked": the choice is `SELECT ... FOR UPDATE SKIP LOCKED`: a gateway skips the number
