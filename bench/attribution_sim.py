@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import random
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -104,8 +105,11 @@ class SimResult:
 _LAND, _TAB, _BEAT, _CALL = 0, 1, 2, 3
 
 
-def simulate(traffic: Traffic, size: int, rules: LeaseRules) -> SimResult:
-    """Play `traffic` against a pool of `size` numbers under `rules`."""
+def simulate(
+    traffic: Traffic, size: int, rules: LeaseRules, second_phone: float = 0.0
+) -> SimResult:
+    """Play `traffic` against a pool of `size` numbers under `rules`; `second_phone` of the
+    repeat calls come from another phone of the caller's (a phone nobody knows yet)."""
     pool = Pool("bench", TARGET, pool_numbers(size), rules, overflow=OVERFLOW)
     site = Site("bench", pools=[pool])
     result = SimResult(traffic.seed, size, peak_live(traffic))
@@ -157,9 +161,21 @@ def simulate(traffic: Traffic, size: int, rules: LeaseRules) -> SimResult:
             elif number:
                 open_session(index, at)  # 410: swap.js opens a new session
         else:
-            result.calls.append(_call(traffic, index, at, shown, site, history))
+            caller = _caller(traffic, index, second_phone)
+            result.calls.append(_call(traffic, index, at, shown, site, history, caller))
     result.reused = pool.reused_count
     return result
+
+
+def _caller(traffic: Traffic, index: int, second_phone: float) -> str:
+    """The phone a call comes from: the visitor's own, or for a repeat call drawn (seeded by
+    the run and the call) within `second_phone`, another of theirs."""
+    call = traffic.calls[index]
+    own = traffic.visits[call.visit].caller
+    if call.kind != "repeat" or second_phone <= 0.0:
+        return own
+    draw = random.Random(f"{traffic.seed}:{index}").random()
+    return own[:-1] + str((int(own[-1]) + 5) % 10) + "2" if draw < second_phone else own
 
 
 def _call(
@@ -169,6 +185,7 @@ def _call(
     shown: dict[int, list[tuple[float, str]]],
     site: Site,
     history: dict[str, list[str]],
+    caller: str,
 ) -> SimCall:
     call = traffic.calls[index]
     truth = traffic.visits[call.visit]
@@ -176,11 +193,11 @@ def _call(
     for when, number in shown.get(call.visit, []):
         if when <= at:
             dialed = number
-    known = frozenset(history.get(truth.caller, [])[-_KNOWN_CALLS:])
-    found = site.attribute(dialed, clock(at), known_visitors=known, caller=truth.caller)
+    known = frozenset(history.get(caller, [])[-_KNOWN_CALLS:])
+    found = site.attribute(dialed, clock(at), known_visitors=known, caller=caller)
     attributed = found.kind in (AttributionKind.ACTIVE, AttributionKind.PROBABLE)
     if attributed and found.visitor_id:
-        history.setdefault(truth.caller, []).append(found.visitor_id)
+        history.setdefault(caller, []).append(found.visitor_id)
     if not attributed:
         verdict = "unattributed"
     else:
@@ -214,6 +231,9 @@ def main() -> None:
     parser.add_argument("--policy", default="reuse")
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--late-share", type=float)
+    parser.add_argument(
+        "--second-phone", type=float, default=0.0, help="share of repeat calls from another phone"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line per run")
     args = parser.parse_args()
     rules = rules_for(args.policy)
@@ -223,7 +243,7 @@ def main() -> None:
         for seed in seeds_arg(args.seeds):
             traffic = make_traffic(seed, args.minutes, 1.0, args.late_share)
             size = max(1, round(multiple * peak_live(traffic)))
-            result = simulate(traffic, size, rules)
+            result = simulate(traffic, size, rules, args.second_phone)
             pct, naive = result.pct(), score_naive(traffic, size).summary(naive=True)
             totals.update(result.counts())
             if args.json:
