@@ -125,25 +125,32 @@ class Pool:
 
     def heartbeat(self, number: str, session_id: str, at: datetime) -> Lease | None:
         """Extend a live lease of `session_id` on `number`; None when it has ended."""
-        slot = self._slots.get(number)
-        index = slot.index_of(session_id) if slot else None
-        if slot is None or index is None or not slot.history[index].live_at(at):
-            return None
-        renewed = slot.history[index]._replace(last_seen=at, until=at + self.rules.grace)
-        slot.history[index] = renewed
-        self._changed(slot, at)
-        return renewed
+        return self._amend(number, session_id, at, "beat")
 
     def release(self, number: str, session_id: str, at: datetime) -> Lease | None:
-        """End a session's live lease now (e.g. its write failed); returns the ended lease."""
+        """End a session's live lease now (the visitor left); returns the ended lease."""
+        return self._amend(number, session_id, at, "end")
+
+    def withdraw(self, number: str, session_id: str, at: datetime) -> Lease | None:
+        """Take back the live lease of a session never stored (its commit failed), as if it
+        had not been made: no call goes to it, and a number it shared is as before."""
+        return self._amend(number, session_id, at, "drop")
+
+    def _amend(self, number: str, session_id: str, at: datetime, how: str) -> Lease | None:
         slot = self._slots.get(number)
         index = slot.index_of(session_id) if slot else None
         if slot is None or index is None or not slot.history[index].live_at(at):
             return None
-        ended = slot.history[index]._replace(until=at)
-        slot.history[index] = ended
+        lease = slot.history[index]
+        if how == "drop":
+            del slot.history[index]
+        else:
+            beat = how == "beat"
+            until = at + self.rules.grace if beat else at
+            lease = lease._replace(last_seen=at if beat else lease.last_seen, until=until)
+            slot.history[index] = lease
         self._changed(slot, at)
-        return ended
+        return lease
 
     def restore(self, lease: Lease, now: datetime | None = None) -> bool:
         """Put a persisted lease back (oldest first); False when its number left the pool."""
@@ -183,12 +190,7 @@ class Pool:
     def superseded_by(self, lease: Lease) -> Lease | None:
         """The same visitor's earlier lease that `lease` cut short, if it did."""
         slot = self._slots.get(lease.number)
-        if slot is None or len(slot.history) < 2 or slot.history[-1] != lease:
-            return None
-        # Their newest lease before it (the lease of a visitor they share with may lie between).
-        mine = (x for x in reversed(slot.history[:-1]) if x.visitor_id == lease.visitor_id)
-        previous = next(mine, None)
-        return previous if previous is not None and previous.until == lease.started_at else None
+        return slot.superseded_by(lease) if slot else None
 
     def holds(self, visitor_id: str, at: datetime) -> bool:
         """Whether `visitor_id` holds a live lease here (its next session gets that number)."""
@@ -203,14 +205,7 @@ class Pool:
     def holder_at(self, number: str, at: datetime) -> tuple[Lease | None, Lease | None]:
         """(lease live at `at`, else the last lease ended before `at`) on `number`."""
         slot = self._slots.get(number)
-        if slot is None:
-            return None, None
-        for lease in reversed(slot.history):
-            if lease.live_at(at):
-                return lease, None
-            if lease.until <= at:
-                return None, lease
-        return None, None
+        return slot.holder_at(at) if slot else (None, None)
 
     def candidates_at(self, number: str, at: datetime, caller: str = "") -> list[Lease]:
         """The leases that could claim a call on `number` at `at` from `caller`, newest first:

@@ -116,6 +116,21 @@ class Slot:
             return False
         return len(heads) < 2 or not heads[1].live_at(at)
 
+    def superseded_by(self, lease: Lease) -> Lease | None:
+        """The same visitor's earlier lease that `lease` (the latest) cut short, if it did:
+        their newest before it (a lease of the visitor they share with may lie between)."""
+        if len(self.history) < 2 or self.history[-1] != lease:
+            return None
+        mine = (x for x in reversed(self.history[:-1]) if x.visitor_id == lease.visitor_id)
+        previous = next(mine, None)
+        return previous if previous is not None and previous.until == lease.started_at else None
+
+    def holder_at(self, at: datetime) -> tuple[Lease | None, Lease | None]:
+        """(the newest lease live at `at`, else the lease that ended last before `at`)."""
+        live = next((lease for lease in reversed(self.history) if lease.live_at(at)), None)
+        ended = [lease for lease in self.history if lease.until <= at]
+        return live, None if live else max(ended, key=lambda lease: lease.until, default=None)
+
     def _index(self, lease: Lease) -> int:
         for index in range(len(self.history) - 1, -1, -1):
             if self.history[index] is lease:

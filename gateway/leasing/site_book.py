@@ -154,12 +154,13 @@ class SiteBook:
         return RestoredLeases(len(leases), live)
 
     def release(self, site: str, leases: list[Lease], session_id: str, at: datetime) -> None:
-        """End a session's leases at `at` (its commit failed): the numbers are free again."""
+        """Take back a session's leases (its commit failed): as if never leased, so no call goes
+        to a session the store does not have, and a number it shared is as before."""
         entry = self.sites.get(site)
         for lease in leases:
             pool = entry.site.pool_by_id(lease.pool_id) if entry else None
             if pool is not None:
-                pool.release(lease.number, session_id, at)
+                pool.withdraw(lease.number, session_id, at)
 
     def prune(self) -> None:
         """Forget leases too old to attribute a call to (the store keeps them)."""

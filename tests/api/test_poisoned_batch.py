@@ -188,3 +188,25 @@ async def test_a_store_that_refuses_writes_fails_the_batch_in_one_try(tmp_path: 
         assert len(await db.fetchall("SELECT call_id FROM calls")) == 1
     finally:
         await db.close()
+
+
+async def test_a_session_that_failed_to_commit_leaves_no_lease_a_call_could_go_to(
+    make_client,
+) -> None:
+    """Its leases are taken back, not just ended: a call on its number finds no session the
+    store lacks, and the number goes to the next visitor as if never leased."""
+    client = await make_client()
+    desk = client.app[DESK]
+    url = "https://www.demo-plumbing.example/"
+    failed = answer_batch(desk, [SessionRequest("demo", url, "", "", "M \udcff", None)])
+    assert [r.status for r in failed] == [503]
+    site = desk.book.sites["demo"].site
+    assert [lease for pool in site.pools for lease in pool.leases()] == []
+    stored = await client.app[DB].fetchall("SELECT session_id FROM sessions")
+    assert stored == []
+    ok = answer_batch(desk, [SessionRequest("demo", url, "", "", "ok", None)])
+    assert [r.status for r in ok] == [201]
+    (lease,) = [lease for pool in site.pools for lease in pool.leases()]
+    assert (await client.app[DB].fetchall("SELECT session_id FROM sessions"))[0][
+        "session_id"
+    ] == lease.session_id

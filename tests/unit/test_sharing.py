@@ -251,3 +251,21 @@ def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -
         if step % 500 == 0:
             pool.prune(now)
     assert shares > 0, "the run shared a number at least once"
+
+
+def test_a_withdrawn_share_leaves_the_number_as_it_was(clock: FakeClock) -> None:
+    """B's session failed to commit: its lease is taken back, not ended, so a call from a new
+    phone goes to A alone (active), and the number may be shared again."""
+    pool, site = pool_of(1)
+    a = held(pool, clock, "a")
+    called(site, a, clock, P1)
+    b = pool.lease("l-b", "s-b", "v-b", clock.now())
+    assert b is not None and b.number == a.number
+    gone = pool.withdraw(b.number, b.session_id, clock.now())
+    assert gone == b and pool.live_count(clock.now()) == 1
+    clock.advance(seconds=2)
+    new = site.attribute(a.number, clock.now(), caller=P2)
+    assert (new.kind, new.visitor_id, new.other_visitor_id) == (AttributionKind.ACTIVE, "v-a", "")
+    c = pool.lease("l-c", "s-c", "v-c", clock.now())
+    assert c is not None and c.number == a.number
+    assert pool.withdraw(c.number, "s-nobody", clock.now()) is None
