@@ -5,12 +5,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from gateway.appkeys import DB, DESK
+from gateway.appkeys import AGI, DB, DESK
 from gateway.store.database import Write
+from gateway.store.migrate import apply_migrations
 from numberpool.site import AttributionKind
 from numberpool.visit import visit_from_url
 from tests.api.conftest import BROWSER, ORIGIN, POOL, demo_config, open_session
+from tests.api.lease_overlaps import (
+    CALL_ROWS,
+    DOUBLE_LEASES,
+    DOUBLED,
+    LEASE_ROWS,
+    OVERLAPS,
+    SHARED,
+)
+from tests.api.test_call_routing import call_env, routed
 from tests.conftest import FakeClock
+from tests.unit.test_agi import fake_asterisk
 
 
 async def test_session_gets_a_pool_number_with_display(client) -> None:
@@ -237,15 +248,70 @@ async def test_no_number_is_leased_twice_under_concurrency(make_client, tmp_path
     responses = await asyncio.gather(*(open_session(client) for _ in range(300)))
     bodies = [await r.json() for r in responses]
     assert all(r.status == 201 for r in responses)
+    # Nobody called, so no number may be shared: no two leases of a number overlap at all.
+    assert [dict(r) for r in await client.app[DB].fetchall(OVERLAPS)] == []
     pooled = [b["numbers"][0]["number"] for b in bodies if b["numbers"][0]["kind"] == "pool"]
     assert len(pooled) == 50 and len(set(pooled)) == 50
     assert sum(b["numbers"][0]["kind"] == "overflow" for b in bodies) == 250
-    rows = await client.app[DB].fetchall(
-        "SELECT number, count(*) AS n FROM leases GROUP BY number HAVING n > 1"
-    )
-    assert rows == []
     committed = await client.app[DB].fetchall("SELECT count(*) AS n FROM leases")
     assert committed[0]["n"] == 50
+
+
+async def test_a_called_number_is_shared_once_under_concurrency(client, clock: FakeClock) -> None:
+    """Every number live, four holders called: of a hundred simultaneous sessions exactly four
+    share a number, one for each called number; the store holds those four overlaps, each a
+    share, and no double lease. Once the sharers call too, none is shared a third time."""
+    holders = [await (await open_session(client)).json() for _ in POOL]
+    assert [h["numbers"][0]["number"] for h in holders] == POOL
+    called = POOL[2:6]
+    for n, number in enumerate(called):
+        env = call_env(number, caller=f"+1202555040{n}", linkedid=f"{n}.0")
+        assert routed(await fake_asterisk(client.app[AGI], env))["CTGW_ROUTE"] == "PJSIP/agent1"
+    clock.advance(seconds=1)  # the calls began before the shares (the check compares times)
+    responses = await asyncio.gather(*(open_session(client) for _ in range(100)))
+    assert all(r.status == 201 for r in responses)
+    db = client.app[DB]
+    assert [dict(r) for r in await db.fetchall(DOUBLE_LEASES)] == []
+    offers = [(await r.json())["numbers"][0] for r in responses]
+    assert sorted(o["number"] for o in offers if o["kind"] == "pool") == called
+    assert sum(o["kind"] == "overflow" for o in offers) == 96
+    overlaps = await db.fetchall(OVERLAPS)
+    first = {h["numbers"][0]["number"]: h["session_id"] for h in holders}
+    assert sorted((r["number"], r["earlier_id"]) for r in overlaps) == [
+        (number, f"{first[number]}.1") for number in called
+    ]
+
+    # The sharers call too, from new phones: a shared number is never shared again.
+    for n, number in enumerate(called):
+        env = call_env(number, caller=f"+1202555041{n}", linkedid=f"1{n}.0")
+        assert routed(await fake_asterisk(client.app[AGI], env))["CTGW_ROUTE"] == "PJSIP/agent1"
+    clock.advance(seconds=1)
+    responses = await asyncio.gather(*(open_session(client) for _ in range(50)))
+    assert [dict(r) for r in await db.fetchall(DOUBLE_LEASES)] == []
+    assert [(await r.json())["numbers"][0]["kind"] for r in responses] == ["overflow"] * 50
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ctgw_pool_shared_total{pool="demo:+14155550100",site="demo"} 4' in metrics
+
+
+async def test_the_double_lease_check_accepts_a_share_and_nothing_more(tmp_path) -> None:
+    """The check above, on a SQLite store: a lease that began while another of its number was
+    live is a double lease unless that one's visitor called on it from a known phone before,
+    and never a third live lease (tests/api/lease_overlaps.py's rows say why each is)."""
+    db = sqlite3.connect(tmp_path / "check.db", isolation_level=None)
+    try:
+        apply_migrations(db)
+        db.executemany("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, ?, ?)", LEASE_ROWS)
+        db.executemany(
+            "INSERT INTO calls (call_id, site, dialed, caller, started_at, state,"
+            " attribution_kind, session_id, visitor_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            CALL_ROWS,
+        )
+        overlaps = {row[2] for row in db.execute(OVERLAPS)}
+        doubled = {row[2] for row in db.execute(DOUBLE_LEASES)}
+    finally:
+        db.close()
+    assert sorted(doubled) == DOUBLED
+    assert sorted(overlaps - doubled) == SHARED
 
 
 async def test_healthz_and_metrics(client) -> None:
