@@ -53,6 +53,7 @@ class CallTrace:
     caller: str = ""
     # The stored decision named a rival visit: the record's visit is a judgement, not a fact.
     contested: bool = False
+    rival_visitor: str = ""  # that rival's visitor, when the store says
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class SizeFigures:
     sessions: int
     overflowed: int  # sessions the replay showed the overflow number
     reused: int  # leases of a number still cooling (policy "reuse")
+    shared: int  # leases of a live number whose holder called (LeaseRules.share_called)
     peak_live: int
     peak_busy: int  # live and cooling numbers at the busiest instant
     # Late calls (reports/late_calls.py): the windows after leases ended, open or covered by
@@ -116,14 +118,24 @@ def true_sessions(calls: Sequence[CallTrace], sessions: Iterable[str]) -> list[s
     for call in calls:
         if call.kind == AttributionKind.ACTIVE and _real_caller(call.caller):
             reached.setdefault(call.caller, set()).add(call.visitor_id)
+    phones: dict[str, set[str]] = {}  # visitor -> the phones whose active calls reached it
+    for caller, visitors in reached.items():
+        for visitor in visitors:
+            phones.setdefault(visitor, set()).add(caller)
     truth = []
     for call in calls:
         # A probable call with no rival had one visit that could claim it (a late call on a
-        # number nobody held since): as good as known. Contested ones are vouched for only by
-        # the caller's own active call.
+        # number nobody held since): as good as known. Contested ones are vouched for by the
+        # caller's own active call, or by the rival's from another phone: people call again
+        # from the phone they called from (as the gateway assumes), so the rival is not this
+        # caller (a number shared with a holder who called, or one whose holder called).
+        rival_phones = phones.get(call.rival_visitor, set())
+        not_rival = (
+            _real_caller(call.caller) and call.caller not in rival_phones and bool(rival_phones)
+        )
         vouched = call.kind == AttributionKind.ACTIVE or (
             call.kind == AttributionKind.PROBABLE
-            and (not call.contested or call.visitor_id in reached.get(call.caller, ()))
+            and (not call.contested or call.visitor_id in reached.get(call.caller, ()) or not_rival)
         )
         ok = not call.on_overflow and vouched and call.session_id in known
         truth.append(call.session_id if ok else "")
@@ -274,9 +286,10 @@ def replay(
         sessions=len(sessions),
         overflowed=len(sessions) - len(shown),
         reused=pool.reused_count,
+        shared=pool.shared_count,
         peak_live=_peak(held.values(), timedelta(0)),
         peak_busy=_peak(held.values(), rules.cooldown),
-        late=late_windows(held.values(), rules.attribution_window, called),
+        late=late_windows(held.values(), rules.attribution_window, called, rules.cooldown),
         late_seen=tuple(late_seen),
         late_seen_wrong=late_seen_wrong,
     )

@@ -30,14 +30,19 @@ from reports.pool_replay import (
 
 __all__ = [
     "MAX_SIZE",
+    "NO_SHARING",
+    "POLICIES",
+    "SHARING",
     "TARGET_RIGHT",
     "CallTrace",
     "SessionTrace",
     "SizeFigures",
     "SizingReport",
+    "describe",
     "parse_moment",
     "parse_sizes",
     "policies_for",
+    "policy_rules",
     "replay",
     "size_pool",
 ]
@@ -70,11 +75,40 @@ def parse_moment(text: str) -> datetime:
         ) from None
 
 
+# The policy keys besides the pool's own `when_exhausted`: "reuse" with sharing a called number
+# switched the other way than the pool has it (LeaseRules.share_called).
+SHARING = "reuse_sharing"
+NO_SHARING = "reuse_no_sharing"
+POLICIES = ("reuse", SHARING, NO_SHARING, "overflow")
+
+
 def policies_for(rules: LeaseRules) -> dict[str, LeaseRules]:
-    """The policies a pool is replayed under: its own rules first, then the same rules with
-    the other choice of what an exhausted pool does."""
-    other = "overflow" if rules.when_exhausted == "reuse" else "reuse"
-    return {rules.when_exhausted: rules, other: replace(rules, when_exhausted=other)}
+    """The policies a pool is replayed under: its own rules first, then "reuse" (the pool's
+    reuse rules, sharing as the pool says), the same with sharing switched, and "overflow"."""
+    reuse = replace(rules, when_exhausted="reuse")
+    switched = NO_SHARING if rules.share_called else SHARING
+    policies = {rules.when_exhausted: rules, "reuse": reuse}
+    policies[switched] = replace(reuse, share_called=not rules.share_called)
+    policies.setdefault("overflow", replace(rules, when_exhausted="overflow"))
+    return policies
+
+
+def policy_rules(rules: LeaseRules) -> dict[str, object]:
+    """What a policy does, as the pool's config keys say it (sharing only ever with "reuse")."""
+    reuse = rules.when_exhausted == "reuse"
+    return {
+        "when_exhausted": rules.when_exhausted,
+        "share_called_numbers": reuse and rules.share_called,
+    }
+
+
+def describe(policy: Mapping[str, object]) -> str:
+    """A policy_rules entry in words, for the text report."""
+    if policy.get("when_exhausted") != "reuse":
+        return "the overflow number when no number rested"
+    if policy.get("share_called_numbers"):
+        return "reuse cooling numbers, share live ones whose holder called"
+    return "reuse cooling numbers, never a live one"
 
 
 @dataclass(frozen=True)
@@ -94,6 +128,8 @@ class SizingReport:
     figures: list[SizeFigures] = field(default_factory=list)
     smallest: dict[str, int | None] = field(default_factory=dict)
     target: float = TARGET_RIGHT
+    # What each policy key means for this pool (policy_rules), in the order replayed.
+    policies: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -108,6 +144,7 @@ class SizingReport:
             "inferred_calls": self.inferred_calls,
             "late_calls": self.late_calls,
             "target_right": self.target,
+            "policies": self.policies,
             "smallest_size": self.smallest,
             "sizes": [f.as_dict() for f in self.figures],
         }
@@ -120,6 +157,11 @@ class SizingReport:
             f"\ton overflow {self.overflow_calls} ({self.inferred_calls} judged as an overflowed"
             f" visit's)\tvisit unknown {self.unknown_calls}"
         ]
+        if self.policies:
+            out.append(
+                "  policies\t"
+                + "\t".join(f"{name}: {describe(rules)}" for name, rules in self.policies.items())
+            )
         for f in self.figures:
             shares = "\t".join(
                 f"{name} {'-' if s is None else format(s, '.1%')}"
@@ -132,7 +174,7 @@ class SizingReport:
             out.append(
                 f"  {f.policy}\tsize {f.size}\tcost {f.size} numbers\t{shares}"
                 f"\tpeak live {f.peak_live}\tpeak live+cooling {f.peak_busy}"
-                f"\toverflowed {f.overflowed}/{f.sessions}\treused {f.reused}"
+                f"\toverflowed {f.overflowed}/{f.sessions}\treused {f.reused}\tshared {f.shared}"
             )
         for policy, size in self.smallest.items():
             found = "none within reach" if size is None else f"{size} numbers"
@@ -183,6 +225,7 @@ def size_pool(
         inferred_calls=sum(1 for i in inferred if i),
         late_calls=sum(late[1]) if late else 0,
         target=target,
+        policies={name: policy_rules(rules) for name, rules in policies.items()},
     )
     for policy, rules in policies.items():
         at_size = _Replays(ordered, calls, truth, rules, policy, pace, late)

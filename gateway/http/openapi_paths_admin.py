@@ -202,19 +202,34 @@ _SESSION_TEXT = (
     " msclkid bd_vid"
 ).split()
 _SHARE = nullable({"type": "number"})
-_SIZE = obj(
-    {
-        "policy": {"enum": ["overflow", "reuse"]},
-        "size": _INT,
-        "cost_numbers": _INT,
-        **{k: _INT for k in ("right", "wrong", "unattributed", "sessions", "overflowed")},
-        **{k: _INT for k in ("reused", "peak_live", "peak_busy", "late_seen_wrong")},
-        "late_wrong": {"type": "number"},
-        "right_share": _SHARE,
-        "wrong_share": _SHARE,
-        "unattributed_share": _SHARE,
-    }
-)
+_POLICIES = ["reuse", "reuse_sharing", "reuse_no_sharing", "overflow"]
+_SIZE = {
+    **obj(
+        {
+            "policy": {"enum": _POLICIES},
+            "size": _INT,
+            "cost_numbers": _INT,
+            **{k: _INT for k in ("right", "wrong", "unattributed", "sessions", "overflowed")},
+            **{k: _INT for k in ("reused", "shared", "peak_live", "peak_busy", "late_seen_wrong")},
+            "late_wrong": {"type": "number"},
+            "right_share": _SHARE,
+            "wrong_share": _SHARE,
+            "unattributed_share": _SHARE,
+        }
+    ),
+    "description": "One policy at one size. `reused`: leases of a number still cooling;"
+    " `shared`: leases of a live number whose holder had called (the number is then held by two"
+    " visits); `peak_live` and `peak_busy` count numbers, a shared one once.",
+}
+_POLICY = {
+    **obj(
+        {
+            "when_exhausted": {"enum": ["reuse", "overflow"]},
+            "share_called_numbers": {"type": "boolean"},
+        }
+    ),
+    "description": "What a policy of the sizing report does, in the pool's config keys.",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Pool": _POOL,
@@ -248,21 +263,31 @@ SCHEMAS: dict[str, Any] = {
             "numbers": {"type": "array", "items": {"type": "object"}},
         }
     ),
-    "SizingReport": obj(
-        {
-            "pool_id": TEXT,
-            "since": TEXT,
-            "until": TEXT,
-            "current_size": _INT,
-            "calls": _INT,
-            "judged_calls": _INT,
-            "overflow_calls": _INT,
-            "unknown_calls": _INT,
-            "inferred_calls": _INT,
-            "late_calls": _INT,
-            "target_right": {"type": "number"},
-            "smallest_size": {"type": "object", "additionalProperties": nullable(_INT)},
-            "sizes": {"type": "array", "items": _SIZE},
-        }
-    ),
+    "SizingReport": {
+        **obj(
+            {
+                "pool_id": TEXT,
+                "since": TEXT,
+                "until": TEXT,
+                "current_size": _INT,
+                "calls": _INT,
+                "judged_calls": _INT,
+                "overflow_calls": _INT,
+                "unknown_calls": _INT,
+                "inferred_calls": _INT,
+                "late_calls": _INT,
+                "target_right": {"type": "number"},
+                "policies": {"type": "object", "additionalProperties": ref("SizingPolicy")},
+                "smallest_size": {"type": "object", "additionalProperties": nullable(_INT)},
+                "sizes": {"type": "array", "items": ref("SizeFigures")},
+            }
+        ),
+        "description": "The pool's period replayed per policy and size. Policies, the pool's"
+        ' own first: `reuse` (its rules with when_exhausted "reuse", sharing called numbers'
+        " as its share_called_numbers says), the same with sharing switched"
+        " (`reuse_no_sharing` or `reuse_sharing`), and `overflow`; `policies` says what each"
+        " key means for this pool.",
+    },
+    "SizeFigures": _SIZE,
+    "SizingPolicy": _POLICY,
 }

@@ -15,7 +15,7 @@ from gateway.http.staff_scope import read_scope, scope_form
 from gateway.http.svg_charts import Series, bar_pairs
 from gateway.store.sizing import replay_sizing
 from numberpool.pool import Pool
-from reports.pool_sizing import SizingReport
+from reports.pool_sizing import SizingReport, describe
 
 __all__ = ["pools", "sizing_table"]
 
@@ -39,6 +39,11 @@ def _smallest(report: SizingReport, size: int | None) -> str:
     return "none within reach" if size is None else f"{size} numbers"
 
 
+def _meaning(report: SizingReport, policy: str) -> str:
+    rules = report.policies.get(policy)
+    return f" ({esc(describe(rules))})" if rules else ""
+
+
 def sizing_table(report: SizingReport) -> str:
     """The replay's figures, a row per policy and size; the pool's own size marked."""
     rows = "\n".join(
@@ -46,7 +51,8 @@ def sizing_table(report: SizingReport) -> str:
         f' data-policy="{esc(f.policy)}" data-size="{f.size}">'
         f"<td>{esc(f.policy)}</td><td>{f.size}</td><td>{_share(f.right_share)}</td>"
         f"<td>{_share(f.wrong_share)}</td><td>{_share(f.share(f.unattributed))}</td>"
-        f"<td>{f.peak_live}</td><td>{f.overflowed}/{f.sessions}</td><td>{f.reused}</td></tr>"
+        f"<td>{f.peak_live}</td><td>{f.overflowed}/{f.sessions}</td><td>{f.reused}</td>"
+        f"<td>{f.shared}</td></tr>"
         for f in report.figures
     )
     head = "".join(
@@ -60,10 +66,12 @@ def sizing_table(report: SizingReport) -> str:
             "Peak live",
             "Overflowed",
             "Reused",
+            "Shared",
         )
     )
     smallest = "".join(
-        f"<li>{esc(policy)}: {esc(_smallest(report, size))}</li>"
+        f'<li data-policy="{esc(policy)}">{esc(policy)}'
+        f"{_meaning(report, policy)}: {esc(_smallest(report, size))}</li>"
         for policy, size in report.smallest.items()
     )
     return (

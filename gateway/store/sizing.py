@@ -30,7 +30,8 @@ _SESSIONS_SQL = (
 # overflow number; test calls are no traffic.
 _CALLS_SQL = (
     "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller,"
-    " json_extract(attribution, '$.other_session_id') IS NOT NULL AS contested FROM calls"
+    " json_extract(attribution, '$.other_session_id') IS NOT NULL AS contested,"
+    " json_extract(attribution, '$.other_visitor_id') AS rival FROM calls"
     " WHERE site = ? AND started_at >= ? AND started_at < ? AND test_call = 0"
     " AND direction = 'inbound'"
     " AND (dialed = ? OR dialed IN (SELECT number FROM numbers WHERE pool_id = ?)"
@@ -51,7 +52,8 @@ _PG_SESSIONS_SQL = (
 )
 _PG_CALLS_SQL = (
     "SELECT started_at, dialed, attribution_kind, session_id, visitor_id, caller,"
-    " CAST(attribution AS json) ->> 'other_session_id' IS NOT NULL AS contested FROM calls"
+    " CAST(attribution AS json) ->> 'other_session_id' IS NOT NULL AS contested,"
+    " CAST(attribution AS json) ->> 'other_visitor_id' AS rival FROM calls"
     " WHERE site = ? AND started_at >= ? AND started_at < ? AND test_call = 0"
     " AND direction = 'inbound'"
     " AND (dialed = ? OR dialed IN (SELECT number FROM numbers WHERE pool_id = ?)"
@@ -114,6 +116,7 @@ def _traces(sessions: Sequence[Any], calls: Sequence[Any], overflow: str) -> Poo
                 visitor_id=row["visitor_id"] or "",
                 caller=row["caller"] or "",
                 contested=bool(row["contested"]),
+                rival_visitor=row["rival"] or "",
             )
             for row in calls
         ],

@@ -268,3 +268,7 @@ async def test_the_pools_page_shows_the_sizing_replay(staff: TestClient) -> None
     assert 'data-pool="demo:+14155550100"' in text
     assert "Smallest size for 99% right" in text
     assert re.search(r'<tr class="size[^"]*" data-policy="reuse" data-size="\d+"', text)
+    # The pool's reuse rules share called numbers: the same without sharing is shown beside.
+    assert re.search(r'<tr class="size[^"]*" data-policy="reuse_no_sharing"', text)
+    assert '<th scope="col">Shared</th>' in text
+    assert "reuse_no_sharing (reuse cooling numbers, never a live one)" in text

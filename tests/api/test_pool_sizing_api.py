@@ -72,12 +72,20 @@ async def test_sizing_answers_right_wrong_unattributed_per_size(
     body = await resp.json()
     assert (body["pool_id"], body["current_size"]) == (POOL_ID, 10)
     assert (body["calls"], body["judged_calls"], body["overflow_calls"]) == (7, 6, 1)
-    # Six visits live at once: two numbers leave four on the overflow number, whatever the policy.
-    assert body["smallest_size"] == {"reuse": 6, "overflow": 6}
+    # Six visits live at once: two numbers leave four on the overflow number, whatever the
+    # policy (nobody has called yet when they land, so no number can be shared).
+    assert body["smallest_size"] == {"reuse": 6, "reuse_no_sharing": 6, "overflow": 6}
+    assert body["policies"] == {
+        "reuse": {"when_exhausted": "reuse", "share_called_numbers": True},
+        "reuse_no_sharing": {"when_exhausted": "reuse", "share_called_numbers": False},
+        "overflow": {"when_exhausted": "overflow", "share_called_numbers": False},
+    }
     figures = {(f["policy"], f["size"]): f for f in body["sizes"]}
-    assert set(figures) == {(p, n) for p in ("reuse", "overflow") for n in (2, 6, 10)}
+    policies = ("reuse", "reuse_no_sharing", "overflow")
+    assert set(figures) == {(p, n) for p in policies for n in (2, 6, 10)}
     two = figures["reuse", 2]
     assert (two["right"], two["wrong"], two["unattributed"], two["cost_numbers"]) == (2, 0, 4, 2)
+    assert (two["reused"], two["shared"]) == (0, 0)
     assert two["right_share"] == pytest.approx(2 / 6, abs=1e-4)
     six = figures["overflow", 6]
     assert (six["right"], six["right_share"], six["peak_live"], six["overflowed"]) == (6, 1.0, 6, 0)
@@ -141,11 +149,14 @@ async def test_report_pools_keeps_the_health_lines_and_adds_the_sizing(
     assert lines[1].startswith(f"sizing {POOL_ID} ") and "judged 6" in lines[1]
     assert any("size 2\tcost 2 numbers\tright 33.3%" in line for line in lines)
     assert any("smallest size for 99% right (reuse): 6 numbers" in line for line in lines)
+    assert any(
+        "reuse_no_sharing: reuse cooling numbers, never a live one" in line for line in lines
+    )
 
     assert await report(config, argparse.Namespace(json=True, sizes="6", **period(clock))) == 0
     (pool,) = json.loads(capsys.readouterr().out)
     assert pool["pool_id"] == POOL_ID and "needs_growth" in pool
-    assert pool["sizing"]["smallest_size"] == {"reuse": 6, "overflow": 6}
+    assert pool["sizing"]["smallest_size"] == {"reuse": 6, "reuse_no_sharing": 6, "overflow": 6}
 
     with pytest.raises(CliError, match="--sizes"):
         await report(config, argparse.Namespace(json=False, sizes="0", since=None, until=None))

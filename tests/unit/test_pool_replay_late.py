@@ -3,12 +3,13 @@ whose phone already reached their visitor is not one the history hides."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from numberpool.pool import LeaseRules
-from reports.late_calls import AGE_SLICES
+from reports.late_calls import AGE_SLICES, late_windows
 from reports.pool_sizing import CallTrace, SessionTrace, replay, size_pool
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -65,7 +66,8 @@ def test_reuse_costs_nothing_when_every_late_caller_called_on_the_page() -> None
     """Every visitor calls while on the page and a third of them again 10 s after their lease
     ended. "reuse" at the peak of live leases gives those numbers to others while the windows
     are open, but each late call comes from the phone that reached its visitor: none goes
-    wrong, and the sizing expects none."""
+    wrong, and the sizing expects none. Sharing a number whose holder called serves the same
+    calls with half the numbers, again none wrong."""
     sessions, calls = [], []
     for i in range(200):
         start = T0 + i * 10 * S
@@ -75,19 +77,70 @@ def test_reuse_costs_nothing_when_every_late_caller_called_on_the_page() -> None
         if i % 3 == 0:
             calls.append(CallTrace(start + 85 * S, False, "probable", f"s{i}", f"v{i}", phone))
     calls.sort(key=lambda c: c.at)
+    policies = {
+        "reuse": replace(rules("reuse"), share_called=False),
+        "reuse_sharing": rules("reuse"),
+    }
     report = size_pool(
         "p",
         sessions,
         calls,
-        {"reuse": rules("reuse")},
+        policies,
         since=T0,
         until=T0 + 3600 * S,
         current_size=11,
-        sizes=[8, 11],
+        sizes=[3, 4, 8, 11],
     )
-    figures = {f.size: f for f in report.figures}
-    assert figures[8].reused > 0
-    assert (figures[8].right, figures[8].wrong) == (267, 0)
-    assert figures[8].late_wrong == pytest.approx(0.0)
-    assert figures[8].right_share == 1.0
-    assert report.smallest == {"reuse": 8}
+    figures = {(f.policy, f.size): f for f in report.figures}
+    eight = figures["reuse", 8]
+    assert eight.reused > 0 and eight.shared == 0
+    assert (eight.right, eight.wrong) == (267, 0)
+    assert eight.late_wrong == pytest.approx(0.0)
+    assert eight.right_share == 1.0
+    four = figures["reuse_sharing", 4]
+    assert four.shared > 150
+    assert (four.right, four.wrong, four.unattributed) == (267, 0, 0)
+    assert four.late_wrong == pytest.approx(0.0)
+    assert figures["reuse_sharing", 3].unattributed > 0
+    assert report.smallest == {"reuse": 8, "reuse_sharing": 4}
+
+
+def test_a_shared_number_s_second_holder_is_neither_open_nor_covered() -> None:
+    """One number. A holds it from T0 (last heartbeat 40 s, so until 55 s) and calls at 10 s;
+    B lands at 20 s and shares it (until 45 s). B's window (45-105 s) is never open: while A's
+    lease and then A's window last (to 115 s), a late call of B's goes to B (A's phone is
+    known) but is stored with A as its rival, so the history cannot show it. Nor is it
+    covered: no lease began after B's. A's window does not count: A's phone is known. With two
+    numbers B takes a number of its own and its whole window is open."""
+    a = SessionTrace("a", "va", T0, T0 + 40 * S, True)
+    b = SessionTrace("b", "vb", T0 + 20 * S, T0 + 30 * S, True)
+    on_the_page = CallTrace(T0 + 10 * S, False, "active", "a", "va", "+12025550001")
+    shared = replay([a, b], [on_the_page], 1, rules("reuse"))
+    assert (shared.shared, shared.overflowed, shared.right) == (1, 0, 1)
+    assert shared.late.open == shared.late.covered == (0.0,) * AGE_SLICES
+    own = replay([a, b], [on_the_page], 2, rules("reuse"))
+    assert own.shared == 0
+    assert own.late.open == (1.0,) * AGE_SLICES
+    assert own.late.covered == (0.0,) * AGE_SLICES
+
+
+def test_a_window_with_the_holder_before_as_rival_is_hidden_until_that_rival_s_ends() -> None:
+    """Numbers n1 and n2, window 60 s (slices of 5 s), cooldown 30 s. On n1, B began 10 s
+    after A's lease ended (before the cooldown: A is B's rival), so B's late calls are stored
+    contested until A's window ends at 70 s: B's window 40-100 s is hidden for its first six
+    slices and open for the other six. On n2, C shares D's number while D is live (D called at
+    5 s): C's window is hidden up to D's window's end (50 + 60 s), past its own end (105 s)."""
+    window, cooldown = 60 * S, 30 * S
+    leases = [
+        ("n1", T0, T0 + 10 * S, "va"),
+        ("n1", T0 + 20 * S, T0 + 40 * S, "vb"),
+        ("n2", T0, T0 + 50 * S, "vd"),
+        ("n2", T0 + 20 * S, T0 + 45 * S, "vc"),
+    ]
+    called = {"vd": T0 + 5 * S}
+    found = late_windows(leases, window, called, cooldown)
+    # A's window (10-70 s) is open until B's lease begins at 20 s, then covered.
+    assert found.open == (1.0, 1.0) + (0.0,) * 4 + (1.0,) * 6
+    assert found.covered == (0.0, 0.0) + (1.0,) * 10
+    # Without a cooldown only the share has a rival: B's window is open throughout.
+    assert late_windows(leases, window, called).open == (2.0, 2.0) + (1.0,) * 10

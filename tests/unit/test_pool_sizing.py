@@ -14,6 +14,8 @@ from reports.pool_sizing import (
     SessionTrace,
     parse_moment,
     parse_sizes,
+    policies_for,
+    policy_rules,
     replay,
     size_pool,
 )
@@ -180,6 +182,26 @@ def test_only_calls_whose_visit_is_known_are_judged() -> None:
     assert (report.judged_calls, report.overflow_calls, report.unknown_calls) == (3, 1, 3)
 
 
+def test_a_contested_call_is_vouched_for_by_its_rival_s_other_phone() -> None:
+    """A call stored against a rival who called from another phone is the credited visit's
+    (people call again from the phone they called from): B shares A's number after A called
+    from +1, and B's call from +2 is judged, right. Not when the rival's phone is this
+    caller's, is unknown, or the caller hid."""
+    a = SessionTrace("a", "va", T0, T0 + 40 * S, True)
+    b = SessionTrace("b", "vb", T0 + 10 * S, T0 + 40 * S, True)
+    calls = [
+        CallTrace(T0 + 5 * S, False, "active", "a", "va", "+12025550001"),
+        CallTrace(T0 + 20 * S, False, "probable", "b", "vb", "+12025550002", True, "va"),
+        CallTrace(T0 + 21 * S, False, "probable", "b", "vb", "+12025550001", True, "va"),
+        CallTrace(T0 + 22 * S, False, "probable", "b", "vb", "+12025550003", True, "vx"),
+        CallTrace(T0 + 23 * S, False, "probable", "b", "vb", "anonymous", True, "va"),
+        CallTrace(T0 + 24 * S, False, "probable", "b", "vb", "+12025550004", True),
+    ]
+    assert true_sessions(calls, ["a", "b"]) == ["a", "b", "", "", "", ""]
+    shared = replay([a, b], calls, 1, rules(when_exhausted="reuse"))
+    assert (shared.shared, shared.right, shared.wrong, shared.unattributed) == (1, 2, 0, 0)
+
+
 def test_overflow_calls_are_judged_as_an_overflowed_visit_on_the_page() -> None:
     """The history's pool had one number: 'a' held it, 'b' and 'c' saw the overflow number and
     three calls came on it. Each is judged as made by an overflowed visit near the call: at size
@@ -259,13 +281,14 @@ def test_sizes_and_times_are_read_strictly() -> None:
 
 
 def test_reusing_cooling_numbers_serves_callers_on_the_page_with_the_live_leases_alone() -> None:
-    """ "reuse": callers who call while on the page need only the peak of live leases (8)."""
+    """ "reuse" without sharing: callers who call while on the page need only the peak of live
+    leases (8); a live number is never leased again, so 7 numbers send visits to overflow."""
     sessions, calls = steady(200)
     report = size_pool(
         "p",
         sessions,
         calls,
-        {"reuse": rules(when_exhausted="reuse")},
+        {"reuse": rules(when_exhausted="reuse", share_called=False)},
         since=T0,
         until=T0 + 3600 * S,
         current_size=8,
@@ -273,15 +296,77 @@ def test_reusing_cooling_numbers_serves_callers_on_the_page_with_the_live_leases
     )
     seven, eight = report.figures
     assert (eight.right, eight.wrong, eight.overflowed) == (200, 0, 0)
-    assert eight.reused > 0 and seven.overflowed > 0  # a live number is never leased again
+    assert eight.reused > 0 and seven.overflowed > 0
+    assert seven.shared == eight.shared == 0
     assert report.smallest == {"reuse": 8}
+
+
+def test_sharing_called_numbers_serves_callers_on_the_page_with_half_the_numbers() -> None:
+    """Each visitor calls 30 s into a 75 s lease: from then on its number may be shared, so
+    two visits hold each number and 4 numbers serve the 8 live leases, every call right (a
+    new phone goes to the new holder, the first holder's phone is known). The report replays
+    the pool's own rules, the same with sharing switched, and the overflow number."""
+    sessions, calls = steady(200)
+    report = size_pool(
+        "p",
+        sessions,
+        calls,
+        policies_for(rules(when_exhausted="reuse")),
+        since=T0,
+        until=T0 + 3600 * S,
+        current_size=8,
+        sizes=[3, 4, 8],
+    )
+    assert list(report.policies) == ["reuse", "reuse_no_sharing", "overflow"]
+    assert report.policies["reuse"] == {"when_exhausted": "reuse", "share_called_numbers": True}
+    assert report.smallest == {"reuse": 4, "reuse_no_sharing": 8, "overflow": 11}
+    figures = {(f.policy, f.size): f for f in report.figures}
+    four = figures["reuse", 4]
+    assert (four.right, four.wrong, four.overflowed, four.late_wrong) == (200, 0, 0, 0.0)
+    assert four.shared > 150 and four.peak_live == 4  # numbers live, each leased twice
+    assert figures["reuse", 3].overflowed > 0
+    assert figures["reuse_no_sharing", 4].shared == figures["overflow", 4].shared == 0
+    assert report.as_dict()["policies"] == report.policies
+    assert any(
+        "reuse_no_sharing: reuse cooling numbers, never a live one" in line
+        for line in report.lines()
+    )
+
+
+def test_the_policies_keep_the_pool_s_own_first_and_switch_sharing() -> None:
+    """A pool that overflows is replayed as it is, then with "reuse" as its rules say
+    (sharing on by default), then with sharing switched; one that reuses without sharing,
+    with the sharing it lacks named "reuse_sharing"."""
+    overflowing = rules()
+    assert {
+        k: (r.when_exhausted, r.share_called) for k, r in policies_for(overflowing).items()
+    } == {
+        "overflow": ("overflow", True),
+        "reuse": ("reuse", True),
+        "reuse_no_sharing": ("reuse", False),
+    }
+    plain = rules(when_exhausted="reuse", share_called=False, min_cooldown=5 * S)
+    named = policies_for(plain)
+    assert list(named) == ["reuse", "reuse_sharing", "overflow"]
+    assert named["reuse"] == plain
+    assert named["reuse_sharing"].share_called and named["reuse_sharing"].min_cooldown == 5 * S
+    assert policy_rules(named["overflow"]) == {
+        "when_exhausted": "overflow",
+        "share_called_numbers": False,
+    }
 
 
 def test_reusing_cooling_numbers_costs_the_late_callers() -> None:
     """Callers who call 20 s after leaving dial a number "reuse" gave another visit already;
-    the overflow number keeps them unattributed instead, and 11 numbers serve them all."""
+    the overflow number keeps them unattributed instead, and 11 numbers serve them all. Nobody
+    calls on the page, so sharing has no holder who called to share with until a late call is
+    credited wrongly: it still costs late callers at 8 numbers."""
     sessions, calls = steady(200, call_after=95)
-    policies = {"reuse": rules(when_exhausted="reuse"), "overflow": rules()}
+    policies = {
+        "reuse": rules(when_exhausted="reuse", share_called=False),
+        "overflow": rules(),
+        "reuse_sharing": rules(when_exhausted="reuse"),
+    }
     report = size_pool(
         "p",
         sessions,
@@ -296,8 +381,11 @@ def test_reusing_cooling_numbers_costs_the_late_callers() -> None:
     assert figures["reuse", 8].wrong > 100
     assert figures["overflow", 8].wrong == 0
     assert figures["reuse", 11].right == figures["overflow", 11].right == 200
+    assert figures["reuse_sharing", 8].wrong > 0
+    assert figures["reuse_sharing", 11].right == 200
     # Which cooling number is least risky is numberpool's to tune; the overflow number's needs
     # follow from the cooldown alone.
     assert report.smallest["overflow"] == 11
-    smallest_reuse = report.smallest["reuse"]
-    assert smallest_reuse is not None and 8 < smallest_reuse <= 11
+    for policy in ("reuse", "reuse_sharing"):
+        smallest = report.smallest[policy]
+        assert smallest is not None and 8 < smallest <= 11
