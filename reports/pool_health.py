@@ -1,4 +1,7 @@
-"""Pool health: peak concurrent leases against pool size, exhaustion events, a growth advice."""
+"""Pool health: peak numbers in use against pool size, exhaustion events, a growth advice.
+
+A number shared by two visitors (numberpool/slot.py: its first holder called) is one number in
+use: the peak counts numbers, so utilisation never passes 100 %."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-__all__ = ["GROWTH_THRESHOLD", "PoolHealth", "peak_concurrent", "pool_health"]
+__all__ = ["GROWTH_THRESHOLD", "PoolHealth", "numbers_in_use", "peak_concurrent", "pool_health"]
 
 # Above this share of numbers live at the peak, calls start landing on reused numbers.
 GROWTH_THRESHOLD = 0.75
@@ -55,6 +58,26 @@ def peak_concurrent(intervals: list[tuple[str, str]]) -> int:
     return peak
 
 
+def numbers_in_use(leases: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The spans each number was in use, from its (number, start, end) leases: the leases of
+    one number that overlap (a share) or touch (a returning visitor) merged into one span."""
+    spans: list[tuple[str, str]] = []
+    by_number: dict[str, list[tuple[str, str]]] = {}
+    for number, start, end in leases:
+        by_number.setdefault(number, []).append((start, end))
+    for intervals in by_number.values():
+        intervals.sort()
+        start, end = intervals[0]
+        for next_start, next_end in intervals[1:]:
+            if next_start <= end:
+                end = max(end, next_end)
+            else:
+                spans.append((start, end))
+                start, end = next_start, next_end
+        spans.append((start, end))
+    return spans
+
+
 async def pool_health(db: Rows, now: datetime, days: int = 7) -> list[PoolHealth]:
     """Health of every pool over the last `days` days."""
     since = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -65,7 +88,7 @@ async def pool_health(db: Rows, now: datetime, days: int = 7) -> list[PoolHealth
     out = []
     for pool in pools:
         leases = await db.fetchall(
-            "SELECT started_at, until FROM leases WHERE pool_id = ? AND until > ?",
+            "SELECT number, started_at, until FROM leases WHERE pool_id = ? AND until > ?",
             (pool["pool_id"], since),
         )
         events = await db.fetchall(
@@ -74,7 +97,8 @@ async def pool_health(db: Rows, now: datetime, days: int = 7) -> list[PoolHealth
             (pool["pool_id"], since),
         )
         size = int(pool["size"])
-        peak = peak_concurrent([(r["started_at"], r["until"]) for r in leases])
+        spans = numbers_in_use([(r["number"], r["started_at"], r["until"]) for r in leases])
+        peak = peak_concurrent(spans)
         exhausted = int(events[0]["n"])
         utilisation = peak / size if size else 1.0
         wanted = math.ceil(peak / GROWTH_THRESHOLD) if peak else size
