@@ -15,6 +15,7 @@ from gateway.http.openapi_schemas import (
     param,
     ref,
 )
+from reports.pool_sizing import POLICIES
 
 __all__ = ["PATHS", "SCHEMAS"]
 
@@ -202,7 +203,7 @@ _SESSION_TEXT = (
     " msclkid bd_vid"
 ).split()
 _SHARE = nullable({"type": "number"})
-_POLICIES = ["reuse", "reuse_sharing", "reuse_no_sharing", "overflow"]
+_POLICIES = list(POLICIES)  # the sizing report's own keys: the document cannot drift from them
 _SIZE = {
     **obj(
         {
