@@ -29,13 +29,13 @@ import structlog
 from gateway.leasing.client_limits import ClientLimits, client_key
 from gateway.leasing.elsewhere import SessionsElsewhere
 from gateway.leasing.live_sessions import LiveSession, LiveSessions
+from gateway.leasing.pressure import count_when_stored, note_pressure, pool_counts
 from gateway.leasing.site_book import SiteBook
 from gateway.metrics import Metrics
 from gateway.store.database import Database, StoreError, Write
 from gateway.store.ids import id_maker
 from gateway.store.sessions import (
     lease_write,
-    pool_exhausted_write,
     session_known,
     session_seen_write,
     session_write,
@@ -44,7 +44,7 @@ from gateway.store.sites import SiteEntry
 from gateway.store.times import ts
 from numberpool.clock import Clock
 from numberpool.pool import Lease
-from numberpool.site import NumberOffer, OfferKind
+from numberpool.site import NumberOffer
 from numberpool.visit import VisitContext
 
 __all__ = [
@@ -228,7 +228,7 @@ class SessionDesk:
         session_id = self.new_id()
         lease_ids = (f"{session_id}.{i}" for i in range(1, 1000))
         holder = f"{job.site_key} {client_key(job.client)}" if job.client else ""
-        before = [(pool.reused_count, pool.shared_count) for pool in entry.site.pools]
+        before = pool_counts(entry)
         offers = entry.site.offer(
             job.visit,
             session_id,
@@ -250,7 +250,8 @@ class SessionDesk:
             *(lease_write(lease, stamps) for lease in leases),
         ]
         self._end_superseded(entry, leases, writes)
-        self._note_pressure(entry, offers, before, (stamp, session_id), writes)
+        counts = note_pressure(entry, offers, before, (stamp, session_id), writes)
+        count_when_stored(self.metrics, entry.site.key, counts, job.done)
         job.answer = SessionAnswer(session, offers, entry.heartbeat_seconds(), expires)
         return writes
 
@@ -278,29 +279,6 @@ class SessionDesk:
                 previous = self.live.get(ended.session_id)
                 if previous is not None:
                     self.live.let_go(previous)
-
-    def _note_pressure(
-        self,
-        entry: SiteEntry,
-        offers: list[NumberOffer],
-        before: list[tuple[int, int]],
-        event: tuple[str, str],
-        writes: list[Write],
-    ) -> None:
-        """Count and store each overflow number shown (its pool was exhausted, or capped), and
-        count the leases reused or shared with a caller (`before`: the pools' counts before)."""
-        site = entry.site.key
-        for offer in offers:
-            if offer.kind is OfferKind.OVERFLOW:
-                pool = next(p for p in entry.site.pools if p.target == offer.target)
-                writes.append(pool_exhausted_write(pool.pool_id, *event))
-                self.metrics.inc("ctgw_pool_exhausted_total", site=site, pool=pool.pool_id)
-        for pool, (reused, shared) in zip(entry.site.pools, before, strict=True):
-            labels = {"site": site, "pool": pool.pool_id}
-            if pool.reused_count > reused:
-                self.metrics.inc("ctgw_pool_reused_total", pool.reused_count - reused, **labels)
-            if pool.shared_count > shared:
-                self.metrics.inc("ctgw_pool_shared_total", pool.shared_count - shared, **labels)
 
     async def heartbeat(self, session_id: str) -> LiveSession:
         """Renew a session's leases; SessionEnded once they have ended."""

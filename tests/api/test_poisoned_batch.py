@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.appkeys import CONFIG, DB, DESK
+from gateway.appkeys import CONFIG, DB, DESK, METRICS
 from gateway.config import SiteSettings
 from gateway.http.front import create_front_app
 from gateway.http.lease_owner import answer_batch, serving_lease_channel
 from gateway.http.session_request import SessionRequest
 from gateway.store.database import Database, StoreError, Write
-from tests.api.conftest import demo_config
+from tests.api.conftest import POOL, demo_config
 
 _ANSWER_WITHIN = 10.0
 _CALL_SQL = (
@@ -210,3 +210,24 @@ async def test_a_session_that_failed_to_commit_leaves_no_lease_a_call_could_go_t
     assert (await client.app[DB].fetchall("SELECT session_id FROM sessions"))[0][
         "session_id"
     ] == lease.session_id
+
+
+async def test_a_session_that_failed_to_commit_is_not_counted_as_pressure(
+    make_client, tmp_path: Path
+) -> None:
+    """A full pool: the stored session that saw the overflow number is counted and stored as a
+    pool event; the one whose commit failed neither (its lease was taken back)."""
+    client = await make_client(demo_config(tmp_path, numbers=POOL[:1]))
+    desk, metrics = client.app[DESK], client.app[METRICS]
+    url = "https://www.demo-plumbing.example/"
+    ok = [SessionRequest("demo", url, "", "", "ok", None) for _ in range(2)]
+    assert [r.status for r in answer_batch(desk, ok)] == [201, 201]
+    await asyncio.sleep(0)  # the counts follow the commit (its future's callbacks)
+    labels = {"site": "demo", "pool": "demo:+14155550100"}
+    assert metrics.value("ctgw_pool_exhausted_total", **labels) == 1
+    failed = answer_batch(desk, [SessionRequest("demo", url, "", "", "M \udcff", None)])
+    assert [r.status for r in failed] == [503]
+    await asyncio.sleep(0)
+    assert metrics.value("ctgw_pool_exhausted_total", **labels) == 1
+    events = await client.app[DB].fetchall("SELECT session_id FROM pool_events")
+    assert len(events) == 1
