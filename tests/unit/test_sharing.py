@@ -199,8 +199,8 @@ def test_a_restored_pool_keeps_both_holders(clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -> None:
-    """Random leases, heartbeats, calls, releases and returning visitors on a small pool under
-    pressure: at every step a number has at most two live leases, each its visitor's newest,
+    """Random leases (some withdrawn: their commit failed), heartbeats, calls, releases and
+    returning visitors on a small pool under pressure: at every step a number has at most two live leases, each its visitor's newest,
     and when there are two one of them had a call on it noted before the other's lease began
     (a returning holder who called may come back while the one sharing is still there)."""
     rng = random.Random(seed)
@@ -217,7 +217,9 @@ def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -
             if rng.random() < 0.7:
                 visitor = f"v{step}"
             lease = pool.lease(f"l{step}", f"s{step}", visitor, now)
-            if lease is not None:
+            if lease is not None and rng.random() < 0.05:  # its commit failed
+                assert pool.withdraw(lease.number, lease.session_id, now) == lease
+            elif lease is not None:
                 live[lease.session_id] = lease
         elif roll < 0.6 and live:
             session = rng.choice(list(live))
