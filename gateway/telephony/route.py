@@ -4,6 +4,7 @@ Called by the FastAGI server while the caller waits; short and bounded by the AG
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 import time
@@ -35,6 +36,7 @@ from gateway.telephony.route_outcome import (
     count_and_log,
     late_in_commit,
     recorded_when_cut,
+    undelivered,
 )
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
@@ -199,6 +201,10 @@ class CallRouter:
         count_and_log(self.metrics, call, late, waited)
         if late:
             return None
+        if flight is not None:  # its waiter may yet be cut before it gets this answer
+            flight.undelivered = functools.partial(
+                undelivered, self.db, self.metrics, call, flight.deadline
+            )
         whisper = whisper_for(target.entry.whisper, label)
         return RouteDecision(target.route, call.call_id, label, whisper)
 

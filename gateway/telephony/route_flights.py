@@ -36,9 +36,11 @@ PEER_DEADLINE = "peer_deadline"
 class Flight:
     """One call's route being decided: its task, the AGI sessions (or peers' requests) waiting
     for its answer, whose deadline the newest of them has and, once the call's record is made,
-    its call id (for the logs)."""
+    its call id (for the logs). `undelivered`: what to do when a route decided in time reached
+    no waiter (its deadline fell between the route's end and the waiter's wake-up); set by the
+    route with its answer, `delivered` once one waiter got it."""
 
-    __slots__ = ("call_id", "deadline", "linkedid", "task", "waiters")
+    __slots__ = ("call_id", "deadline", "delivered", "linkedid", "task", "undelivered", "waiters")
     task: asyncio.Task[RouteDecision | None]
 
     def __init__(self, linkedid: str) -> None:
@@ -46,6 +48,8 @@ class Flight:
         self.call_id = ""
         self.deadline = AGI_DEADLINE
         self.waiters: set[asyncio.Task[Any]] = set()
+        self.delivered = False
+        self.undelivered: Callable[[], None] | None = None
 
     def awaited(self) -> bool:
         """Whether an AGI session still waits for the answer. One whose deadline has passed
@@ -91,10 +95,17 @@ class Flights:
         if waiter is not None:
             flight.waiters.add(waiter)
         try:
-            return await asyncio.shield(flight.task)
+            decision = await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if _answered(flight.task):
+                # Cut after the route ended: after the other waiters woke, see if one got it.
+                asyncio.get_running_loop().call_soon(_undelivered, flight)
+            raise
         finally:
             if waiter is not None:
                 flight.waiters.discard(waiter)
+        flight.delivered = True
+        return decision
 
     async def close(self) -> None:
         """Wait for the routes in flight, so their calls are recorded before the store closes."""
@@ -115,6 +126,17 @@ class Flights:
             # empty when the route failed before the call's record was made.
             log.exception("call_route_failed", linkedid=flight.linkedid, call_id=flight.call_id)
             return None
+
+
+def _answered(task: asyncio.Task[RouteDecision | None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None and bool(task.result())
+
+
+def _undelivered(flight: Flight) -> None:
+    """No waiter received the route its flight decided in time: Asterisk dialed the fallback."""
+    fix, flight.undelivered = flight.undelivered, None
+    if fix is not None and not flight.delivered:
+        fix()
 
 
 def late_reason(request: AgiRequest, waited: float | None, flight: Flight | None) -> str:

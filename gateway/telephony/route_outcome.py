@@ -14,7 +14,13 @@ from gateway.store.calls import call_fallback_write
 from gateway.store.database import Database, StoreError
 from numberpool.calls import CallRecord
 
-__all__ = ["FALLBACK_ROUTE", "count_and_log", "late_in_commit", "recorded_when_cut"]
+__all__ = [
+    "FALLBACK_ROUTE",
+    "count_and_log",
+    "late_in_commit",
+    "recorded_when_cut",
+    "undelivered",
+]
 
 log = structlog.get_logger()
 
@@ -61,16 +67,29 @@ def recorded_when_cut(
     and logged late. A failed commit left no record (the store logged it)."""
     if committed.cancelled() or committed.exception() is not None:
         return None
-    written: asyncio.Future[None] | None = None
-    if call.route != FALLBACK_ROUTE:
-        written = asyncio.get_running_loop().create_future()
-        try:
-            db.submit([call_fallback_write(call.call_id, call.route, FALLBACK_ROUTE)], written)
-        except StoreError as exc:  # closed meanwhile: answered all the same, logged once below
-            written.set_exception(exc)
-        written.add_done_callback(lambda done: _unless_failed(done, call))
-        call = replace(call, route=FALLBACK_ROUTE)
-    count_and_log(metrics, call, late, waited)
+    written = _set_fallback(db, call) if call.route != FALLBACK_ROUTE else None
+    count_and_log(metrics, replace(call, route=FALLBACK_ROUTE), late, waited)
+    return written
+
+
+def undelivered(db: Database, metrics: Metrics, call: CallRecord, deadline: str) -> None:
+    """The route of `call` was decided and recorded in time, but its caller's `deadline`
+    passed before the answer reached it (Flights.join): Asterisk dialed the fallback. The record
+    says so, unless AMI wrote the dial string meanwhile; counted late (counted and logged
+    routed already)."""
+    _set_fallback(db, call)
+    log.warning("call_route_undelivered", call_id=call.call_id, site=call.site, late=deadline)
+    metrics.inc("ctgw_calls_routed_late_total", site=call.site)
+
+
+def _set_fallback(db: Database, call: CallRecord) -> asyncio.Future[None]:
+    """Submit the record's correction to the fallback; the write's future."""
+    written = asyncio.get_running_loop().create_future()
+    try:
+        db.submit([call_fallback_write(call.call_id, call.route, FALLBACK_ROUTE)], written)
+    except StoreError as exc:  # closed meanwhile: answered all the same, logged once below
+        written.set_exception(exc)
+    written.add_done_callback(lambda done: _unless_failed(done, call))
     return written
 
 

@@ -16,11 +16,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from gateway.app import create_app
+from gateway.app import _ROUTER, create_app
 from gateway.appkeys import AGI, DB, DESK, METRICS
 from gateway.config import parse_config
 from gateway.store.store_types import StoreError
-from gateway.telephony.agi import RouteDecision
+from gateway.telephony.agi import AgiRequest, RouteDecision
 from gateway.telephony.route import FALLBACK_ROUTE
 from gateway.telephony.route_flights import Flight, Flights
 from tests.api.conftest import demo_config, open_session
@@ -223,3 +223,35 @@ async def test_a_route_failing_once_nobody_waits_is_logged_not_raised() -> None:
             await flights.join("45.0", failing_now)
     failed = [(e["linkedid"], e["call_id"]) for e in logs if e["event"] == "call_route_failed"]
     assert failed == [("44.0", "c-44")] and len(flights) == 0
+
+
+async def test_a_route_that_ends_in_time_but_reaches_no_waiter_is_recorded_as_the_fallback(
+    gateway: Gateway, pg_db: str
+) -> None:
+    """The route's lookups and commit finish while its AGI session still waits, but the
+    session's deadline falls before it wakes for the answer: Asterisk dials the fallback, so the
+    record, recorded with the route, is set to the fallback and the call counted late."""
+    client = await gateway(4000)
+    _, number = await leased_number(client)
+    router = client.app[_ROUTER]
+    request = AgiRequest(number, "+12025550100", "Ada", "46.0", "46.0", "Local/46@test", {})
+    with capture_logs() as logs:
+        async with calls_locked(pg_db):  # the route waits in its first lookup
+            waiter = asyncio.create_task(router.decide(request))
+
+            async def flying() -> bool:
+                return in_flight(client) == 1
+
+            await until(flying, "the route in flight")
+            (flight,) = router._flights._flights.values()
+            flight.task.add_done_callback(lambda _: waiter.cancel())  # cut as it lands
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+        async def corrected() -> bool:
+            rows = await calls_of(client, "46.0")
+            return bool(rows) and rows[0]["route"] == FALLBACK_ROUTE
+
+        await until(corrected, "the record set to the fallback")
+    assert client.app[METRICS].value("ctgw_calls_routed_late_total", site="demo") == 1
+    assert [e["late"] for e in logs if e["event"] == "call_route_undelivered"] == ["agi_deadline"]
