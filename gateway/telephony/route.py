@@ -33,6 +33,8 @@ from gateway.telephony.route_flights import AGI_DEADLINE, Flight, Flights, late_
 from gateway.telephony.route_landed import Landed
 from gateway.telephony.route_outcome import (
     FALLBACK_ROUTE,
+    KnownCall,
+    answered_again,
     count_and_log,
     late_in_commit,
     recorded_when_cut,
@@ -106,13 +108,13 @@ class CallRouter:
         # Rows queued for the group commit but not yet in the store: a second call from a new
         # caller (or a retried lookup) in the same batch must see them as the store will.
         self._new_contacts: dict[str, str] = {}
-        self._new_calls: dict[str, tuple[str, str]] = {}
+        self._new_calls: dict[str, KnownCall] = {}
         # Commits landed so far, and the calls and contacts of those that landed while a route
         # was looking up (only where lookups suspend: PostgreSQL), which may have read the
         # store just before they landed and left the maps above.
         self._commits = 0
         self._looking = 0
-        self._landed_calls: Landed[tuple[str, str]] = Landed()
+        self._landed_calls: Landed[KnownCall] = Landed()
         self._landed_contacts: Landed[str] = Landed()
         # Where lookups suspend, routes run in flight: the AGI deadline cannot cut them.
         self._lookups_suspend = db.dialect != "sqlite"
@@ -159,7 +161,7 @@ class CallRouter:
         try:
             known = await self._known_call(linkedid)
             if known is not None:
-                return _again(target, known)
+                return self._again(target, known)
             at = _dialed_at(now, waited)
             caller = caller_number(request.caller, self.region)
             attribution = await self._attribute(target.entry, target.dialed, at, caller)
@@ -170,7 +172,7 @@ class CallRouter:
             # join this one's flight (flights full, or a commit just missed) is caught here.
             pending = self._new_calls.get(linkedid) or self._landed_calls.since(linkedid, seen)
             if linkedid and pending is not None:
-                return _again(target, pending)
+                return self._again(target, pending)
             contact = self._contact(caller, stored_contact, seen)
         finally:
             self._looking -= 1
@@ -239,15 +241,21 @@ class CallRouter:
         self._dialed[request.dialed] = dialed
         return dialed
 
-    async def _known_call(self, linkedid: str) -> tuple[str, str] | None:
-        """The call id and label of a call already recorded (or queued) for this linkedid."""
+    async def _known_call(self, linkedid: str) -> KnownCall | None:
+        """The call id, label and route of a call recorded (or queued) for this linkedid."""
         if not linkedid:
             return None
         pending = self._new_calls.get(linkedid)
         if pending is not None:
             return pending
         stored = await call_for_linkedid(self.db, linkedid)
-        return None if stored is None else (stored.call_id, source_label(stored.attribution))
+        if stored is None:
+            return None
+        return stored.call_id, source_label(stored.attribution), stored.route
+
+    def _again(self, target: _Target, known: KnownCall) -> RouteDecision:
+        whisper = whisper_for(target.entry.whisper, known[1])
+        return answered_again(self.db, target.route, known, whisper)
 
     def _new_call(
         self,
@@ -315,7 +323,7 @@ class CallRouter:
         if self.follow_up is not None:
             writes += self.follow_up(call.linkedid, call.call_id, call.site)
         if call.linkedid:
-            self._new_calls[call.linkedid] = (call.call_id, label)
+            self._new_calls[call.linkedid] = (call.call_id, label, call.route)
         # The AGI deadline may cancel the route's await of this future: the record is still
         # written in full (the rows are in the group commit already; it is awaited shielded).
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -334,11 +342,6 @@ class CallRouter:
             self._landed_contacts.add(caller, self._commits, contact)
         if answer is not None:
             self._landed_calls.add(linkedid, self._commits, answer)
-
-
-def _again(target: _Target, known: tuple[str, str]) -> RouteDecision:
-    """Asterisk asked again for a call already routed (a retried lookup): the same answer."""
-    return RouteDecision(target.route, *known, whisper=whisper_for(target.entry.whisper, known[1]))
 
 
 def _dialed_at(now: datetime, waited: float | None) -> datetime:

@@ -12,10 +12,13 @@ import structlog
 from gateway.metrics import Metrics
 from gateway.store.calls import call_fallback_write
 from gateway.store.database import Database, StoreError
+from gateway.telephony.agi import RouteDecision
 from numberpool.calls import CallRecord
 
 __all__ = [
     "FALLBACK_ROUTE",
+    "KnownCall",
+    "answered_again",
     "count_and_log",
     "late_in_commit",
     "recorded_when_cut",
@@ -26,6 +29,8 @@ log = structlog.get_logger()
 
 # The route recorded for a call the dialplan sent to its own fallback (CTGW_FALLBACK).
 FALLBACK_ROUTE = "fallback"
+# A call already recorded (or queued) for a linkedid: its call id, label and recorded route.
+KnownCall = tuple[str, str, str]
 
 
 def late_in_commit(deadline: str) -> str:
@@ -82,18 +87,34 @@ def undelivered(db: Database, metrics: Metrics, call: CallRecord, deadline: str)
     metrics.inc("ctgw_calls_routed_late_total", site=call.site)
 
 
+def answered_again(db: Database, route: str, known: KnownCall, whisper: str) -> RouteDecision:
+    """Asterisk asked again for a call already recorded (a retried lookup, or the second
+    gateway of a failover, both with its linkedid): the same answer, `route`. A record that
+    says `fallback` (the first ask was cut) now says `route`, which this answer dials."""
+    call_id, label, recorded = known
+    if recorded == FALLBACK_ROUTE:
+        _rewrite(db, call_id, FALLBACK_ROUTE, route)
+        log.info("call_route_again", call_id=call_id, route=route, was=FALLBACK_ROUTE)
+    return RouteDecision(route, call_id, label, whisper=whisper)
+
+
 def _set_fallback(db: Database, call: CallRecord) -> asyncio.Future[None]:
     """Submit the record's correction to the fallback; the write's future."""
+    return _rewrite(db, call.call_id, call.route, FALLBACK_ROUTE)
+
+
+def _rewrite(db: Database, call_id: str, route: str, to: str) -> asyncio.Future[None]:
+    """Submit: the record of `call_id` says `to` if it still says `route`; the write's future."""
     written = asyncio.get_running_loop().create_future()
     try:
-        db.submit([call_fallback_write(call.call_id, call.route, FALLBACK_ROUTE)], written)
+        db.submit([call_fallback_write(call_id, route, to)], written)
     except StoreError as exc:  # closed meanwhile: answered all the same, logged once below
         written.set_exception(exc)
-    written.add_done_callback(lambda done: _unless_failed(done, call))
+    written.add_done_callback(lambda done: _unless_failed(done, call_id))
     return written
 
 
-def _unless_failed(written: asyncio.Future[None], call: CallRecord) -> None:
-    """The record could not be set to the fallback: it keeps the route nobody received."""
+def _unless_failed(written: asyncio.Future[None], call_id: str) -> None:
+    """The record could not be corrected: it keeps a route Asterisk did not dial."""
     if not written.cancelled() and (exc := written.exception()) is not None:
-        log.error("call_route_failed", linkedid=call.linkedid, call_id=call.call_id, error=str(exc))
+        log.error("call_route_failed", call_id=call_id, error=str(exc))

@@ -255,3 +255,33 @@ async def test_a_route_that_ends_in_time_but_reaches_no_waiter_is_recorded_as_th
         await until(corrected, "the record set to the fallback")
     assert client.app[METRICS].value("ctgw_calls_routed_late_total", site="demo") == 1
     assert [e["late"] for e in logs if e["event"] == "call_route_undelivered"] == ["agi_deadline"]
+
+
+async def test_an_ask_after_the_call_was_recorded_as_the_fallback_gets_the_route(
+    gateway: Gateway, pg_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first ask is cut and the call recorded `fallback`; a second ask of the same call
+    once that record landed (the dialplan's second gateway, or a retried lookup) is answered
+    with the route, and the record now says it: the agent was dialed, not the fallback."""
+    client = await gateway(300)
+    session_id, number = await leased_number(client)
+    notes = counting_notes(client, monkeypatch)
+    env = call_env(number, linkedid="47.0")
+    agi = client.app[AGI]
+    with capture_logs() as logs:
+        async with calls_locked(pg_db):
+            assert await fake_asterisk(agi, env, timeout=SETTLE_S) == []
+        (call,) = await recorded(client, "47.0")
+        assert (call["route"], call["session_id"]) == (FALLBACK_ROUTE, session_id)
+        monkeypatch.setattr(agi, "_deadline_s", SETTLE_S)  # the second ask is not cut
+        variables = routed(await fake_asterisk(agi, env, timeout=SETTLE_S))
+
+        async def rerouted() -> bool:
+            return (await calls_of(client, "47.0"))[0]["route"] == "PJSIP/agent1"
+
+        await until(rerouted, "the record set to the route the second ask was given")
+    assert variables["CTGW_ROUTE"] == "PJSIP/agent1"
+    assert variables["CTGW_CALL_ID"] == call["call_id"]
+    assert len(await calls_of(client, "47.0")) == 1 and len(notes) == 1
+    again = [e for e in logs if e["event"] == "call_route_again"]
+    assert [(e["call_id"], e["was"]) for e in again] == [(call["call_id"], FALLBACK_ROUTE)]
