@@ -246,7 +246,7 @@ class Pool:
         self._last_number_of = {
             lease.visitor_id: number
             for number, slot in self._slots.items()
-            for lease in slot.history[-2:]
+            for lease in slot.heads()
             if lease is slot.history[-1] or lease.live_at(at)
         }
         return dropped
@@ -314,8 +314,7 @@ class Pool:
         ones), a number not rested the full cooldown counted as reused; None: exhausted. O(log n)
         amortised; the calm path (nobody left to call for the oldest) never needs the heaps."""
         free = self._free_slot(at)
-        latest = free.latest if free is not None else None
-        if free and (not latest or latest.last_seen + self.rules.attribution_window <= at):
+        if free and (not free.history or free.last_seen + self.rules.attribution_window <= at):
             return free
         reuse = self.rules.when_exhausted == "reuse"
         if free is None and not reuse:
@@ -332,8 +331,8 @@ class Pool:
         # live one), else the one released longest ago.
         slot = slot or free or heaps.pick_quiet(self._slots, rested_by)
         slot = slot or pick(self._by_release, self._slots, rested_by)
-        if slot is not None and slot.latest is not None:
-            self.reused_count += at < slot.latest.until + self.rules.cooldown
+        if slot is not None and slot.history:
+            self.reused_count += at < slot.busy_until + self.rules.cooldown
         return slot
 
     def _risk_heaps(self) -> RiskHeaps:

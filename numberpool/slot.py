@@ -79,6 +79,11 @@ class Slot:
             before = heads[-1]
         return latest.until if latest.until >= before.until else before.until
 
+    @property
+    def last_seen(self) -> datetime:
+        """The last sign of life of the number's holders (NEVER: never leased)."""
+        return max((lease.last_seen for lease in self.heads()), default=NEVER)
+
     def entry(self) -> Entry:
         return (self.busy_until, self.order, self.version, self.number)
 

@@ -51,10 +51,12 @@ _LEASES_SINCE_SQL = (
     "SELECT * FROM leases WHERE until > ? OR rowid IN"
     " (SELECT max(rowid) FROM leases GROUP BY number)"
     " OR (session_id, number) IN (SELECT session_id, dialed FROM calls WHERE started_at >= ?"
-    " AND visitor_id != '' AND caller != '') ORDER BY started_at, rowid"
+    " AND visitor_id != '' AND caller != '') ORDER BY started_at, until, rowid"
 )
-# PostgreSQL has no rowid: a number's newest lease is the one that started last (ties: the
-# higher lease id), and leases that started together come back in lease id order. Attribution
+# PostgreSQL has no rowid: a number's newest lease is the one that started last (ties: the one
+# that ends last, then the higher lease id). Leases that started together come back the one
+# ending first first: a visitor's lease cut by their next one in the same batch ends as that one
+# begins, and must come before it (numberpool/slot.py: the live ones are the heads). Attribution
 # is text holding JSON, as in SQLite; a confidence that is not a number reads as absent.
 _CALLS_SINCE_PG = (
     "SELECT dialed, visitor_id, caller, a ->> 'other_visitor_id' AS rival,"
@@ -67,9 +69,9 @@ _CALLS_SINCE_PG = (
 _LEASES_SINCE_PG = (
     "SELECT * FROM leases WHERE until > ? OR lease_id IN"
     " (SELECT DISTINCT ON (number) lease_id FROM leases"
-    " ORDER BY number, started_at DESC, lease_id DESC)"
+    " ORDER BY number, started_at DESC, until DESC, lease_id DESC)"
     " OR (session_id, number) IN (SELECT session_id, dialed FROM calls WHERE started_at >= ?"
-    " AND visitor_id != '' AND caller != '') ORDER BY started_at, lease_id"
+    " AND visitor_id != '' AND caller != '') ORDER BY started_at, until, lease_id"
 )
 _LIVE_SESSIONS_SQL = (
     "SELECT session_id, site, visitor_id, expires_at FROM sessions WHERE expires_at > ?"

@@ -4,7 +4,6 @@ Called by the FastAGI server while the caller waits; short and bounded by the AG
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import secrets
 import time
@@ -38,7 +37,7 @@ from gateway.telephony.route_outcome import (
     count_and_log,
     late_in_commit,
     recorded_when_cut,
-    undelivered,
+    undelivered_if_cut,
 )
 from gateway.telephony.whisper import whisper_for
 from numberpool.calls import CallAttribution, CallRecord, attribution_snapshot
@@ -161,7 +160,7 @@ class CallRouter:
         try:
             known = await self._known_call(linkedid)
             if known is not None:
-                return self._again(target, known)
+                return self._again(target, known, flight)
             at = _dialed_at(now, waited)
             caller = caller_number(request.caller, self.region)
             attribution = await self._attribute(target.entry, target.dialed, at, caller)
@@ -172,7 +171,7 @@ class CallRouter:
             # join this one's flight (flights full, or a commit just missed) is caught here.
             pending = self._new_calls.get(linkedid) or self._landed_calls.since(linkedid, seen)
             if linkedid and pending is not None:
-                return self._again(target, pending)
+                return self._again(target, pending, flight)
             contact = self._contact(caller, stored_contact, seen)
         finally:
             self._looking -= 1
@@ -203,10 +202,7 @@ class CallRouter:
         count_and_log(self.metrics, call, late, waited)
         if late:
             return None
-        if flight is not None:  # its waiter may yet be cut before it gets this answer
-            flight.undelivered = functools.partial(
-                undelivered, self.db, self.metrics, call, flight.deadline
-            )
+        undelivered_if_cut(flight, self.db, self.metrics, call)
         whisper = whisper_for(target.entry.whisper, label)
         return RouteDecision(target.route, call.call_id, label, whisper)
 
@@ -251,11 +247,11 @@ class CallRouter:
         stored = await call_for_linkedid(self.db, linkedid)
         if stored is None:
             return None
-        return stored.call_id, source_label(stored.attribution), stored.route
+        return stored.call_id, source_label(stored.attribution), stored.route, stored.dialed
 
-    def _again(self, target: _Target, known: KnownCall) -> RouteDecision:
+    def _again(self, target: _Target, known: KnownCall, flight: Flight | None) -> RouteDecision:
         whisper = whisper_for(target.entry.whisper, known[1])
-        return answered_again(self.db, target.route, known, whisper)
+        return answered_again(self.db, (target.route, target.dialed), known, whisper, flight)
 
     def _new_call(
         self,
@@ -323,7 +319,7 @@ class CallRouter:
         if self.follow_up is not None:
             writes += self.follow_up(call.linkedid, call.call_id, call.site)
         if call.linkedid:
-            self._new_calls[call.linkedid] = (call.call_id, label, call.route)
+            self._new_calls[call.linkedid] = (call.call_id, label, call.route, call.dialed)
         # The AGI deadline may cancel the route's await of this future: the record is still
         # written in full (the rows are in the group commit already; it is awaited shielded).
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()

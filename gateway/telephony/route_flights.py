@@ -49,7 +49,7 @@ class Flight:
         self.deadline = AGI_DEADLINE
         self.waiters: set[asyncio.Task[Any]] = set()
         self.delivered = False
-        self.undelivered: Callable[[], None] | None = None
+        self.undelivered: Callable[[], object] | None = None
 
     def awaited(self) -> bool:
         """Whether an AGI session still waits for the answer. One whose deadline has passed
@@ -134,8 +134,10 @@ def _answered(task: asyncio.Task[RouteDecision | None]) -> bool:
 
 def _undelivered(flight: Flight) -> None:
     """No waiter received the route its flight decided in time: Asterisk dialed the fallback."""
+    if flight.delivered or flight.awaited():
+        return  # a waiter got it, or one still waits (if it is cut too, it comes back here)
     fix, flight.undelivered = flight.undelivered, None
-    if fix is not None and not flight.delivered:
+    if fix is not None:
         fix()
 
 

@@ -5,6 +5,7 @@ while it was being committed: the route was decided, but nobody received it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import replace
 
 import structlog
@@ -13,6 +14,7 @@ from gateway.metrics import Metrics
 from gateway.store.calls import call_fallback_write
 from gateway.store.database import Database, StoreError
 from gateway.telephony.agi import RouteDecision
+from gateway.telephony.route_flights import Flight
 from numberpool.calls import CallRecord
 
 __all__ = [
@@ -23,14 +25,16 @@ __all__ = [
     "late_in_commit",
     "recorded_when_cut",
     "undelivered",
+    "undelivered_if_cut",
 ]
 
 log = structlog.get_logger()
 
 # The route recorded for a call the dialplan sent to its own fallback (CTGW_FALLBACK).
 FALLBACK_ROUTE = "fallback"
-# A call already recorded (or queued) for a linkedid: its call id, label and recorded route.
-KnownCall = tuple[str, str, str]
+# A call already recorded (or queued) for a linkedid: its call id, label, recorded route and
+# dialed number.
+KnownCall = tuple[str, str, str, str]
 
 
 def late_in_commit(deadline: str) -> str:
@@ -87,15 +91,35 @@ def undelivered(db: Database, metrics: Metrics, call: CallRecord, deadline: str)
     metrics.inc("ctgw_calls_routed_late_total", site=call.site)
 
 
-def answered_again(db: Database, route: str, known: KnownCall, whisper: str) -> RouteDecision:
+def answered_again(
+    db: Database,
+    target: tuple[str, str],
+    known: KnownCall,
+    whisper: str,
+    flight: Flight | None = None,
+) -> RouteDecision:
     """Asterisk asked again for a call already recorded (a retried lookup, or the second
-    gateway of a failover, both with its linkedid): the same answer, `route`. A record that
-    says `fallback` (the first ask was cut) now says `route`, which this answer dials."""
-    call_id, label, recorded = known
-    if recorded == FALLBACK_ROUTE:
+    gateway of a failover, both with its linkedid): the same answer, the `target` route (with
+    its dialed number). A record of that number that says `fallback` (the first ask was cut)
+    now says the route this answer dials; should this ask be cut too before the answer
+    reaches it (`flight`), it says `fallback` again."""
+    route, dialed = target
+    call_id, label, recorded, recorded_dialed = known
+    if recorded == FALLBACK_ROUTE and dialed == recorded_dialed:
         _rewrite(db, call_id, FALLBACK_ROUTE, route)
         log.info("call_route_again", call_id=call_id, route=route, was=FALLBACK_ROUTE)
+        if flight is not None:
+            flight.undelivered = functools.partial(_rewrite, db, call_id, route, FALLBACK_ROUTE)
     return RouteDecision(route, call_id, label, whisper=whisper)
+
+
+def undelivered_if_cut(
+    flight: Flight | None, db: Database, metrics: Metrics, call: CallRecord
+) -> None:
+    """A route answered in a flight: should its waiter be cut before the answer reaches it,
+    the record of `call` says `fallback` (`undelivered`)."""
+    if flight is not None:
+        flight.undelivered = functools.partial(undelivered, db, metrics, call, flight.deadline)
 
 
 def _set_fallback(db: Database, call: CallRecord) -> asyncio.Future[None]:

@@ -8,8 +8,10 @@ import asyncio
 
 import pytest
 
+from gateway.store.database import Write
 from gateway.telephony.agi import RouteDecision
 from gateway.telephony.route_flights import Flight, Flights
+from gateway.telephony.route_outcome import FALLBACK_ROUTE, answered_again
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -84,3 +86,59 @@ async def test_an_answer_received_or_no_answer_needs_nothing() -> None:
         await waiter
     await asyncio.sleep(0.01)
     assert route.undelivered == nothing.undelivered == []
+
+
+async def test_an_answer_a_retry_will_still_receive_is_delivered() -> None:
+    """The first attempt's deadline falls in the same loop pass as the route's end, before
+    the retry (still waiting) has woken: the retry gets the route, so nothing is undone."""
+    flights, route = Flights(), Held()
+    first = await joined(flights, "5.0", route)
+    retry = await joined(flights, "5.0", route)
+
+    def land_and_cut() -> None:
+        route.release.set()
+        first.cancel()
+
+    asyncio.get_running_loop().call_soon(land_and_cut)
+    assert await retry == DECISION
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.sleep(0.01)
+    assert route.undelivered == []
+
+
+class Store:
+    """The writes submitted, each answered at once."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[object, ...]] = []
+
+    def submit(self, writes: list[Write], done: asyncio.Future[None]) -> None:
+        self.writes += [w.params for w in writes]
+        done.set_result(None)
+
+
+async def test_a_second_ask_cut_before_its_answer_leaves_the_record_at_the_fallback() -> None:
+    """A call recorded `fallback` asked again: the record says the route this answer dials;
+    if this ask is cut as well before the answer reaches it, the record says `fallback` again.
+    Another number's ask with the same linkedid changes nothing."""
+    store = Store()
+    known = ("c-9", "google", FALLBACK_ROUTE, "+14155550101")
+
+    async def again(flight: Flight) -> RouteDecision | None:
+        target = ("PJSIP/agent1", "+14155550101")
+        return answered_again(store, target, known, "", flight)  # type: ignore[arg-type]
+
+    flights = Flights()
+    waiter = asyncio.create_task(flights.join("9.0", again))
+    await asyncio.sleep(0)
+    cut_as_it_lands(flights, "9.0", waiter)
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.sleep(0.01)
+    assert store.writes == [
+        ("PJSIP/agent1", "c-9", FALLBACK_ROUTE),
+        (FALLBACK_ROUTE, "c-9", "PJSIP/agent1"),
+    ]
+    other = answered_again(store, ("PJSIP/agent2", "+14155550102"), known, "")  # type: ignore[arg-type]
+    assert other.route == "PJSIP/agent2" and len(store.writes) == 2

@@ -200,9 +200,10 @@ def test_a_restored_pool_keeps_both_holders(clock: FakeClock) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -> None:
     """Random leases (some withdrawn: their commit failed), heartbeats, calls, releases and
-    returning visitors on a small pool under pressure: at every step a number has at most two live leases, each its visitor's newest,
-    and when there are two one of them had a call on it noted before the other's lease began
-    (a returning holder who called may come back while the one sharing is still there)."""
+    returning visitors on a small pool under pressure: at every step a number has at most two
+    live leases, each its visitor's newest, and when there are two one of them had a call on
+    it noted before the other's lease began (a returning holder who called may come back while
+    the one sharing is still there)."""
     rng = random.Random(seed)
     numbers = [f"+1415555{i:04d}" for i in range(300, 305)]
     pool = make_pool(numbers, dial_delay=timedelta(0))
@@ -271,3 +272,40 @@ def test_a_withdrawn_share_leaves_the_number_as_it_was(clock: FakeClock) -> None
     c = pool.lease("l-c", "s-c", "v-c", clock.now())
     assert c is not None and c.number == a.number
     assert pool.withdraw(c.number, "s-nobody", clock.now()) is None
+
+
+def test_a_prune_keeps_the_first_holder_of_a_number_whose_sharer_came_back(
+    clock: FakeClock,
+) -> None:
+    """A calls, B shares and opens another page (A's live lease is then not among the last
+    two): after a prune A still holds the number, and A's next page gets it back."""
+    pool, site = pool_of(1)
+    a = held(pool, clock, "a")
+    called(site, a, clock, P1)
+    b = pool.lease("l-b", "s-b", "v-b", clock.now())
+    assert b is not None and b.number == a.number
+    clock.advance(seconds=2)
+    assert pool.lease("l-b2", "s-b2", "v-b", clock.now()) is not None
+    pool.prune(clock.now())
+    assert pool.holds("v-a", clock.now())
+    beat(pool, a, clock)
+    again = pool.lease("l-a2", "s-a2", "v-a", clock.now())
+    assert again is not None and again.number == a.number
+
+
+def test_a_number_is_rested_only_once_its_last_holder_left(clock: FakeClock) -> None:
+    """B shares and leaves at once, A stays 80 s: the number's rest starts when A leaves, so C
+    taking it a second later is a reuse, and its last sign of life is A's."""
+    pool, site = pool_of(1)
+    a = held(pool, clock, "a")
+    called(site, a, clock, P1)
+    b = pool.lease("l-b", "s-b", "v-b", clock.now())
+    assert b is not None and pool.release(b.number, b.session_id, clock.now()) is not None
+    for _ in range(8):
+        clock.advance(seconds=10)
+        beat(pool, a, clock)
+    end(pool, a, clock, 0)
+    clock.advance(seconds=1)
+    c = pool.lease("l-c", "s-c", "v-c", clock.now())
+    assert c is not None and c.number == a.number
+    assert pool.reused_count == 1
