@@ -242,13 +242,17 @@ class Pool:
                 holders = {lease.visitor_id for lease in keep}
                 slot.calls = [c for c in slot.calls if c.visitor_id in holders]
         # Only the latest holder of a number (and one sharing it, while live) can get it back:
-        # forget every other visitor, so this map stays as small as the pool.
-        self._last_number_of = {
-            lease.visitor_id: number
-            for number, slot in self._slots.items()
-            for lease in slot.heads()
-            if lease is slot.history[-1] or lease.live_at(at)
-        }
+        # forget every other visitor, so this map stays as small as the pool. A visitor latest
+        # on two numbers (their entry pointed at a withdrawn lease's) keeps their newest.
+        newest: dict[str, Lease] = {}
+        for slot in self._slots.values():
+            for lease in slot.heads():
+                seen = newest.get(lease.visitor_id)
+                if (lease is slot.history[-1] or lease.live_at(at)) and (
+                    seen is None or seen.started_at < lease.started_at
+                ):
+                    newest[lease.visitor_id] = lease
+        self._last_number_of = {visitor: lease.number for visitor, lease in newest.items()}
         return dropped
 
     # -- choosing --------------------------------------------------------------------------

@@ -309,3 +309,20 @@ def test_a_number_is_rested_only_once_its_last_holder_left(clock: FakeClock) -> 
     c = pool.lease("l-c", "s-c", "v-c", clock.now())
     assert c is not None and c.number == a.number
     assert pool.reused_count == 1
+
+
+def test_a_prune_maps_a_visitor_latest_on_two_numbers_to_the_newest(clock: FakeClock) -> None:
+    """A visitor whose lease on the second number ended and who now holds the first (their
+    map entry had pointed at a withdrawn lease's number): after a prune they still hold the
+    first, and their next page gets it."""
+    pool, _ = pool_of(2)
+    first, second = NUMBERS[:2]
+    at = clock.now()
+    old = Lease("l-1", "p1", second, "s-1", "v-a", at, at, at + timedelta(seconds=10))
+    now = clock.advance(seconds=20)
+    new = Lease("l-2", "p1", first, "s-2", "v-a", now, now, now + timedelta(seconds=15))
+    assert pool.restore(old, now) and pool.restore(new, now)
+    pool.prune(clock.advance(seconds=5))
+    assert pool.holds("v-a", clock.now())
+    again = pool.lease("l-3", "s-3", "v-a", clock.now())
+    assert again is not None and again.number == first
