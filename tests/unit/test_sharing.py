@@ -6,7 +6,7 @@ never a share with a holder who has not called."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -199,8 +199,9 @@ def test_a_restored_pool_keeps_both_holders(clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -> None:
-    """Random leases (some withdrawn: their commit failed), heartbeats, calls, releases and
-    returning visitors on a small pool under pressure: at every step a number has at most two
+    """Random leases (some withdrawn: their commit failed), heartbeats, calls, releases,
+    prunes, restarts and returning visitors on a small pool under pressure: every live holder
+    is still known to the pool as holding its number, and at every step a number has at most two
     live leases, each its visitor's newest, and when there are two one of them had a call on
     it noted before the other's lease began (a returning holder who called may come back while
     the one sharing is still there)."""
@@ -230,10 +231,21 @@ def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -
         elif roll < 0.75 and live:
             lease = live[rng.choice(list(live))]
             site.attribute(lease.number, now, caller=f"+1202{lease.visitor_id[1:]:0>7}"[:12])
-        elif live:
+        elif roll < 0.97 and live:
             session = rng.choice(list(live))
             lease = live.pop(session)
             pool.release(lease.number, session, now)
+        elif roll < 0.985:
+            pool.prune(now)
+        else:  # a restart: leases put back as the store reads them, then the call notes
+            shared_before = pool.shared_count
+            pool = restarted(pool, numbers, now)
+            pool.shared_count = shared_before
+            site = Site("demo", pools=[pool])
+        for lease in live.values():
+            assert pool.holds(lease.visitor_id, now) or not any(
+                x.session_id == lease.session_id and x.live_at(now) for x in pool.leases()
+            ), f"step {step}: {lease.visitor_id} holds a live lease the pool forgot"
         for number in numbers:
             history = sorted(
                 (x for x in pool.leases() if x.number == number), key=lambda x: x.started_at
@@ -251,9 +263,19 @@ def test_a_second_live_lease_is_only_ever_a_share(clock: FakeClock, seed: int) -
                     for n in notes
                 ), f"step {step}: {number} shared by two who never called"
         shares = pool.shared_count
-        if step % 500 == 0:
-            pool.prune(now)
     assert shares > 0, "the run shared a number at least once"
+
+
+def restarted(pool: Pool, numbers: list[str], now: datetime) -> Pool:
+    """The pool a restart makes from the store: leases by start then end (a lease cut at its
+    successor's start first: gateway/store/sessions.py), then the call notes."""
+    fresh = make_pool(numbers, dial_delay=timedelta(0))
+    for lease in sorted(pool.leases(), key=lambda x: (x.started_at, x.until)):
+        assert fresh.restore(lease, now)
+    for number in numbers:
+        for note in pool.calls_on(number):
+            fresh.note_call(number, note, now)
+    return fresh
 
 
 def test_a_withdrawn_share_leaves_the_number_as_it_was(clock: FakeClock) -> None:
