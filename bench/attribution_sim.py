@@ -175,7 +175,7 @@ def _caller(traffic: Traffic, index: int, second_phone: float) -> str:
     if call.kind != "repeat" or second_phone <= 0.0:
         return own
     draw = random.Random(f"{traffic.seed}:{index}").random()
-    return own[:-1] + str((int(own[-1]) + 5) % 10) + "2" if draw < second_phone else own
+    return own + "2" if draw < second_phone else own  # one digit longer: nobody else's
 
 
 def _call(

@@ -9,11 +9,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Literal
 
 from numberpool.lease import CallNote, Lease, LeaseRules
 from numberpool.slot import NEVER, Entry, RiskHeaps, Slot, pick
 
 __all__ = ["Lease", "LeaseRules", "Pool"]
+
+_How = Literal["beat", "end", "drop"]  # what Pool._amend does: renew, end now, take back
 
 
 class Pool:
@@ -136,7 +139,7 @@ class Pool:
         had not been made: no call goes to it, and a number it shared is as before."""
         return self._amend(number, session_id, at, "drop")
 
-    def _amend(self, number: str, session_id: str, at: datetime, how: str) -> Lease | None:
+    def _amend(self, number: str, session_id: str, at: datetime, how: _How) -> Lease | None:
         slot = self._slots.get(number)
         index = slot.index_of(session_id) if slot else None
         if slot is None or index is None or not slot.history[index].live_at(at):

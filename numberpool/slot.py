@@ -57,27 +57,35 @@ class Slot:
         """The latest lease and the newest lease of the visitor before it: the only two that
         can be live. A second live lease is a share (`shareable`: its other holder called), a
         returning visitor's new lease ends their old one, so a third visitor never holds it."""
-        history = self.history
-        if not history:
+        if not self.history:
             return ()
-        latest = history[-1]
-        for lease in reversed(history):
-            if lease.visitor_id != latest.visitor_id:
-                return latest, lease
-        return (latest,)
+        other = self._other_head()
+        latest = self.history[-1]
+        return (latest,) if other is None else (latest, self.history[other])
+
+    def _other_head(self) -> int | None:
+        """Where the newest lease of the visitor before the latest one is (None: none). On
+        every heartbeat: it is the one just before, unless the latest holder returned."""
+        history = self.history
+        visitor = history[-1].visitor_id
+        for index in range(len(history) - 2, -1, -1):
+            if history[index].visitor_id != visitor:
+                return index
+        return None
 
     @property
     def busy_until(self) -> datetime:
-        """When the number's last live lease ends (NEVER: never leased). On every heartbeat:
-        the heads are walked only when the latest holder has more than one lease here."""
+        """When the number's last live lease ends (NEVER: never leased). On every heartbeat,
+        so the common case (the lease before is someone else's) is read in place."""
         history = self.history
-        if len(history) < 2:
-            return history[-1].until if history else NEVER
-        latest, before = history[-1], history[-2]
-        if before.visitor_id == latest.visitor_id:
-            heads = self.heads()
-            before = heads[-1]
-        return latest.until if latest.until >= before.until else before.until
+        if not history:
+            return NEVER
+        until = history[-1].until
+        if len(history) > 1 and history[-2].visitor_id != history[-1].visitor_id:
+            other: int | None = len(history) - 2
+        else:
+            other = self._other_head()
+        return until if other is None or history[other].until <= until else history[other].until
 
     @property
     def last_seen(self) -> datetime:
@@ -93,24 +101,26 @@ class Slot:
 
     def index_of(self, session_id: str) -> int | None:
         """Where in `history` `session_id`'s lease is if it is one of the `heads`, else None."""
-        if self.history and self.history[-1].session_id == session_id:
+        if not self.history:
+            return None
+        if self.history[-1].session_id == session_id:
             return len(self.history) - 1  # the latest: most heartbeats
-        for lease in self.heads():
-            if lease.session_id == session_id:
-                return self._index(lease)
-        return None
+        other = self._other_head()
+        return other if other is not None and self.history[other].session_id == session_id else None
 
     def holder_index(self, visitor_id: str, at: datetime) -> int | None:
         """Where `visitor_id`'s lease is if the number is still theirs at `at`: the latest
         lease (live or not: a returning visitor needs no cooldown), or the other head while it
         is live (they share the number with a newer holder)."""
-        history = self.history
-        if history and history[-1].visitor_id == visitor_id:
-            return len(history) - 1
-        heads = self.heads()
-        if len(heads) == 2 and heads[1].visitor_id == visitor_id and heads[1].live_at(at):
-            return self._index(heads[1])
-        return None
+        if not self.history:
+            return None
+        if self.history[-1].visitor_id == visitor_id:
+            return len(self.history) - 1
+        other = self._other_head()
+        if other is None:
+            return None
+        lease = self.history[other]
+        return other if lease.visitor_id == visitor_id and lease.live_at(at) else None
 
     def shareable(self, at: datetime) -> bool:
         """Its one live lease's visitor called already (a call on it went to them from a known
@@ -135,12 +145,6 @@ class Slot:
         live = next((lease for lease in reversed(self.history) if lease.live_at(at)), None)
         ended = [lease for lease in self.history if lease.until <= at]
         return live, None if live else max(ended, key=lambda lease: lease.until, default=None)
-
-    def _index(self, lease: Lease) -> int:
-        for index in range(len(self.history) - 1, -1, -1):
-            if self.history[index] is lease:
-                return index
-        raise ValueError(lease)
 
     @property
     def quiet(self) -> bool:

@@ -76,7 +76,8 @@ def recorded_when_cut(
     and logged late. A failed commit left no record (the store logged it)."""
     if committed.cancelled() or committed.exception() is not None:
         return None
-    written = _set_fallback(db, call) if call.route != FALLBACK_ROUTE else None
+    fallback = call.route != FALLBACK_ROUTE
+    written = _rewrite(db, call.call_id, call.route, FALLBACK_ROUTE) if fallback else None
     count_and_log(metrics, replace(call, route=FALLBACK_ROUTE), late, waited)
     return written
 
@@ -86,7 +87,7 @@ def undelivered(db: Database, metrics: Metrics, call: CallRecord, deadline: str)
     passed before the answer reached it (Flights.join): Asterisk dialed the fallback. The record
     says so, unless AMI wrote the dial string meanwhile; counted late (counted and logged
     routed already)."""
-    _set_fallback(db, call)
+    _rewrite(db, call.call_id, call.route, FALLBACK_ROUTE)
     log.warning("call_route_undelivered", call_id=call.call_id, site=call.site, late=deadline)
     metrics.inc("ctgw_calls_routed_late_total", site=call.site)
 
@@ -120,11 +121,6 @@ def undelivered_if_cut(
     the record of `call` says `fallback` (`undelivered`)."""
     if flight is not None:
         flight.undelivered = functools.partial(undelivered, db, metrics, call, flight.deadline)
-
-
-def _set_fallback(db: Database, call: CallRecord) -> asyncio.Future[None]:
-    """Submit the record's correction to the fallback; the write's future."""
-    return _rewrite(db, call.call_id, call.route, FALLBACK_ROUTE)
 
 
 def _rewrite(db: Database, call_id: str, route: str, to: str) -> asyncio.Future[None]:
